@@ -1,0 +1,257 @@
+"""The one query interface every benchmark adapter implements.
+
+A benchmark is a set of *columns*. A column is one metric of one split of one dataset under one
+training schedule, e.g. NAS-Bench-201's ``cifar10-valid / hp=200 / train / loss``. It stores a value
+per (architecture, seed, epoch). ``Benchmark.query`` returns whole curves for many architectures in
+one call as an array shaped ``[archs, seeds, epochs]`` plus a mask of the values that exist.
+
+Conventions
+-----------
+* Epochs are 1-based counts of completed epochs: epoch ``t`` is the value after ``t`` epochs of
+  training (the official NB201 API calls it ``iepoch = t - 1``).
+* A column whose values do not depend on the seed (params, FLOPs) has ``seeds == ()``; one whose
+  values do not depend on the epoch has ``epochs == ()``. The matching result axis has length 1.
+* Tables that only publish the mean over training seeds use the seed label ``"mean"``.
+* Missing values (a seed that was not run, a split evaluated only at the last epoch) are NaN in
+  ``values`` and False in ``mask``; nothing is imputed. Averaging over seeds happens only when asked
+  (``reduce="mean"``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from harness.errors import HarnessError, choices
+
+Seed = int | str
+SeedsArg = Literal["all"] | int | str | Sequence[Seed]
+EpochsArg = None | int | Sequence[int] | np.ndarray
+
+
+@dataclass(frozen=True)
+class Column:
+    """One queryable series of a benchmark."""
+
+    dataset: str
+    schedule: str
+    split: str
+    metric: str
+    seeds: tuple[Seed, ...]
+    epochs: tuple[int, ...]
+    minimize: bool
+    description: str = ""
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.dataset, self.schedule, self.split, self.metric)
+
+    def __str__(self) -> str:
+        return f"{self.dataset}/{self.schedule}/{self.split}/{self.metric}"
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a benchmark holds: its columns, plus the facts that are not columns."""
+
+    benchmark: str
+    columns: tuple[Column, ...]
+    n_archs: int | None  # None for a space too large to enumerate (NAS-Bench-301)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def datasets(self) -> tuple[str, ...]:
+        return _unique(c.dataset for c in self.columns)
+
+    @property
+    def schedules(self) -> tuple[str, ...]:
+        return _unique(c.schedule for c in self.columns)
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        return _unique(c.split for c in self.columns)
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return _unique(c.metric for c in self.columns)
+
+    def column(self, dataset: str, metric: str, split: str, schedule: str | int | None) -> Column:
+        """The column for these names; raises naming the valid choices at the first wrong one."""
+        cols = [c for c in self.columns if c.dataset == dataset]
+        if not cols:
+            raise choices(f"dataset for {self.benchmark}", dataset, self.datasets)
+        if schedule is None:
+            schedules = _unique(c.schedule for c in cols)
+            if len(schedules) != 1:
+                raise HarnessError(
+                    f"{self.benchmark} {dataset} has several schedules {schedules}; pass schedule="
+                )
+            schedule = schedules[0]
+        schedule = str(schedule)
+        in_schedule = [c for c in cols if c.schedule == schedule]
+        if not in_schedule:
+            raise choices(f"schedule for {self.benchmark} {dataset}", schedule, _unique(c.schedule for c in cols))
+        in_split = [c for c in in_schedule if c.split == split]
+        if not in_split:
+            raise choices(
+                f"split for {self.benchmark} {dataset} schedule {schedule}",
+                split,
+                _unique(c.split for c in in_schedule),
+            )
+        for c in in_split:
+            if c.metric == metric:
+                return c
+        raise choices(
+            f"metric for {self.benchmark} {dataset} schedule {schedule} split {split}",
+            metric,
+            _unique(c.metric for c in in_split),
+        )
+
+    def describe(self) -> str:
+        """A human-readable listing, one line per column."""
+        lines = [f"{self.benchmark}: {self.n_archs if self.n_archs is not None else 'unbounded'} archs"]
+        for c in self.columns:
+            seeds = ",".join(str(s) for s in c.seeds) or "-"
+            epochs = f"{c.epochs[0]}..{c.epochs[-1]} ({len(c.epochs)})" if c.epochs else "-"
+            direction = "min" if c.minimize else "max"
+            lines.append(f"  {c}  seeds={seeds}  epochs={epochs}  [{direction}]")
+        lines.extend(f"  note: {n}" for n in self.notes)
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """Curves for many architectures: ``values[a, s, e]`` with ``mask`` marking existing values."""
+
+    values: np.ndarray  # float, [archs, seeds, epochs], NaN where mask is False
+    mask: np.ndarray  # bool, same shape
+    column: Column
+    archs: np.ndarray  # the resolved architecture indices (or encodings for unindexed spaces)
+    seeds: tuple[Seed, ...]
+    epochs: tuple[int, ...]
+    reduced: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        return bool(self.mask.all())
+
+
+class Benchmark(ABC):
+    """Base class of every adapter. Subclasses say how to resolve archs and read a column."""
+
+    name: str
+
+    @abstractmethod
+    def capabilities(self) -> Capabilities:
+        """The columns this benchmark instance holds."""
+
+    @abstractmethod
+    def resolve(self, archs: Any) -> np.ndarray:
+        """Turn user arch identifiers (one or many) into the adapter's row keys, validating them."""
+
+    @abstractmethod
+    def _read(self, column: Column, rows: np.ndarray, seed_pos: np.ndarray, epoch_pos: np.ndarray) -> np.ndarray:
+        """Values ``[len(rows), len(seed_pos), len(epoch_pos)]`` (NaN where absent) of ``column``."""
+
+    def sample(self, n: int, seed: int | np.random.Generator) -> np.ndarray:
+        """``n`` distinct architecture indices drawn uniformly without replacement."""
+        n_archs = self.capabilities().n_archs
+        if n_archs is None:
+            raise HarnessError(f"{self.name} overrides sample(); this base version needs an indexed space")
+        if not 0 < n <= n_archs:
+            raise HarnessError(f"cannot sample {n} archs from {self.name}: valid 1..{n_archs}")
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        return np.sort(rng.choice(n_archs, size=n, replace=False))
+
+    def query(
+        self,
+        archs: Any,
+        dataset: str,
+        metric: str,
+        split: str,
+        schedule: str | int | None = None,
+        seeds: SeedsArg = "all",
+        epochs: EpochsArg = None,
+        reduce: Literal["mean"] | None = None,
+    ) -> QueryResult:
+        """Whole curves of ``metric`` for ``archs`` in one vectorised read.
+
+        Returns values shaped ``[archs, seeds, epochs]`` (``epochs=None`` means all stored epochs).
+        ``reduce="mean"`` averages over the seeds that exist (nanmean); an (arch, epoch) with no seed
+        stays NaN and masked.
+        """
+        column = self.capabilities().column(dataset=dataset, metric=metric, split=split, schedule=schedule)
+        seed_pos, seed_labels = _select_seeds(column, seeds)
+        epoch_pos, epoch_labels = _select_epochs(column, epochs)
+        rows = self.resolve(archs)
+        values = np.asarray(self._read(column, rows, seed_pos, epoch_pos), dtype=np.float64)
+        mask = ~np.isnan(values)
+        if reduce is None:
+            return QueryResult(values, mask, column, rows, seed_labels, epoch_labels)
+        if reduce != "mean":
+            raise choices("reduce", reduce, ["mean", None])
+        counts = mask.sum(axis=1, keepdims=True)
+        total = np.where(mask, values, 0.0).sum(axis=1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(counts > 0, total / np.maximum(counts, 1), np.nan)
+        return QueryResult(
+            mean, counts > 0, column, rows, ("mean",), epoch_labels, reduced="mean", extra={"n_seeds": counts[:, 0, :]}
+        )
+
+    def final(self, archs: Any, dataset: str, metric: str, split: str, schedule: str | int | None = None) -> np.ndarray:
+        """Seed-mean value at the last stored epoch, shaped ``[archs]``; raises if any is missing."""
+        column = self.capabilities().column(dataset=dataset, metric=metric, split=split, schedule=schedule)
+        last = column.epochs[-1] if column.epochs else None
+        result = self.query(archs, dataset, metric, split, schedule, epochs=last, reduce="mean")
+        out = result.values[:, 0, 0]
+        if not result.mask.all():
+            missing = np.asarray(result.archs)[~result.mask[:, 0, 0]][:5]
+            raise HarnessError(f"{column} has no value at epoch {last} for archs {missing.tolist()} (first 5)")
+        return out
+
+
+def _unique(items: Any) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(items))
+
+
+def _select_seeds(column: Column, seeds: SeedsArg) -> tuple[np.ndarray, tuple[Seed, ...]]:
+    if not column.seeds:
+        if seeds not in ("all", None):
+            raise HarnessError(f"{column} does not depend on the training seed; pass seeds='all'")
+        return np.zeros(1, dtype=np.int64), ()
+    if isinstance(seeds, str) and seeds == "all":
+        return np.arange(len(column.seeds)), column.seeds
+    wanted = [seeds] if isinstance(seeds, (int, str, np.integer)) else list(seeds)
+    if not wanted:
+        raise HarnessError(f"empty seed list for {column}; valid seeds: {column.seeds}")
+    pos = []
+    for s in wanted:
+        s = int(s) if isinstance(s, np.integer) else s
+        if s not in column.seeds:
+            raise choices(f"seed for {column}", s, column.seeds)
+        pos.append(column.seeds.index(s))
+    return np.asarray(pos, dtype=np.int64), tuple(column.seeds[p] for p in pos)
+
+
+def _select_epochs(column: Column, epochs: EpochsArg) -> tuple[np.ndarray, tuple[int, ...]]:
+    if not column.epochs:
+        if epochs is not None:
+            raise HarnessError(f"{column} does not depend on the epoch; pass epochs=None")
+        return np.zeros(1, dtype=np.int64), ()
+    stored = np.asarray(column.epochs)
+    if epochs is None:
+        return np.arange(len(stored)), column.epochs
+    wanted = np.atleast_1d(np.asarray(epochs))
+    if wanted.dtype.kind not in "iu":
+        raise HarnessError(f"epochs must be integers, got {epochs!r}")
+    pos = np.searchsorted(stored, wanted)
+    bad = (pos >= len(stored)) | (stored[np.minimum(pos, len(stored) - 1)] != wanted)
+    if bad.any():
+        span = f"{stored[0]}..{stored[-1]}" if np.array_equal(stored, np.arange(stored[0], stored[-1] + 1)) else str(column.epochs)
+        raise HarnessError(f"epoch {int(wanted[bad][0])} out of range for {column}; valid epochs: {span}")
+    return pos.astype(np.int64), tuple(int(e) for e in wanted)

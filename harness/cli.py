@@ -1,0 +1,42 @@
+"""The ``harness`` command line: ``harness <command> ...``.
+
+Each subcommand lives in its own module under ``harness.commands`` and adds itself through
+``register(subparsers)``. A :class:`~harness.errors.HarnessError` is printed as one line on stderr,
+without a traceback, and the exit status is 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from harness.errors import HarnessError
+
+COMMAND_MODULES: tuple[str, ...] = (
+    "harness.commands.query",
+    "harness.commands.data",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="harness", description="NAS benchmark evaluation harness")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except HarnessError as err:
+        print(f"harness: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+"""The shared query interface over the NB201 adapter: shapes, masks, seeds, epochs, bad input."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness import Column, HarnessError, load_benchmark
+from harness.adapters.nb201 import embedded_table
+from harness.spaces import nb201 as space
+from harness.store import ColumnarStore, StoreWriter
+
+TRAIN_LOSS = Column("cifar10-valid", "200", "train", "loss", (777, 888, 999), tuple(range(1, 201)), minimize=True)
+XVALID_C100 = Column("cifar100", "200", "x-valid", "accuracy", (777, 888, 999), tuple(range(1, 201)), minimize=False)
+PARAMS = Column("cifar10", "200", "cost", "params", (), (), minimize=True)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A synthetic NB201 store: ragged seeds (arch i has 1 + i % 3 seeds), x-valid only at epoch 200."""
+    dest = tmp_path_factory.mktemp("store") / "nb201"
+    rng = np.random.default_rng(0)
+    with StoreWriter(dest, benchmark="nb201", source="synthetic") as writer:
+        loss = writer.add_column(TRAIN_LOSS, space.N_ARCHS)
+        valid = writer.add_column(XVALID_C100, space.N_ARCHS)
+        params = writer.add_column(PARAMS, space.N_ARCHS)
+        n_seeds = 1 + np.arange(space.N_ARCHS) % 3
+        curves = rng.uniform(0.1, 2.0, size=(space.N_ARCHS, 3, 200)).astype(np.float32)
+        curves[n_seeds[:, None] <= np.arange(3)[None, :]] = np.nan
+        loss[:] = curves
+        valid[:, :, 199] = rng.uniform(10, 70, size=(space.N_ARCHS, 3))
+        params[:, 0, 0] = np.arange(space.N_ARCHS) / 1000
+        writer.add_table("archs", embedded_table()[["arch_str"]])
+    return dest
+
+
+def test_embedded_final_accuracy_equals_the_table():
+    bench = load_benchmark("nb201")
+    table = embedded_table()
+    result = bench.query([0, 11, 284], "cifar10", "accuracy", "ori-test", "200")
+    assert result.values.shape == (3, 1, 1)
+    assert result.seeds == ("mean",) and result.epochs == (200,)
+    np.testing.assert_array_equal(result.values[:, 0, 0], table["cifar10_test_200"].to_numpy()[[0, 11, 284]])
+
+
+def test_one_arch_by_index_string_or_tuple_gives_the_same_row():
+    bench = load_benchmark("nb201")
+    arch = bench.arch_string(284)
+    rows = [bench.resolve(x)[0] for x in (284, arch, space.arch_to_ops(arch), np.int32(284))]
+    assert rows == [284, 284, 284, 284]
+
+
+def test_bulk_query_over_all_archs_is_one_array(store):
+    bench = load_benchmark("nb201", root=store)
+    result = bench.query(np.arange(space.N_ARCHS), "cifar10-valid", "loss", "train", "200")
+    assert result.values.shape == (space.N_ARCHS, 3, 200)
+    assert result.seeds == (777, 888, 999) and result.epochs == tuple(range(1, 201))
+    np.testing.assert_array_equal(result.mask, ~np.isnan(result.values))
+
+
+def test_ragged_seeds_are_masked_not_imputed(store):
+    bench = load_benchmark("nb201", root=store)
+    result = bench.query([0, 1, 2], "cifar10-valid", "loss", "train", "200")
+    assert result.mask[:, :, 0].tolist() == [[True, False, False], [True, True, False], [True, True, True]]
+    assert np.isnan(result.values[0, 1:]).all()
+
+
+def test_seed_mean_is_explicit_and_uses_only_existing_seeds(store):
+    bench = load_benchmark("nb201", root=store)
+    raw = bench.query([1], "cifar10-valid", "loss", "train", "200")
+    mean = bench.query([1], "cifar10-valid", "loss", "train", "200", reduce="mean")
+    np.testing.assert_allclose(mean.values[0, 0], raw.values[0, :2].mean(axis=0))
+    assert mean.seeds == ("mean",)
+
+
+def test_xvalid_of_cifar100_exists_only_at_the_last_epoch(store):
+    bench = load_benchmark("nb201", root=store)
+    result = bench.query([5], "cifar100", "accuracy", "x-valid", "200")
+    assert result.mask[0, :, :199].sum() == 0 and result.mask[0, :, 199].all()
+
+
+def test_selected_seeds_and_epochs_keep_the_order_asked_for(store):
+    bench = load_benchmark("nb201", root=store)
+    full = bench.query([2], "cifar10-valid", "loss", "train", "200")
+    part = bench.query([2], "cifar10-valid", "loss", "train", "200", seeds=[999, 777], epochs=[200, 1])
+    np.testing.assert_array_equal(part.values[0], full.values[0][[2, 0]][:, [199, 0]])
+
+
+def test_cost_columns_have_no_seed_or_epoch_axis(store):
+    bench = load_benchmark("nb201", root=store)
+    result = bench.query([1000], "cifar10", "params", "cost", "200")
+    assert result.values.shape == (1, 1, 1) and result.seeds == () and result.epochs == ()
+    assert result.values[0, 0, 0] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"dataset": "cifar-10"}, "cifar10-valid"),
+        ({"split": "valid"}, "train"),
+        ({"metric": "acc"}, "loss"),
+        ({"schedule": "100"}, "200"),
+        ({"epochs": 201}, "1..200"),
+        ({"epochs": 0}, "1..200"),
+        ({"seeds": 111}, "777"),
+        ({"archs": 15625}, "0..15624"),
+        ({"archs": -1}, "0..15624"),
+        ({"archs": "|none~0|+|none~0|none~1|+|none~0|none~1|bogus~2|"}, "valid ops"),
+    ],
+)
+def test_bad_input_raises_one_error_type_naming_what_is_valid(store, kwargs, named):
+    bench = load_benchmark("nb201", root=store)
+    args = {"archs": [0], "dataset": "cifar10-valid", "metric": "loss", "split": "train", "schedule": "200"}
+    args.update(kwargs)
+    with pytest.raises(HarnessError, match=named):
+        bench.query(**args)
+
+
+def test_several_schedules_require_an_explicit_schedule():
+    bench = load_benchmark("nb201")
+    with pytest.raises(HarnessError, match="schedule"):
+        bench.query([0], "cifar10", "accuracy", "ori-test")
+
+
+def test_unknown_benchmark_name_lists_the_valid_ones():
+    with pytest.raises(HarnessError, match="nb201"):
+        load_benchmark("nb999")
+
+
+def test_sample_is_seeded_and_leaves_global_rngs_alone():
+    bench = load_benchmark("nb201")
+    np.random.seed(123)
+    before = np.random.get_state()[1].copy()
+    a, b = bench.sample(50, seed=7), bench.sample(50, seed=7)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, bench.sample(50, seed=8))
+    np.testing.assert_array_equal(np.random.get_state()[1], before)
+
+
+def test_dedup_keeps_one_arch_per_isomorphism_class():
+    bench = load_benchmark("nb201")
+    unique = bench.unique_archs(np.arange(space.N_ARCHS))
+    assert len(unique) == 6466
+
+
+def test_degenerate_archs_are_dropped_by_test_accuracy():
+    bench = load_benchmark("nb201")
+    kept = bench.non_degenerate(np.arange(space.N_ARCHS))
+    acc = embedded_table()["cifar10_test_200"].to_numpy()
+    assert len(kept) == int((acc > 10).sum()) == space.N_ARCHS - 341
+
+
+def test_interrupted_conversion_leaves_no_store(tmp_path):
+    dest = tmp_path / "store"
+    with pytest.raises(RuntimeError):
+        with StoreWriter(dest, benchmark="nb201", source="x") as writer:
+            writer.add_column(PARAMS, 10)
+            raise RuntimeError("killed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_truncated_store_array_is_reported_by_name(store, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(store, copy)
+    victim = next((copy / "arrays").iterdir())
+    victim.write_bytes(victim.read_bytes()[:1000])
+    with pytest.raises(HarnessError, match=victim.name):
+        ColumnarStore(copy)
+
+
+def test_checksum_verification_catches_a_flipped_byte(store, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(store, copy)
+    victim = sorted((copy / "arrays").iterdir())[0]
+    data = bytearray(victim.read_bytes())
+    data[-1] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    with pytest.raises(HarnessError, match="checksum"):
+        ColumnarStore(copy).verify()
+
+
+def test_a_directory_that_is_not_a_store_is_named(tmp_path):
+    with pytest.raises(HarnessError, match="convert"):
+        load_benchmark("nb201", root=tmp_path)
+
+
+def test_cli_prints_errors_without_traceback():
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "query", "nb201", "--dataset", "cifar10", "--split", "bogus", "--schedule", "200"],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "x-valid" not in proc.stderr and "ori-test" in proc.stderr
+
+
+def test_query_and_metrics_layers_import_without_torch():
+    code = (
+        "import sys, harness, harness.adapters.nb201, harness.store, harness.registry\n"
+        "import importlib\n"
+        "for m in ('harness.metrics', 'harness.ranking', 'harness.experiments', 'harness.plots'):\n"
+        "    try:\n"
+        "        importlib.import_module(m)\n"
+        "    except ModuleNotFoundError as e:\n"
+        "        if e.name != m: raise\n"
+        "harness.load_benchmark('nb201').query([0], 'cifar10', 'accuracy', 'ori-test', '200')\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
