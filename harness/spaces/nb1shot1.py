@@ -1,0 +1,274 @@
+"""NAS-Bench-1Shot1 search spaces 1, 2 and 3 (Zela, Siems & Hutter, ICLR 2020): sub-spaces of NB101.
+
+A cell has ``k`` *choice blocks* (intermediate nodes 1..k) between the input (node 0) and the output
+(node ``k+1``). Each choice block picks one op from :data:`OPS` and a fixed number of parents among
+the earlier nodes; the output picks its parents too. The thesis calls the spaces NB101-1/2/3.
+
+=====  =======================  ====  ============  ===========================
+space  parents of 1..k, output  k     configs       padded to 7 NB101 vertices
+=====  =======================  ====  ============  ===========================
+1      1, 2, 2, 2 | 2           4     14,580        yes (unused vertex 5)
+2      1, 1, 2, 2 | 3           4     29,160        yes (unused vertex 5)
+3      1, 1, 1, 2, 2 | 2        5     1,312,200     no
+=====  =======================  ====  ============  ===========================
+
+A *configuration* (one value per hyperparameter of the official ConfigSpace:
+``choice_block_{i}_parents`` and ``choice_block_{i}_op``) maps to an NB101 spec. Spaces 1 and 2 have
+only 6 nodes, so, as the official ``upscale_to_nasbench_format``, a vertex with no edges is inserted
+at position 5 (before the output) with op ``conv1x1-bn-relu``; NB101 pruning removes it.
+
+Counts, as the official generators define them (``search_space.py``):
+
+* *with loose ends*: parent choices of every node times one op per choice block that has an
+  outgoing edge (the op of a block whose output nobody reads is irrelevant):
+  ``sum over parent choices of 3 ** (#blocks with an outgoing edge)`` = 6,240 / 16,632 / 363,648.
+* *without loose ends*: graphs built backwards from the output, so that every present block feeds
+  the output (``generate_adjacency_matrix_without_loose_ends``), times one op per present block:
+  2,487 / 3,609 / 24,066.
+
+Configurations are enumerated in a fixed order: parent choices of nodes 1..k+1 in
+``itertools.product`` order of ``itertools.combinations(range(node), n_parents)``, then ops of blocks
+1..k in ``itertools.product(OPS)`` order. A configuration's index is its position in that order.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from harness.errors import HarnessError, choices
+from harness.spaces.nb101 import CONV1X1, INPUT, OPS, OUTPUT, ModelSpec
+
+#: Op placed on the padding vertex of spaces 1 and 2, and on blocks whose op does not matter.
+PLACEHOLDER_OP = CONV1X1
+
+
+@dataclass(frozen=True)
+class Config:
+    """One NAS-Bench-1Shot1 configuration: parents of nodes 1..k+1 and ops of blocks 1..k."""
+
+    space: int
+    parents: tuple[tuple[int, ...], ...]
+    ops: tuple[str, ...]
+
+    def __str__(self) -> str:
+        parts = [f"{i}:{self.ops[i - 1] if i <= len(self.ops) else 'output'}<-{list(p)}" for i, p in enumerate(self.parents, 1)]
+        return f"nb1shot1-{self.space}[{' '.join(parts)}]"
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """One of the three spaces; ``in_degrees`` lists the number of parents of nodes 1..k and the output."""
+
+    number: int
+    in_degrees: tuple[int, ...]
+
+    @property
+    def n_blocks(self) -> int:
+        return len(self.in_degrees) - 1
+
+    @property
+    def padded(self) -> bool:
+        """Spaces with fewer than 5 blocks get an unused vertex so the spec has 7 vertices."""
+        return self.n_blocks < 5
+
+    @cached_property
+    def parent_choices(self) -> tuple[tuple[tuple[int, ...], ...], ...]:
+        """For node ``i`` (1-based), ``parent_choices[i-1]`` lists its allowed parent tuples."""
+        return tuple(tuple(itertools.combinations(range(node), k)) for node, k in enumerate(self.in_degrees, start=1))
+
+    @cached_property
+    def graphs(self) -> tuple[tuple[tuple[int, ...], ...], ...]:
+        """Every choice of parents, in enumeration order."""
+        return tuple(itertools.product(*self.parent_choices))
+
+    @property
+    def n_configs(self) -> int:
+        return len(self.graphs) * len(OPS) ** self.n_blocks
+
+    # -- configurations and indices ---------------------------------------------------------
+
+    def config(self, index: int) -> Config:
+        """The configuration at ``index`` of the enumeration order."""
+        if not 0 <= int(index) < self.n_configs:
+            raise HarnessError(f"nb1shot1-{self.number} config index {index} out of range 0..{self.n_configs - 1}")
+        graph_index, op_index = divmod(int(index), len(OPS) ** self.n_blocks)
+        digits = np.base_repr(op_index, base=len(OPS)).zfill(self.n_blocks)
+        return Config(self.number, self.graphs[graph_index], tuple(OPS[int(d)] for d in digits))
+
+    def index(self, config: Config) -> int:
+        """Position of ``config`` in the enumeration order (validates it)."""
+        self.validate(config)
+        graph_index = self._graph_index[config.parents]
+        op_index = 0
+        for op in config.ops:
+            op_index = op_index * len(OPS) + OPS.index(op)
+        return graph_index * len(OPS) ** self.n_blocks + op_index
+
+    @cached_property
+    def _graph_index(self) -> dict[tuple[tuple[int, ...], ...], int]:
+        return {graph: i for i, graph in enumerate(self.graphs)}
+
+    def validate(self, config: Config) -> Config:
+        if config.space != self.number:
+            raise HarnessError(f"config belongs to nb1shot1-{config.space}, not nb1shot1-{self.number}")
+        if len(config.parents) != len(self.in_degrees):
+            raise HarnessError(
+                f"nb1shot1-{self.number} configs give parents for {len(self.in_degrees)} nodes, got {len(config.parents)}"
+            )
+        for node, (parents, allowed) in enumerate(zip(config.parents, self.parent_choices), start=1):
+            if tuple(parents) not in allowed:
+                raise choices(f"parents of node {node} in nb1shot1-{self.number}", tuple(parents), allowed)
+        if len(config.ops) != self.n_blocks:
+            raise HarnessError(f"nb1shot1-{self.number} configs have {self.n_blocks} ops, got {len(config.ops)}")
+        for op in config.ops:
+            if op not in OPS:
+                raise choices("op", op, OPS)
+        return config
+
+    def from_configspace(self, values: dict[str, object]) -> Config:
+        """A configuration from the official ConfigSpace dict (``choice_block_{i}_parents``/``_op``)."""
+        try:
+            parents = tuple(tuple(int(p) for p in values[f"choice_block_{i}_parents"]) for i in range(1, self.n_blocks + 2))  # type: ignore[attr-defined]
+            ops = tuple(str(values[f"choice_block_{i}_op"]) for i in range(1, self.n_blocks + 1))
+        except KeyError as err:
+            raise HarnessError(f"nb1shot1-{self.number} config lacks {err.args[0]!r}") from None
+        return self.validate(Config(self.number, parents, ops))
+
+    # -- mapping to NB101 ----------------------------------------------------------------------
+
+    def adjacency(self, parents: tuple[tuple[int, ...], ...]) -> np.ndarray:
+        """The (k+2)x(k+2) adjacency matrix of a parent choice (before padding)."""
+        size = len(parents) + 1
+        matrix = np.zeros((size, size), dtype=np.int8)
+        for node, node_parents in enumerate(parents, start=1):
+            matrix[list(node_parents), node] = 1
+        return matrix
+
+    def to_spec(self, config: Config) -> ModelSpec:
+        """The NB101 spec of ``config``: 7 vertices, padded with an unused vertex in spaces 1 and 2."""
+        self.validate(config)
+        matrix = self.adjacency(config.parents)
+        ops = [INPUT, *config.ops, OUTPUT]
+        if self.padded:
+            matrix = np.insert(np.insert(matrix, self.n_blocks + 1, 0, axis=1), self.n_blocks + 1, 0, axis=0)
+            ops.insert(self.n_blocks + 1, PLACEHOLDER_OP)
+        return ModelSpec(matrix, ops)
+
+    # -- loose ends and counts ------------------------------------------------------------------
+
+    def blocks_with_outputs(self, parents: tuple[tuple[int, ...], ...]) -> list[int]:
+        """Choice blocks (1..k) that feed some later node; the others are loose ends."""
+        used = {p for node_parents in parents for p in node_parents}
+        return [b for b in range(1, self.n_blocks + 1) if b in used]
+
+    def has_loose_ends(self, config: Config) -> bool:
+        return len(self.blocks_with_outputs(config.parents)) < self.n_blocks
+
+    def present_blocks(self, parents: tuple[tuple[int, ...], ...]) -> list[int]:
+        """Blocks reached walking backwards from the output (the official no-loose-ends graph)."""
+        reached = {self.n_blocks + 1}
+        for node in range(self.n_blocks + 1, 0, -1):
+            if node in reached:
+                reached.update(parents[node - 1])
+        return sorted(b for b in reached if 1 <= b <= self.n_blocks)
+
+    def count(self, loose_ends: bool) -> int:
+        """Number of architectures with / without loose ends (module docstring)."""
+        if loose_ends:
+            return sum(len(OPS) ** len(self.blocks_with_outputs(g)) for g in self.graphs)
+        return sum(len(OPS) ** len(blocks) for blocks in self._backward_graphs().values())
+
+    def _backward_graphs(self) -> dict[tuple[tuple[int, ...], ...], list[int]]:
+        """The official no-loose-ends graphs (``SearchSpace._generate_adjacency_matrix``), keyed by the
+        parents of every node (empty for absent blocks), with their present blocks.
+
+        The official generator starts at the output with an empty graph. At a node it stops (and
+        keeps the graph) as soon as the graph passes :meth:`_complete`; otherwise it tries every
+        combination of the node's missing parents among the earlier nodes not yet linked to it, and
+        after adding *each* parent edge recurses into that parent. A node reached a second time
+        with all its parents already set offers no combination, so that branch ends; the
+        enumeration therefore keeps exactly the graphs this walk reaches, which are the ones the
+        paper counts.
+        """
+        size = self.n_blocks + 2
+        found: dict[tuple[tuple[int, ...], ...], list[int]] = {}
+
+        def grow(matrix: np.ndarray, node: int) -> None:
+            if self._complete(matrix):
+                key = tuple(tuple(np.flatnonzero(matrix[:, v]).tolist()) for v in range(1, size))
+                present = [b for b in range(1, self.n_blocks + 1) if matrix[b].any()]
+                found.setdefault(key, present)
+                return
+            missing = self.in_degrees[node - 1] - int(matrix[:, node].sum()) if node else 0
+            if node == 1:
+                options: list[tuple[int, ...]] = [(0,)]
+            else:
+                free = [p for p in range(node) if not matrix[p, node]]
+                options = list(itertools.combinations(free, missing))
+            for parents in options:
+                branch = matrix.copy()
+                for parent in parents:
+                    branch[parent, node] = 1
+                    grow(branch, parent)
+
+        grow(np.zeros((size, size), dtype=np.int8), size - 1)
+        return found
+
+    def _complete(self, matrix: np.ndarray) -> bool:
+        """The official ``_check_validity_of_adjacency_matrix``: some block is used, every node with
+        inputs has exactly its number of parents, as many nodes have inputs as have outputs, the
+        input is used, and there are at most 9 edges."""
+        has_out = matrix.any(axis=1)
+        has_in = matrix.any(axis=0)
+        if not has_out[1:-1].any():
+            return False
+        in_degree = matrix.sum(axis=0)
+        for node in np.flatnonzero(has_in):
+            if in_degree[node] != self.in_degrees[node - 1]:
+                return False
+        return bool(has_in.sum() == has_out.sum() and has_out[0] and matrix.sum() <= 9)
+
+    def enumerate(self, loose_ends: bool = True) -> Iterator[Config]:
+        """One configuration per architecture counted by :meth:`count` (irrelevant ops set to the
+        placeholder op, parents of absent blocks set to their first choice)."""
+        if loose_ends:
+            for graph in self.graphs:
+                active = self.blocks_with_outputs(graph)
+                for combo in itertools.product(OPS, repeat=len(active)):
+                    ops = [PLACEHOLDER_OP] * self.n_blocks
+                    for block, op in zip(active, combo):
+                        ops[block - 1] = op
+                    yield Config(self.number, graph, tuple(ops))
+            return
+        for key, present in self._backward_graphs().items():
+            graph = tuple(key[i] if key[i] else self.parent_choices[i][0] for i in range(len(key)))
+            for combo in itertools.product(OPS, repeat=len(present)):
+                ops = [PLACEHOLDER_OP] * self.n_blocks
+                for block, op in zip(present, combo):
+                    ops[block - 1] = op
+                yield Config(self.number, graph, tuple(ops))
+
+    def sample(self, n: int, seed: int | np.random.Generator) -> list[Config]:
+        """``n`` distinct configurations drawn uniformly (without replacement) from the config space."""
+        if not 0 < n <= self.n_configs:
+            raise HarnessError(f"cannot sample {n} configs from nb1shot1-{self.number}: valid 1..{self.n_configs}")
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        return [self.config(int(i)) for i in np.sort(rng.choice(self.n_configs, size=n, replace=False))]
+
+
+SPACES: dict[int, SearchSpace] = {
+    1: SearchSpace(1, (1, 2, 2, 2, 2)),
+    2: SearchSpace(2, (1, 1, 2, 2, 3)),
+    3: SearchSpace(3, (1, 1, 1, 2, 2, 2)),
+}
+
+
+def search_space(number: int) -> SearchSpace:
+    if number not in SPACES:
+        raise choices("NAS-Bench-1Shot1 search space", number, list(SPACES))
+    return SPACES[number]

@@ -1,0 +1,137 @@
+"""NB101 adapter: convert a generated official-format tfrecord, then query it end to end."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness.adapters import nb101
+from harness.errors import HarnessError, NotAvailableError
+from harness.registry import load_benchmark
+from nb101_fixtures import write_fixture
+
+N_CELLS = 40
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    root = tmp_path_factory.mktemp("nb101")
+    truth = write_fixture(root / "nasbench_full.tfrecord", n_cells=N_CELLS)
+    store = nb101.convert(root / "nasbench_full.tfrecord", root / "store")
+    return truth, store
+
+
+def test_store_values_equal_every_record(converted):
+    truth, store = converted
+    bench = load_benchmark("nb101", root=store)
+    assert bench.capabilities().n_archs == N_CELLS
+    for budget in nb101.BUDGETS:
+        sub = truth[truth.budget == budget]
+        for split, name in [("valid", "valid"), ("train", "train"), ("test", "test")]:
+            res = bench.query(sub.hash.tolist(), "cifar10", "accuracy", split, str(budget), seeds=sub.repeat.tolist(), epochs=budget)
+            got = res.values[np.arange(len(sub)), np.arange(len(sub)), 0]
+            np.testing.assert_allclose(got, 100 * sub[f"final_{name}"].to_numpy(), rtol=1e-6)
+        res = bench.query(sub.hash.tolist(), "cifar10", "time", "train", str(budget), seeds=sub.repeat.tolist(), epochs=budget // 2)
+        np.testing.assert_allclose(res.values[np.arange(len(sub)), np.arange(len(sub)), 0], sub.half_time, rtol=1e-6)
+
+
+def test_real_values_survive_the_round_trip(converted):
+    truth, store = converted
+    bench = load_benchmark("nb101", root=store)
+    table = nb101.embedded_table().iloc[:N_CELLS]
+    for budget in nb101.BUDGETS:
+        got = bench.query(table.hash.tolist(), "cifar10", "accuracy", "valid", budget, seeds=0, epochs=budget).values[:, 0, 0]
+        np.testing.assert_allclose(got, 100 * table[f"valid_{budget}"], rtol=1e-6)
+    params = bench.query(table.hash.tolist(), "cifar10", "params", "cost", "108").values[:, 0, 0]
+    assert params.tolist() == (table.params / 1e6).tolist()  # exact: params come from an int64 table
+
+
+def test_query_by_spec_hash_and_index_agree(converted):
+    _, store = converted
+    bench = nb101.open_benchmark(store)
+    spec = bench.spec(7)
+    by_spec = bench.query(spec, "cifar10", "accuracy", "valid", "108")
+    by_hash = bench.query(bench.hash_of(7)[0], "cifar10", "accuracy", "valid", "108")
+    by_index = bench.query(7, "cifar10", "accuracy", "valid", "108")
+    assert by_spec.values.shape == (1, 3, 2)
+    np.testing.assert_array_equal(by_spec.values, by_hash.values)
+    np.testing.assert_array_equal(by_spec.values, by_index.values)
+    assert by_spec.seeds == (0, 1, 2) and by_spec.epochs == (54, 108)
+
+
+def test_rows_are_sorted_by_hash(converted):
+    truth, store = converted
+    bench = nb101.open_benchmark(store)
+    assert bench.hash_of(np.arange(N_CELLS)) == sorted(set(truth.hash))
+
+
+def test_bulk_query_is_one_array(converted):
+    _, store = converted
+    bench = nb101.open_benchmark(store)
+    res = bench.query(np.arange(N_CELLS), "cifar10", "accuracy", "test", "36", reduce="mean")
+    assert res.values.shape == (N_CELLS, 1, 2) and res.mask.all()
+
+
+def test_losses_are_not_available(converted):
+    _, store = converted
+    for bench in (nb101.open_benchmark(store), nb101.open_benchmark(None)):
+        assert nb101.NO_LOSSES in bench.capabilities().notes
+        with pytest.raises(NotAvailableError, match="records no training losses"):
+            bench.query(0, "cifar10", "loss", "train", "108")
+        with pytest.raises(NotAvailableError):
+            bench.final(0, "cifar10", "loss", "valid", "108")
+
+
+def test_bad_input_names_valid_choices(converted):
+    _, store = converted
+    bench = nb101.open_benchmark(store)
+    with pytest.raises(HarnessError, match="epoch 100 out of range.*valid epochs"):
+        bench.query(0, "cifar10", "accuracy", "valid", "108", epochs=100)
+    with pytest.raises(HarnessError, match="schedule.*'200'.*'108'"):
+        bench.query(0, "cifar10", "accuracy", "valid", "200")
+    with pytest.raises(HarnessError, match="seed"):
+        bench.query(0, "cifar10", "accuracy", "valid", "108", seeds=3)
+    with pytest.raises(HarnessError, match="out of range"):
+        bench.query(N_CELLS, "cifar10", "accuracy", "valid", "108")
+    with pytest.raises(HarnessError, match="not in this benchmark"):
+        bench.query("f" * 32, "cifar10", "accuracy", "valid", "108")
+
+
+def test_only108_file_has_one_schedule(tmp_path):
+    write_fixture(tmp_path / "only108.tfrecord", n_cells=5, budgets=(108,))
+    bench = nb101.open_benchmark(nb101.convert(tmp_path / "only108.tfrecord", tmp_path / "s"))
+    assert bench.capabilities().schedules == ("108",)
+
+
+def test_convert_refuses_existing_destination_and_leaves_no_temp(tmp_path):
+    write_fixture(tmp_path / "f.tfrecord", n_cells=2, budgets=(108,))
+    nb101.convert(tmp_path / "f.tfrecord", tmp_path / "s")
+    with pytest.raises(HarnessError, match="already exists"):
+        nb101.convert(tmp_path / "f.tfrecord", tmp_path / "s")
+    nb101.convert(tmp_path / "f.tfrecord", tmp_path / "s", overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.tfrecord", "s"]
+
+
+def test_corrupt_source_leaves_no_store(tmp_path):
+    write_fixture(tmp_path / "f.tfrecord", n_cells=2, budgets=(108,))
+    raw = bytearray((tmp_path / "f.tfrecord").read_bytes())
+    raw[40] ^= 1
+    (tmp_path / "f.tfrecord").write_bytes(bytes(raw))
+    with pytest.raises(HarnessError, match="byte offset 0"):
+        nb101.convert(tmp_path / "f.tfrecord", tmp_path / "s")
+    assert not (tmp_path / "s").exists()
+
+
+def test_opening_a_tfrecord_directly_says_convert(tmp_path):
+    write_fixture(tmp_path / "f.tfrecord", n_cells=1, budgets=(108,))
+    with pytest.raises(HarnessError, match="harness data convert nb101"):
+        nb101.open_benchmark(tmp_path / "f.tfrecord")
+
+
+def test_embedded_table_queries():
+    bench = load_benchmark("nb101")
+    table = nb101.embedded_table()
+    res = bench.query(table.hash.tolist(), "cifar10", "accuracy", "valid", "12")
+    np.testing.assert_allclose(res.values[:, 0, 0], 100 * table.valid_12)
+    assert res.seeds == ("single",)
+    np.testing.assert_allclose(bench.final(table.hash.tolist()[:3], "cifar10", "time", "train", "108"), table.time_108[:3])

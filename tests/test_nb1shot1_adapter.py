@@ -1,0 +1,55 @@
+"""NAS-Bench-1Shot1 benchmarks answer through the NB101 adapter."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from harness.adapters import nb101
+from harness.errors import HarnessError, NotAvailableError
+from harness.registry import load_benchmark
+from harness.spaces.nb1shot1 import SPACES
+from nb101_fixtures import write_fixture
+
+
+def _configs_in_embedded(number: int, limit: int = 5):
+    known = set(nb101.embedded_table().hash)
+    space = SPACES[number]
+    found = (c for c in space.enumerate(loose_ends=False) if space.to_spec(c).hash() in known)
+    return list(itertools.islice(found, limit))
+
+
+@pytest.mark.parametrize("number", [1, 2, 3])
+def test_embedded_queries_equal_nb101_queries(number):
+    bench = load_benchmark(f"nb1shot1-{number}")
+    base = load_benchmark("nb101")
+    configs = _configs_in_embedded(number)
+    assert configs
+    got = bench.query(configs, "cifar10", "accuracy", "valid", "108").values
+    hashes = [SPACES[number].to_spec(c).hash() for c in configs]
+    np.testing.assert_array_equal(got, base.query(hashes, "cifar10", "accuracy", "valid", "108").values)
+    assert bench.capabilities().n_archs == SPACES[number].n_configs
+    index = SPACES[number].index(configs[0])
+    np.testing.assert_array_equal(bench.query(index, "cifar10", "accuracy", "valid", "108").values, got[:1])
+
+
+def test_missing_arch_is_named():
+    bench = load_benchmark("nb1shot1-3")
+    with pytest.raises(HarnessError, match=r"nb1shot1-3 arch nb1shot1-3\[.*not in the NB101 data.*1,000"):
+        bench.query(0, "cifar10", "accuracy", "valid", "108")
+
+
+def test_losses_not_available():
+    with pytest.raises(NotAvailableError, match="no training losses"):
+        load_benchmark("nb101-1").query(0, "cifar10", "loss", "train", "108")
+
+
+def test_through_a_converted_store(tmp_path):
+    write_fixture(tmp_path / "f.tfrecord", n_cells=None, budgets=(108,))
+    store = nb101.convert(tmp_path / "f.tfrecord", tmp_path / "store")
+    bench = load_benchmark("nb1shot1-2", root=store)
+    configs = _configs_in_embedded(2)
+    res = bench.query(configs, "cifar10", "accuracy", "valid", "108", epochs=108)
+    assert res.values.shape == (len(configs), 3, 1) and res.mask.all()
