@@ -32,7 +32,8 @@ def store(tmp_path_factory):
         loss[:] = curves
         valid[:, :, 199] = rng.uniform(10, 70, size=(space.N_ARCHS, 3))
         params[:, 0, 0] = np.arange(space.N_ARCHS) / 1000
-        writer.add_table("archs", embedded_table()[["arch_str"]])
+        archs = embedded_table()[["arch_str"]].assign(row=np.arange(space.N_ARCHS))
+        writer.add_table("archs", archs)
     return dest
 
 

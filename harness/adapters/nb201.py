@@ -147,10 +147,19 @@ class _StoreBenchmark(NB201Benchmark):
             raise HarnessError(f"{store.path} holds a {store.benchmark!r} store, not {NAME!r}")
         self.store = store
         archs = store.table("archs")
+        # official index -> array row (-1 = no record); a store of all archs may omit the column
+        rows = archs["row"] if "row" in archs else np.arange(len(archs))
+        self._store_row = np.asarray(rows, dtype=np.int64)
         super().__init__(archs["arch_str"].tolist(), store.columns, str(store.path), tuple(store.extra.get("notes", ())))
 
     def _read(self, column: Column, rows: np.ndarray, seed_pos: np.ndarray, epoch_pos: np.ndarray) -> np.ndarray:
-        return read_rows(self.store.array(column), rows, seed_pos, epoch_pos)
+        store_rows = self._store_row[rows]
+        present = store_rows >= 0
+        if present.all():
+            return read_rows(self.store.array(column), store_rows, seed_pos, epoch_pos)
+        out = np.full((len(rows), len(seed_pos), len(epoch_pos)), np.nan)
+        out[present] = read_rows(self.store.array(column), store_rows[present], seed_pos, epoch_pos)
+        return out
 
 
 def _is_op_tuple(value: Any) -> bool:
