@@ -1,0 +1,30 @@
+"""``harness table RUN``: Markdown + LaTeX "mean (std)" table of a finished run, best in bold."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from harness import tables
+from harness.experiments.correlation import load_results
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("table", help="table of a correlate run: mean (std) at chosen epochs")
+    parser.add_argument("run", type=Path, help="run folder, e.g. results/fig4.4a-cifar10-hp200")
+    parser.add_argument("--metric", default="spearman")
+    parser.add_argument("--epochs", default=None, help="comma-separated epochs (default: 5/10/25/50/100 %% of training)")
+    parser.add_argument("--digits", type=int, default=3)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    results = load_results(args.run)
+    epochs = None if args.epochs is None else [int(e) for e in args.epochs.split(",")]
+    markdown = tables.correlation_table(results, args.metric, epochs=epochs, style="markdown", digits=args.digits)
+    latex = tables.correlation_table(results, args.metric, epochs=epochs, style="latex", digits=args.digits)
+    (args.run / f"table-{args.metric}.md").write_text(markdown + "\n")
+    (args.run / f"table-{args.metric}.tex").write_text(latex + "\n")
+    print(markdown)
+    print(f"\nwrote {args.run}/table-{args.metric}.md and .tex")
+    return 0

@@ -1,0 +1,93 @@
+"""Learning-curve estimators: pure functions over arrays ``[..., T]`` (T epochs or T steps).
+
+Every function returns the estimator's value *at every point t = 1..T* of the curve, shaped like its
+input, so that one call gives the whole correlation-vs-epoch trajectory: ``out[..., t-1]`` is what the
+estimator would report after observing the first ``t`` points. NaN in an input propagates to every
+value that depends on it (nothing is imputed).
+
+Sources: Ru, Lyle, Schut, Fil, van der Wilk, Gal, "Speedy Performance Estimation for Neural
+Architecture Search", NeurIPS 2021 (TSE / SoTL and its variants); the MSc thesis "Improving
+weight-sharing NAS with a marginal likelihood estimator" (SoTL-E, SoVL, TLMini, SoG, SoGN).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.signal import lfilter
+
+from harness.errors import HarnessError, choices
+
+EMA_VARIANTS = ("ema", "ema-sum", "discounted")
+EMA_DEFAULT_MU = {"ema": 0.9, "ema-sum": 0.99, "discounted": 0.9}
+
+
+def _as_curve(values: np.ndarray) -> np.ndarray:
+    array = np.asarray(values, dtype=np.float64)
+    if array.ndim == 0 or array.shape[-1] == 0:
+        raise HarnessError(f"a curve needs a last axis of length >= 1, got shape {array.shape}")
+    return array
+
+
+def cumulative_sum(losses: np.ndarray) -> np.ndarray:
+    """SoTL / SoVL: ``S(t) = sum_{i=1..t} L_i`` (Ru et al. 2021, Eq. 3 with E = t)."""
+    return np.cumsum(_as_curve(losses), axis=-1)
+
+
+def window_sum(losses: np.ndarray, E: int = 1) -> np.ndarray:
+    """SoTL-E / SoVL-E: ``S_E(t) = sum_{i=max(1, t-E+1)..t} L_i``, the sum over the last ``E`` points.
+
+    Ru et al. 2021 (TSE-E). E = 1 is the value at t, the thesis's default reading of "SoTL". Before
+    E points exist (t < E) the window is the first t points.
+    """
+    if int(E) != E or E < 1:
+        raise HarnessError(f"SoTL-E window E must be a positive integer, got {E!r}")
+    E = int(E)
+    total = cumulative_sum(losses)
+    shifted = np.zeros_like(total)
+    if E < total.shape[-1]:
+        shifted[..., E:] = total[..., :-E]
+    return total - shifted
+
+
+def moving_average(losses: np.ndarray, variant: str = "ema", mu: float | None = None) -> np.ndarray:
+    """SoTL-EMA in one of three variants used in the literature.
+
+    * ``"ema"`` (default, mu = 0.9, as in the TSE authors' code): the EMA value
+      ``A(1) = L_1``, ``A(t) = mu * A(t-1) + (1 - mu) * L_t``.
+    * ``"ema-sum"`` (mu = 0.99, as in NASLib's ``SoTLE``-EMA predictor): the sum of the EMA series
+      ``sum_{i<=t} A(i)`` with the same recursion.
+    * ``"discounted"`` (mu = 0.9, Ru et al. 2021 Eq. 4, TSE-EMA): ``D(t) = sum_{i<=t} mu^(t-i) L_i``.
+    """
+    if variant not in EMA_VARIANTS:
+        raise choices("SoTL-EMA variant", variant, EMA_VARIANTS)
+    mu = EMA_DEFAULT_MU[variant] if mu is None else float(mu)
+    if not 0.0 <= mu < 1.0:
+        raise HarnessError(f"SoTL-EMA mu must be in [0, 1), got {mu}")
+    curve = _as_curve(losses)
+    if variant == "discounted":
+        return lfilter([1.0], [1.0, -mu], curve, axis=-1)
+    # A(t) = mu A(t-1) + (1-mu) L_t with A(0) := L_1, so that A(1) = L_1.
+    initial = (mu * curve[..., :1]).astype(np.float64)
+    ema, _ = lfilter([1.0 - mu], [1.0, -mu], curve, axis=-1, zi=initial)
+    return ema if variant == "ema" else np.cumsum(ema, axis=-1)
+
+
+def value_at(curve: np.ndarray) -> np.ndarray:
+    """ValAcc, ValLoss, TrainLoss, TrainAcc, TLMini, ValAccMini: the value ``x_t`` itself."""
+    return _as_curve(curve).copy()
+
+
+def sum_of_gradients_l1(grads: np.ndarray) -> np.ndarray:
+    """SoG: ``SoG(t) = || sum_{s<=t} g_s ||_1``, the L1 norm of the gradient summed over the trajectory.
+
+    ``grads`` is ``[..., T, P]``: the gradient vector (P parameters) of every step. Thesis, Sec. 3.
+    """
+    array = np.asarray(grads, dtype=np.float64)
+    if array.ndim < 2 or array.shape[-2] == 0:
+        raise HarnessError(f"SoG needs per-step gradients shaped [..., steps, params], got shape {array.shape}")
+    return np.abs(np.cumsum(array, axis=-2)).sum(axis=-1)
+
+
+def sum_of_gradient_norms(grad_l1: np.ndarray) -> np.ndarray:
+    """SoGN: ``SoGN(t) = sum_{s<=t} ||g_s||_1``, the running sum of each step's gradient L1 norm (thesis)."""
+    return cumulative_sum(grad_l1)

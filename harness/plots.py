@@ -1,0 +1,91 @@
+"""Figures, headless (matplotlib Agg), separate from computation: they read result frames only.
+
+* :func:`correlation_vs_epoch`: one line per estimator (mean over repetitions) with a +-1 std band;
+  the x axis is the epoch, or, with ``fraction=True``, the fraction of training t/T on a log axis
+  as in the thesis's Fig. 4.4 and 4.5.
+* :func:`compare_bars`: rank correlation of static estimators per dataset with bootstrap CIs.
+* :func:`save`: write PNG and PDF next to each other.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from harness.errors import HarnessError, choices  # noqa: E402
+
+
+def correlation_vs_epoch(
+    results: pd.DataFrame, metric: str = "spearman", fraction: bool = False, title: str | None = None
+) -> Figure:
+    """Mean (line) and std (band) over repetitions of ``metric`` per epoch, one line per estimator."""
+    needed = {"estimator", "epoch", "repetition", metric}
+    if not needed <= set(results.columns):
+        raise choices("plot metric", metric, [c for c in results.columns if c not in ("estimator", "epoch", "repetition")])
+    if results.empty:
+        raise HarnessError("no results to plot")
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), constrained_layout=True)
+    last = float(results["epoch"].max())
+    for estimator, part in results.groupby("estimator", sort=False):
+        stats = part.groupby("epoch")[metric].agg(["mean", lambda v: float(np.std(v))])
+        stats.columns = ["mean", "std"]
+        x = stats.index.to_numpy(np.float64)
+        x = x / last if fraction else x
+        (line,) = ax.plot(x, stats["mean"], label=str(estimator), linewidth=1.6)
+        ax.fill_between(x, stats["mean"] - stats["std"], stats["mean"] + stats["std"], color=line.get_color(), alpha=0.2, linewidth=0)
+    if fraction:
+        ax.set_xscale("log")
+        ax.set_xlabel("fraction of training epochs (log scale)")
+    else:
+        ax.set_xlabel("epoch")
+    ax.set_ylabel(f"{metric.replace('_', ' ')} with ground truth")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    if title:
+        ax.set_title(title, fontsize=10)
+    return fig
+
+
+def compare_bars(frame: pd.DataFrame, metric: str = "spearman", title: str | None = None) -> Figure:
+    """Horizontal bars of ``metric`` per estimator, one panel per dataset (CIs when present)."""
+    datasets = list(dict.fromkeys(frame["dataset"]))
+    if not datasets:
+        raise HarnessError("no results to plot")
+    estimators = list(dict.fromkeys(frame["estimator"]))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(3.2 * len(datasets) + 1.2, 0.32 * len(estimators) + 1.4),
+                             sharey=True, constrained_layout=True, squeeze=False)
+    y = np.arange(len(estimators))
+    for ax, dataset in zip(axes[0], datasets):
+        part = frame[frame["dataset"] == dataset].set_index("estimator").reindex(estimators)
+        values = part[metric].to_numpy(np.float64)
+        err = None
+        if f"{metric}_ci_low" in part:
+            err = np.vstack([values - part[f"{metric}_ci_low"].to_numpy(), part[f"{metric}_ci_high"].to_numpy() - values])
+        ax.barh(y, values, xerr=err, color=np.where(values >= 0, "tab:blue", "tab:red"), alpha=0.8, capsize=2)
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.set_title(dataset, fontsize=10)
+        ax.set_xlabel(metric.replace("_", " "))
+        ax.grid(True, axis="x", alpha=0.3)
+    axes[0][0].set_yticks(y, estimators)
+    axes[0][0].invert_yaxis()
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def save(fig: Figure, stem: str | Path) -> list[Path]:
+    """Write ``stem.png`` (150 dpi) and ``stem.pdf``; returns both paths."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
+    fig.savefig(paths[0], dpi=150)
+    fig.savefig(paths[1])
+    plt.close(fig)
+    return paths

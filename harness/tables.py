@@ -1,0 +1,115 @@
+"""Markdown and LaTeX tables in the thesis format: "mean (std)", best value per column in bold.
+
+:func:`render` takes a frame with one row per table row and, for every column, a mean (and
+optionally a std) column. The best value per column is the highest unless that column is listed in
+``lower_is_better``; ties for best are all bold. NaN cells print as "n/a" and are never best.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from harness.errors import HarnessError, choices
+
+Style = Literal["markdown", "latex"]
+
+
+def _cell(mean: float, std: float | None, digits: int) -> str:
+    if np.isnan(mean):
+        return "n/a"
+    text = f"{mean:.{digits}f}"
+    if std is not None and not np.isnan(std):
+        text += f" ({std:.{digits}f})"
+    return text
+
+
+def render(
+    means: pd.DataFrame,
+    stds: pd.DataFrame | None = None,
+    *,
+    style: Style = "markdown",
+    digits: int = 3,
+    lower_is_better: Sequence[str] = (),
+    row_label: str = "",
+    caption: str | None = None,
+) -> str:
+    """Render ``means`` (index = row labels, columns = table columns) with optional ``stds`` alongside.
+
+    The best mean per column (by rounded value, so that equal printed values are both bold) is bold.
+    """
+    if style not in ("markdown", "latex"):
+        raise choices("table style", style, ["markdown", "latex"])
+    if stds is not None and (list(stds.columns) != list(means.columns) or list(stds.index) != list(means.index)):
+        raise HarnessError("std table must have the same rows and columns as the mean table")
+    header = [row_label or ""] + [str(c) for c in means.columns]
+    body: list[list[str]] = []
+    best: dict[str, float] = {}
+    for col in means.columns:
+        values = np.round(means[col].to_numpy(np.float64), digits)
+        if np.isnan(values).all():
+            continue
+        best[col] = np.nanmin(values) if col in lower_is_better else np.nanmax(values)
+    for label, row in means.iterrows():
+        cells = [str(label)]
+        for col in means.columns:
+            mean = float(row[col])
+            std = None if stds is None else float(stds.loc[label, col])
+            text = _cell(mean, std, digits)
+            if col in best and not np.isnan(mean) and round(mean, digits) == best[col]:
+                text = f"**{text}**" if style == "markdown" else f"\\textbf{{{text}}}"
+            cells.append(text)
+        body.append(cells)
+    if style == "markdown":
+        lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+        lines += ["| " + " | ".join(cells) + " |" for cells in body]
+        if caption:
+            lines = [f"**{caption}**", ""] + lines
+        return "\n".join(lines)
+    escape = lambda s: s.replace("_", "\\_").replace("%", "\\%").replace("&", "\\&")  # noqa: E731
+    lines = ["\\begin{table}[t]", "\\centering"]
+    if caption:
+        lines.append(f"\\caption{{{escape(caption)}}}")
+    lines.append("\\begin{tabular}{l" + "r" * (len(header) - 1) + "}")
+    lines.append("\\toprule")
+    lines.append(" & ".join(escape(h) for h in header) + " \\\\")
+    lines.append("\\midrule")
+    for cells in body:
+        lines.append(" & ".join([escape(cells[0])] + cells[1:]) + " \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
+    return "\n".join(lines)
+
+
+def correlation_table(
+    results: pd.DataFrame,
+    metric: str = "spearman",
+    epochs: Sequence[int] | None = None,
+    fractions: Sequence[float] = (0.05, 0.1, 0.25, 0.5, 1.0),
+    style: Style = "markdown",
+    digits: int = 3,
+) -> str:
+    """Table of a correlation-vs-epoch run: rows = estimators, columns = epochs, cells "mean (std)".
+
+    ``epochs`` picks the columns; by default the epochs nearest to the given ``fractions`` of training.
+    """
+    if metric not in results.columns:
+        raise choices("table metric", metric, [c for c in results.columns if c not in ("estimator", "epoch", "repetition")])
+    all_epochs = np.sort(results["epoch"].unique())
+    if epochs is None:
+        last = all_epochs[-1]
+        epochs = sorted({int(all_epochs[np.argmin(np.abs(all_epochs - f * last))]) for f in fractions})
+    missing = [e for e in epochs if e not in set(all_epochs.tolist())]
+    if missing:
+        raise HarnessError(f"epoch {missing[0]} is not in this run; epochs: {all_epochs[0]}..{all_epochs[-1]}")
+    sub = results[results["epoch"].isin(epochs)]
+    grouped = sub.groupby(["estimator", "epoch"], sort=False)[metric]
+    means = grouped.mean().unstack("epoch")
+    stds = grouped.std(ddof=0).unstack("epoch")
+    order = list(dict.fromkeys(results["estimator"]))
+    means = means.loc[order, list(epochs)]
+    stds = stds.loc[order, list(epochs)]
+    means.columns = stds.columns = [f"epoch {e}" for e in epochs]
+    return render(means, stds, style=style, digits=digits, row_label="estimator", caption=f"{metric}: mean (std) over repetitions")

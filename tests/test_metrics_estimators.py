@@ -1,0 +1,100 @@
+"""Estimator registry: hand-computed vectors for every estimator, directions, inputs, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness.errors import HarnessError, NotAvailableError
+from harness.metrics import estimator_names, get_estimator
+
+# name (with options) -> (inputs, expected output), all computed by hand
+VECTORS: dict[str, tuple[list[np.ndarray], np.ndarray]] = {
+    "SoTL": ([np.array([1.0, 2.0, 3.0])], np.array([1.0, 3.0, 6.0])),
+    "SoTL-E": ([np.array([1.0, 2.0, 3.0])], np.array([1.0, 2.0, 3.0])),  # E = 1: the value itself
+    "SoTL-E(E=2)": ([np.array([1.0, 2.0, 3.0, 4.0])], np.array([1.0, 3.0, 5.0, 7.0])),
+    "SoTL-EMA": ([np.array([1.0, 2.0, 3.0])], np.array([1.0, 1.1, 1.29])),  # mu = 0.9, A1 = L1
+    "SoTL-EMA(mu=0.5)": ([np.array([2.0, 4.0, 8.0])], np.array([2.0, 3.0, 5.5])),
+    "SoTL-EMA(variant=ema-sum,mu=0.5)": ([np.array([2.0, 4.0, 8.0])], np.array([2.0, 5.0, 10.5])),
+    "SoTL-EMA(variant=ema-sum)": ([np.array([1.0, 2.0, 3.0])], np.array([1.0, 2.01, 3.0399])),  # mu = 0.99
+    "SoTL-EMA(variant=discounted,mu=0.5)": ([np.array([1.0, 2.0, 3.0])], np.array([1.0, 2.5, 4.25])),
+    "SoVL": ([np.array([0.5, 0.25, 4.0])], np.array([0.5, 0.75, 4.75])),
+    "SoVL-E": ([np.array([0.5, 0.25, 4.0])], np.array([0.5, 0.25, 4.0])),
+    "SoVL-E(E=3)": ([np.array([1.0, 2.0, 3.0, 4.0])], np.array([1.0, 3.0, 6.0, 9.0])),
+    "ValAcc": ([np.array([10.0, 50.0, 40.0])], np.array([10.0, 50.0, 40.0])),
+    "ValLoss": ([np.array([2.0, 1.0, 1.5])], np.array([2.0, 1.0, 1.5])),
+    "TrainLoss": ([np.array([2.0, 1.0, 0.5])], np.array([2.0, 1.0, 0.5])),
+    "TrainAcc": ([np.array([20.0, 60.0, 90.0])], np.array([20.0, 60.0, 90.0])),
+    "TLMini": ([np.array([2.3, 2.1, 2.2])], np.array([2.3, 2.1, 2.2])),
+    "ValAccMini": ([np.array([0.1, 0.3, 0.2])], np.array([0.1, 0.3, 0.2])),
+    # grads per step [steps, params]; running sums (1,-2), (4,-1), (-1,-1) -> L1 3, 5, 2
+    "SoG": ([np.array([[1.0, -2.0], [3.0, 1.0], [-5.0, 0.0]])], np.array([3.0, 5.0, 2.0])),
+    "SoGN": ([np.array([3.0, 4.0, 5.0])], np.array([3.0, 7.0, 12.0])),
+    "Params": ([np.array([1.5, 0.2])], np.array([1.5, 0.2])),
+    "FLOPs": ([np.array([88.3, 20.1])], np.array([88.3, 20.1])),
+}
+for _proxy in ("epe_nas", "fisher", "grad_norm", "grasp", "jacov", "l2_norm", "nwot", "plain", "snip", "synflow", "zen"):
+    VECTORS[_proxy] = ([np.array([-1.0, 3.5])], np.array([-1.0, 3.5]))
+
+DIRECTIONS = {
+    "SoTL": False, "SoTL-E": False, "SoTL-EMA": False, "SoVL": False, "SoVL-E": False, "ValAcc": True,
+    "ValLoss": False, "TrainLoss": False, "TrainAcc": True, "TLMini": False, "ValAccMini": True,
+    "SoG": True, "SoGN": True, "Params": True, "FLOPs": True,
+}
+
+
+@pytest.mark.parametrize("spec", sorted(VECTORS))
+def test_hand_computed_vector(spec: str) -> None:
+    inputs, expected = VECTORS[spec]
+    np.testing.assert_allclose(get_estimator(spec)(*inputs), expected, rtol=1e-12)
+
+
+def test_every_registered_estimator_has_a_vector() -> None:
+    covered = {get_estimator(spec).name for spec in VECTORS}
+    assert covered == set(estimator_names())
+
+
+@pytest.mark.parametrize("name,higher", sorted(DIRECTIONS.items()))
+def test_declared_direction(name: str, higher: bool) -> None:
+    est = get_estimator(name)
+    assert est.higher_is_better is higher
+    assert est.minimize is (not higher)
+
+
+def test_curve_estimators_work_on_batches_along_the_last_axis() -> None:
+    curves = np.arange(24, dtype=float).reshape(2, 3, 4)
+    for spec in ("SoTL", "SoTL-E(E=2)", "SoTL-EMA", "SoTL-EMA(variant=discounted)"):
+        est = get_estimator(spec)
+        batch = est(curves)
+        single = np.stack([est(row) for row in curves.reshape(-1, 4)]).reshape(2, 3, 4)
+        np.testing.assert_allclose(batch, single)
+
+
+def test_nan_in_a_curve_propagates_to_later_values_instead_of_being_imputed() -> None:
+    out = get_estimator("SoTL")(np.array([1.0, np.nan, 3.0]))
+    assert out[0] == 1.0 and np.isnan(out[1:]).all()
+    ema = get_estimator("SoTL-EMA")(np.array([1.0, np.nan, 3.0]))
+    assert np.isnan(ema[1:]).all()
+
+
+def test_spec_strings_mappings_and_case() -> None:
+    assert get_estimator("sotl-e(E=3)").options["E"] == 3
+    assert get_estimator({"name": "SoTL-EMA", "variant": "discounted", "mu": 0.5}).label == "SoTL-EMA(mu=0.5,variant=discounted)"
+    assert get_estimator("SoTL-E").label == "SoTL-E"
+
+
+@pytest.mark.parametrize(
+    "spec,fragment",
+    [("SoTLX", "unknown estimator"), ("SoTL-E(F=2)", "no option 'F'"), ("SoTL-E(E=0)", "positive integer"),
+     ("SoTL-EMA(variant=foo)", "unknown SoTL-EMA variant"), ("SoTL-EMA(mu=1.5)", "mu must be in")],
+)
+def test_bad_specs_raise_naming_the_fault(spec: str, fragment: str) -> None:
+    with pytest.raises(HarnessError, match=fragment):
+        get_estimator(spec)(np.array([1.0, 2.0]))
+
+
+def test_compute_from_a_signal_mapping_names_the_missing_signal() -> None:
+    est = get_estimator("SoVL")
+    np.testing.assert_allclose(est.compute({"val_loss": np.array([1.0, 2.0])}), [1.0, 3.0])
+    with pytest.raises(NotAvailableError, match="val_loss"):
+        est.compute({"train_loss": np.array([1.0, 2.0])})

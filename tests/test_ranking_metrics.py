@@ -1,0 +1,142 @@
+"""harness.ranking against scipy (random inputs, ties included) and small hand-checked cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from harness import ranking
+from harness.errors import HarnessError
+
+
+def _random_case(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    n = int(rng.integers(3, 80))
+    rows = int(rng.integers(1, 6))
+    score = rng.integers(0, 6, (rows, n)).astype(float) if rng.random() < 0.5 else rng.normal(size=(rows, n))
+    truth = rng.integers(0, 5, n).astype(float) if rng.random() < 0.5 else rng.normal(size=n)
+    return score, truth
+
+
+def test_spearman_and_kendall_match_scipy_on_random_inputs_with_ties() -> None:
+    rng = np.random.default_rng(0)
+    checked = 0
+    for _ in range(300):
+        score, truth = _random_case(rng)
+        if np.ptp(truth) == 0 or (np.ptp(score, axis=1) == 0).any():
+            continue
+        out = ranking.rank_metrics(score, truth, higher_is_better=True, metrics=("spearman", "kendall", "sparse_kendall"),
+                                   constant="nan")
+        for i, row in enumerate(score):
+            np.testing.assert_allclose(out["spearman"][i], stats.spearmanr(row, truth).statistic, atol=1e-12)
+            np.testing.assert_allclose(out["kendall"][i], stats.kendalltau(row, truth).statistic, atol=1e-12)
+            sparse = stats.kendalltau(row, np.round(truth, 1)).statistic
+            np.testing.assert_allclose(out["sparse_kendall"][i], sparse, atol=1e-12, equal_nan=True)
+        checked += 1
+    assert checked > 100
+
+
+def test_kendall_on_a_large_tied_input_matches_scipy() -> None:
+    """The O(N log N) inversion count on thousands of archs, with heavy ties in both variables."""
+    rng = np.random.default_rng(1)
+    truth = np.round(rng.normal(80, 5, 5000), 1)
+    score = np.round(truth[None, :] + rng.normal(0, 4, (3, 5000)), 0)
+    got = ranking.kendall(score, truth, higher_is_better=True)
+    want = [stats.kendalltau(row, truth).statistic for row in score]
+    np.testing.assert_allclose(got, want, atol=1e-12)
+
+
+def test_per_row_truth_shared_by_leading_rows_equals_row_by_row() -> None:
+    rng = np.random.default_rng(2)
+    score = rng.normal(size=(3, 4, 30))
+    truth = rng.integers(0, 6, (4, 30)).astype(float)
+    out = ranking.rank_metrics(score, truth, higher_is_better=True, k=5)
+    for e in range(3):
+        for b in range(4):
+            one = ranking.rank_metrics(score[e, b], truth[b], higher_is_better=True, k=5)
+            for name in ranking.METRICS:
+                np.testing.assert_allclose(out[name][e, b], one[name])
+
+
+def test_hand_checked_small_case() -> None:
+    score = np.array([1.0, 2.0, 3.0, 4.0])
+    truth = np.array([1.0, 3.0, 2.0, 4.0])
+    out = ranking.rank_metrics(score, truth, higher_is_better=True, k=2)
+    assert out["spearman"] == pytest.approx(0.8)  # 1 - 6 * 2 / (4 * 15)
+    assert out["kendall"] == pytest.approx(4 / 6)  # 5 concordant, 1 discordant pair
+    assert out["top_k"] == pytest.approx((2.0 + 4.0) / 2)  # archs 3 and 4 by score
+    assert out["precision_at_k"] == pytest.approx(0.5)  # true top 2 = archs 2 and 4
+
+
+def test_orientation_uses_the_declared_direction_and_never_abs() -> None:
+    truth = np.array([10.0, 20.0, 30.0, 40.0])
+    loss_like = np.array([4.0, 3.0, 2.0, 1.0])  # lower is better and ranks perfectly
+    assert ranking.spearman(loss_like, truth, higher_is_better=False) == pytest.approx(1.0)
+    assert ranking.spearman(loss_like, truth, higher_is_better=True) == pytest.approx(-1.0)
+    assert ranking.top_k(loss_like, truth, 1, higher_is_better=False) == pytest.approx(40.0)
+    with pytest.raises(HarnessError, match="higher_is_better"):
+        ranking.spearman(loss_like, truth, higher_is_better="min")  # type: ignore[arg-type]
+
+
+def test_top_k_ties_at_the_cut_share_the_free_slots() -> None:
+    score = np.array([1.0, 1.0, 1.0, 0.0])
+    truth = np.array([3.0, 6.0, 9.0, 0.0])
+    # three archs tie for the two slots: each counts 2/3 -> (3 + 6 + 9) * 2/3 / 2 = 6
+    assert ranking.top_k(score, truth, 2, higher_is_better=True) == pytest.approx(6.0)
+    # true top-2 = {6, 9}; each tied estimator pick has weight 2/3 -> (2/3 + 2/3) / 2
+    assert ranking.precision_at_k(score, truth, 2, higher_is_better=True) == pytest.approx(2 / 3)
+
+
+def test_nan_raises_unless_dropped_explicitly() -> None:
+    score = np.array([[1.0, 2.0, np.nan, 4.0], [1.0, 2.0, 3.0, 4.0]])
+    truth = np.array([1.0, 2.0, 3.0, 5.0])
+    with pytest.raises(HarnessError, match="NaN"):
+        ranking.spearman(score, truth, higher_is_better=True)
+    out = ranking.rank_metrics(score, truth, higher_is_better=True, nan="drop", metrics=("spearman",))
+    assert out["n_archs"].tolist() == [3, 3]  # the arch is dropped from every row
+    np.testing.assert_allclose(out["spearman"], [1.0, 1.0])
+
+
+def test_constant_scores_have_no_correlation() -> None:
+    truth = np.array([1.0, 2.0, 3.0])
+    with pytest.raises(HarnessError, match="constant"):
+        ranking.spearman(np.ones(3), truth, higher_is_better=True)
+    out = ranking.rank_metrics(np.ones((1, 3)), truth, higher_is_better=True, constant="nan", metrics=("spearman", "kendall"))
+    assert np.isnan(out["spearman"]).all() and np.isnan(out["kendall"]).all()
+
+
+def test_bad_shapes_and_k_raise() -> None:
+    with pytest.raises(HarnessError, match="archs"):
+        ranking.spearman(np.ones((2, 3)), np.ones(4), higher_is_better=True)
+    with pytest.raises(HarnessError, match="k="):
+        ranking.top_k(np.arange(3.0), np.arange(3.0), 4, higher_is_better=True)
+    with pytest.raises(HarnessError, match="unknown rank metric"):
+        ranking.rank_metrics(np.arange(3.0), np.arange(3.0), higher_is_better=True, metrics=("pearson",))
+
+
+def test_average_ranks_match_scipy_rankdata() -> None:
+    x = np.array([[3.0, 1.0, 3.0, 2.0, 3.0], [0.0, 0.0, -0.0, 1.0, 2.0]])
+    np.testing.assert_allclose(ranking.average_ranks(x), stats.rankdata(x, axis=1))
+
+
+def test_summarize_mean_std_and_seeded_bootstrap_ci() -> None:
+    values = np.array([[0.5, 0.1], [0.7, 0.3], [0.6, 0.2]])
+    out = ranking.summarize(values, ci=0.9, seed=3)
+    np.testing.assert_allclose(out["mean"], [0.6, 0.2])
+    np.testing.assert_allclose(out["std"], np.std(values, axis=0))
+    again = ranking.summarize(values, ci=0.9, seed=3)
+    np.testing.assert_array_equal(out["ci_low"], again["ci_low"])
+    assert (out["ci_low"] <= out["mean"]).all() and (out["mean"] <= out["ci_high"]).all()
+    with pytest.raises(HarnessError, match="NaN"):
+        ranking.summarize(np.array([[np.nan]]))
+
+
+def test_bootstrap_ci_is_seeded_and_brackets_the_estimate() -> None:
+    rng = np.random.default_rng(4)
+    truth = rng.normal(size=200)
+    score = np.stack([truth + rng.normal(size=200), -truth + rng.normal(size=200)])
+    low, high = ranking.bootstrap(score, truth, "spearman", higher_is_better=True, n_boot=300, seed=1)
+    point = ranking.spearman(score, truth, higher_is_better=True)
+    assert ((low <= point) & (point <= high)).all()
+    low2, _ = ranking.bootstrap(score, truth, "spearman", higher_is_better=True, n_boot=300, seed=1)
+    np.testing.assert_array_equal(low, low2)
