@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from harness.errors import HarnessError, choices
+from harness.errors import HarnessError, NotAvailableError, choices
 
 Seed = int | str
 SeedsArg = Literal["all"] | int | str | Sequence[Seed]
@@ -55,13 +55,30 @@ class Column:
 
 
 @dataclass(frozen=True)
+class Absence:
+    """Something a benchmark does not record (``None`` matches any split or metric), and why."""
+
+    message: str
+    metric: str | None = None
+    split: str | None = None
+
+    def matches(self, split: str, metric: str) -> bool:
+        return self.metric in (None, metric) and self.split in (None, split)
+
+
+@dataclass(frozen=True)
 class Capabilities:
-    """What a benchmark holds: its columns, plus the facts that are not columns."""
+    """What a benchmark holds: its columns, plus the facts that are not columns.
+
+    ``absent`` lists what the benchmark does not record at all (NAS-Bench-101 has no losses); asking
+    for it raises :class:`NotAvailableError` with that message instead of a list of valid names.
+    """
 
     benchmark: str
     columns: tuple[Column, ...]
     n_archs: int | None  # None for a space too large to enumerate (NAS-Bench-301)
     notes: tuple[str, ...] = ()
+    absent: tuple[Absence, ...] = ()
 
     @property
     def datasets(self) -> tuple[str, ...]:
@@ -81,6 +98,9 @@ class Capabilities:
 
     def column(self, dataset: str, metric: str, split: str, schedule: str | int | None) -> Column:
         """The column for these names; raises naming the valid choices at the first wrong one."""
+        for absence in self.absent:
+            if absence.matches(split, metric):
+                raise NotAvailableError(absence.message)
         cols = [c for c in self.columns if c.dataset == dataset]
         if not cols:
             raise choices(f"dataset for {self.benchmark}", dataset, self.datasets)
@@ -120,6 +140,7 @@ class Capabilities:
             direction = "min" if c.minimize else "max"
             lines.append(f"  {c}  seeds={seeds}  epochs={epochs}  [{direction}]")
         lines.extend(f"  note: {n}" for n in self.notes)
+        lines.extend(f"  absent: {a.message}" for a in self.absent)
         return "\n".join(lines)
 
 

@@ -75,7 +75,7 @@ def test_bulk_query_is_one_array(converted):
 def test_losses_are_not_available(converted):
     _, store = converted
     for bench in (nb101.open_benchmark(store), nb101.open_benchmark(None)):
-        assert nb101.NO_LOSSES in bench.capabilities().notes
+        assert nb101.NO_LOSSES in bench.capabilities().describe()
         with pytest.raises(NotAvailableError, match="records no training losses"):
             bench.query(0, "cifar10", "loss", "train", "108")
         with pytest.raises(NotAvailableError):

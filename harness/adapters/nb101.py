@@ -26,14 +26,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from harness.benchmark import Benchmark, Capabilities, Column, EpochsArg, QueryResult, SeedsArg
-from harness.errors import HarnessError, NotAvailableError
+from harness.benchmark import Absence, Benchmark, Capabilities, Column
+from harness.errors import HarnessError
 from harness.store.columnar import ColumnarStore, StoreWriter, read_rows
 from harness.spaces.nb101 import ModelSpec
 from harness.adapters import nb101_tfrecord as tfrecord
@@ -86,7 +86,8 @@ class Nb101Benchmark(Benchmark):
         self._spec_table = spec_table
         self._specs: pd.DataFrame | None = None
         self._capabilities = Capabilities(
-            benchmark=NAME, columns=tuple(columns), n_archs=len(self.hashes), notes=(NO_LOSSES, *notes)
+            benchmark=NAME, columns=tuple(columns), n_archs=len(self.hashes), notes=tuple(notes),
+            absent=(Absence(NO_LOSSES, metric="loss"),),
         )
 
     def capabilities(self) -> Capabilities:
@@ -159,28 +160,6 @@ class Nb101Benchmark(Benchmark):
             return self._params[rows][:, None, None]
         return read_rows(self._array_of(column), rows, seed_pos, epoch_pos)
 
-    def query(
-        self,
-        archs: Any,
-        dataset: str,
-        metric: str,
-        split: str,
-        schedule: str | int | None = None,
-        seeds: SeedsArg = "all",
-        epochs: EpochsArg = None,
-        reduce: Literal["mean"] | None = None,
-    ) -> QueryResult:
-        refuse_losses(metric)
-        return super().query(archs, dataset, metric, split, schedule, seeds, epochs, reduce)
-
-    def final(self, archs: Any, dataset: str, metric: str, split: str, schedule: str | int | None = None) -> np.ndarray:
-        refuse_losses(metric)
-        return super().final(archs, dataset, metric, split, schedule)
-
-
-def refuse_losses(metric: str) -> None:
-    if "loss" in metric.lower():
-        raise NotAvailableError(NO_LOSSES)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -10,12 +10,12 @@ store covers all). Columns, seeds and notes are NB101's.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from harness.adapters import nb101
-from harness.benchmark import Benchmark, Capabilities, Column, EpochsArg, QueryResult, SeedsArg
+from harness.benchmark import Benchmark, Capabilities, Column
 from harness.errors import HarnessError
 from harness.spaces.nb1shot1 import Config, SearchSpace, search_space
 
@@ -33,6 +33,7 @@ class Nb1Shot1Benchmark(Benchmark):
             columns=inner.columns,
             n_archs=space.n_configs,
             notes=(*inner.notes, f"archs are NAS-Bench-1Shot1 space {space.number} configurations (index 0..{space.n_configs - 1})"),
+            absent=inner.absent,
         )
 
     def capabilities(self) -> Capabilities:
@@ -72,23 +73,6 @@ class Nb1Shot1Benchmark(Benchmark):
     def _read(self, column: Column, rows: np.ndarray, seed_pos: np.ndarray, epoch_pos: np.ndarray) -> np.ndarray:
         return self.nb101._read(column, rows, seed_pos, epoch_pos)
 
-    def query(
-        self,
-        archs: Any,
-        dataset: str,
-        metric: str,
-        split: str,
-        schedule: str | int | None = None,
-        seeds: SeedsArg = "all",
-        epochs: EpochsArg = None,
-        reduce: Literal["mean"] | None = None,
-    ) -> QueryResult:
-        nb101.refuse_losses(metric)
-        return super().query(archs, dataset, metric, split, schedule, seeds, epochs, reduce)
-
-    def final(self, archs: Any, dataset: str, metric: str, split: str, schedule: str | int | None = None) -> np.ndarray:
-        nb101.refuse_losses(metric)
-        return super().final(archs, dataset, metric, split, schedule)
 
 
 def open_benchmark(root: Path | None = None, space: int = 1, **options: object) -> Nb1Shot1Benchmark:

@@ -48,8 +48,8 @@ from typing import Any
 
 import numpy as np
 
-from harness.benchmark import Benchmark, Capabilities, Column
-from harness.errors import HarnessError, NotAvailableError
+from harness.benchmark import Absence, Benchmark, Capabilities, Column
+from harness.errors import HarnessError
 from harness.spaces import darts
 
 NAME = "nb301"
@@ -208,14 +208,6 @@ def _progress(items: np.ndarray, desc: str) -> Any:
     return tqdm(items, desc=desc, unit="arch")
 
 
-class NB301Capabilities(Capabilities):
-    """Capabilities whose lookup names what NB301 lacks (training losses, test accuracy) as NotAvailableError."""
-
-    def column(self, dataset: str, metric: str, split: str, schedule: str | int | None) -> Column:
-        _check_available(split, metric)
-        return super().column(dataset, metric, split, schedule)
-
-
 class NB301Benchmark(Benchmark):
     """NB301 surrogate predictions; rows are canonical DARTS encodings."""
 
@@ -226,7 +218,7 @@ class NB301Benchmark(Benchmark):
         self.ensemble = ensemble
         columns = _columns_a() + (_columns_b() if ensemble is not None else ())
         sources = f"backend A: {surrogate.source}" + (f"; backend B: {ensemble.source}" if ensemble else "")
-        self._caps = NB301Capabilities(NAME, columns, None, _NOTES + (sources,))
+        self._caps = Capabilities(NAME, columns, None, _NOTES + (sources,), absent=_ABSENT)
 
     def capabilities(self) -> Capabilities:
         return self._caps
@@ -252,11 +244,11 @@ class NB301Benchmark(Benchmark):
         return (raw.astype(np.float64) * _SCALE[column.metric])[:, None, :]
 
 
-def _check_available(split: str, metric: str) -> None:
-    if split == "train" and metric in ("loss", "accuracy"):
-        raise NotAvailableError(NO_TRAIN_LOSS)
-    if split in ("test", "ori-test", "x-test"):
-        raise NotAvailableError(NO_TEST)
+_ABSENT = (
+    Absence(NO_TRAIN_LOSS, metric="loss", split="train"),
+    Absence(NO_TRAIN_LOSS, metric="accuracy", split="train"),
+    *(Absence(NO_TEST, split=split) for split in ("test", "ori-test", "x-test")),
+)
 
 
 def load_official_ensemble(
