@@ -162,57 +162,60 @@ def average_ranks(x: np.ndarray) -> np.ndarray:
     return srt.in_original_order(srt.sorted_avg_rank).reshape(array.shape)
 
 
-def _count_inversions(seq: np.ndarray, counts_below: np.ndarray) -> np.ndarray:
-    """Strict inversions ``#{i < j : a_i > a_j}`` per row of an int array [R, N] with values in 0..N-1.
+def _wavelet_sum(seq: np.ndarray, chunk: int = 16) -> np.ndarray:
+    """Per row of a non-negative int array [R, N]: the sum over bit passes of ``sum_p ones_k(p)``.
 
-    Bitwise radix refinement, O(N log N) per row, all rows at once. Before the pass for bit k the row
-    is arranged by the prefix ``a >> (k+1)`` (stable within equal prefixes). A pair whose highest
-    differing bit is k is an inversion iff its 1-bit element comes first, so each 0-bit element counts
-    the 1-bit elements of its prefix group before it (a cumulative sum); then every group is stably
-    partitioned by bit k. ``counts_below[., v]`` = number of values < v in the row (shape [R or 1,
-    N+1]) gives every group's start position without sorting. Buffers are reused across passes.
+    Pass k (highest bit first) takes the row in its current arrangement, counts with a cumulative sum
+    ``ones_k(p)`` = the elements at positions <= p whose bit k is 1, adds ``sum_p ones_k(p)`` to the
+    row's total, then stably moves the 0-bit elements before the 1-bit ones (a wavelet-matrix level,
+    two ``np.compress`` calls). After the passes above k, elements sharing the bits above k are
+    contiguous, in their original order.
+
+    Why: a pair i < j is an inversion (a_i > a_j) iff at its highest differing bit k the 1-bit element
+    comes first. The pass-k sum counts, for every 0-bit element, the 1-bit elements before it
+    (the inversions decided at bit k within its group, plus the 1-bit elements of earlier groups)
+    plus ``T_k (T_k + 1) / 2`` for the T_k 1-bit elements. The part that is not an inversion depends
+    only on the multiset of values (group sizes and group order), so
+    ``inversions(a) = _wavelet_sum(a) - _wavelet_sum(sort(a))``: a sorted row has none.
+    O(N log max(a)) per row with ~6 array operations per pass; rows are taken ``chunk`` at a time
+    so that the working arrays stay in cache.
     """
     r, n = seq.shape
-    shared = counts_below.shape[0] == 1
-    stride = counts_below.shape[1]
-    table = counts_below.ravel().astype(np.int32)
-    cur = seq.astype(np.int32, copy=True)
-    nxt, bit, ones, group, a, b = (np.empty_like(cur) for _ in range(6))
-    row_off = (np.arange(r, dtype=np.int32) * n)[:, None]
-    table_off = (np.arange(r, dtype=np.int32) * stride)[:, None] if not shared else np.zeros((1, 1), np.int32)
-    pos = np.arange(n, dtype=np.int32)
+    n_bits = max(1, int(seq.max(initial=0)).bit_length())
     total = np.zeros(r, dtype=np.int64)
-    for k in range(max(1, int(n - 1).bit_length()) - 1, -1, -1):
-        np.bitwise_and(np.right_shift(cur, k, out=bit), 1, out=bit)
-        np.subtract(np.cumsum(bit, axis=1, out=ones), bit, out=ones)  # 1-bits before, in the row
-        np.left_shift(np.right_shift(cur, k + 1, out=group), k + 1, out=group)  # the group's lowest value
-        np.add(group, table_off, out=group)
-        np.take(table, group, out=a)  # where the group starts
-        np.take(ones.ravel(), np.add(a, row_off, out=b), out=b)
-        np.subtract(ones, b, out=ones)  # 1-bits before, in the group
-        total += ones.sum(axis=1, dtype=np.int64) - np.einsum("ij,ij->i", ones, bit, dtype=np.int64)
-        # new position: a 0-bit element moves to pos - ones; a 1-bit one to (start of the 1s) + ones
-        np.minimum(np.add(group, 1 << k, out=group), table_off + stride - 1, out=group)
-        np.add(np.take(table, group, out=a), ones, out=a)
-        np.subtract(pos, ones, out=b)
-        np.add(b, np.multiply(np.subtract(a, b, out=a), bit, out=a), out=b)
-        nxt.ravel()[np.add(b, row_off, out=b).ravel()] = cur.ravel()
-        cur, nxt = nxt, cur
+    for lo in range(0, r, chunk):
+        cur = np.array(seq[lo:lo + chunk], dtype=np.int32)
+        m = cur.shape[0]
+        nxt, work, ones = np.empty_like(cur), np.empty_like(cur), np.empty_like(cur)
+        bit, zero = np.empty(cur.shape, dtype=bool), np.empty(cur.shape, dtype=bool)
+        for k in range(n_bits - 1, -1, -1):
+            np.bitwise_and(np.right_shift(cur, k, out=work), 1, out=work)
+            np.not_equal(work, 0, out=bit)
+            np.cumsum(bit, axis=1, dtype=np.int32, out=ones)
+            total[lo:lo + m] += ones.sum(axis=1, dtype=np.int64)
+            if k == 0:
+                break
+            n_ones = ones[:, -1]
+            np.logical_not(bit, out=zero)
+            flat = cur.ravel()
+            if (n_ones == n_ones[0]).all():  # rows with the same values (one truth): same split point
+                z = n - int(n_ones[0])
+                nxt[:, :z] = np.compress(zero.ravel(), flat).reshape(m, z)
+                nxt[:, z:] = np.compress(bit.ravel(), flat).reshape(m, n - z)
+            else:
+                to_front = np.arange(n) < (n - n_ones)[:, None]
+                nxt[to_front] = np.compress(zero.ravel(), flat)
+                nxt[~to_front] = np.compress(bit.ravel(), flat)
+            cur, nxt = nxt, cur
     return total
 
 
-def _min_ranks(srt: _Sorted) -> np.ndarray:
-    """0-based min ranks (number of strictly smaller values) in original order."""
-    return srt.in_original_order(srt.run_start)
-
-
-def _counts_below(values: np.ndarray, n: int) -> np.ndarray:
-    """[R, n+1]: for each v, the number of entries < v in each row of the int array ``values``."""
-    r = values.shape[0]
-    counts = np.bincount((values + (np.arange(r) * n)[:, None]).ravel(), minlength=r * n).reshape(r, n)
-    out = np.zeros((r, n + 1), dtype=np.int64)
-    np.cumsum(counts, axis=1, out=out[:, 1:])
-    return out
+def count_inversions(seq: np.ndarray) -> np.ndarray:
+    """Strict inversions ``#{i < j : a_i > a_j}`` per row of a non-negative int array [R, N] (ties do not count)."""
+    array = np.atleast_2d(np.asarray(seq))
+    if array.dtype.kind not in "iu" or (array.size and array.min() < 0):
+        raise HarnessError("count_inversions takes non-negative integers")
+    return _wavelet_sum(array) - _wavelet_sum(np.sort(array, axis=1))
 
 
 # ---------------------------------------------------------------------------------- the metrics
@@ -235,18 +238,24 @@ def _spearman(sx: _Sorted, ry: np.ndarray, n: int) -> np.ndarray:
         return sxy / np.sqrt(sxx * (syy if ry.shape[0] > 1 else syy[0]))
 
 
-def _kendall(sx: _Sorted, y_min_rank: np.ndarray, y_tied_pairs: np.ndarray, y_counts: np.ndarray, n: int) -> np.ndarray:
-    """tau-b = (n0 - n1 - n2 + n3 - 2 nd) / sqrt((n0 - n1)(n0 - n2)) (Knight 1966's O(N log N) scheme)."""
-    r = sx.order.shape[0]
-    dense_x = sx.in_original_order(sx.dense_sorted)
-    ymr = np.broadcast_to(y_min_rank, dense_x.shape)
-    keys = np.sort(dense_x * n + ymr, axis=1)  # rows ordered by (x, y)
-    seq = keys % n
-    joint_new = np.ones((r, n), dtype=bool)
-    joint_new[:, 1:] = keys[:, 1:] != keys[:, :-1]
-    pos = np.arange(n)
-    joint_tied = (pos - np.maximum.accumulate(np.where(joint_new, pos, 0), axis=1)).sum(axis=1).astype(np.float64)
-    discordant = _count_inversions(seq, y_counts).astype(np.float64)
+def _kendall(sx: _Sorted, y_rank: np.ndarray, y_tied_pairs: np.ndarray, y_sorted_sum: np.ndarray, n: int) -> np.ndarray:
+    """tau-b = (n0 - n1 - n2 + n3 - 2 nd) / sqrt((n0 - n1)(n0 - n2)) (Knight 1966's O(N log N) scheme).
+
+    n0 = N(N-1)/2, n1 and n2 the pairs tied in x and in y, n3 the pairs tied in both, nd the
+    discordant pairs: the inversions of y's dense ranks read in x's sorted order, with each run of
+    tied x ordered by y so that pairs tied in x are not counted. ``y_sorted_sum`` is
+    :func:`_wavelet_sum` of y's sorted dense ranks (the non-inversion part of every row's sum).
+    """
+    seq = sx.gather(y_rank)
+    joint_tied = np.zeros(seq.shape[0])
+    if sx.tied:
+        keys = np.sort(sx.dense_sorted * n + seq, axis=1)  # nearly sorted already: only tie runs move
+        seq = keys % n
+        joint_new = np.ones(keys.shape, dtype=bool)
+        joint_new[:, 1:] = keys[:, 1:] != keys[:, :-1]
+        pos = np.arange(n)
+        joint_tied = (pos - np.maximum.accumulate(np.where(joint_new, pos, 0), axis=1)).sum(axis=1).astype(np.float64)
+    discordant = (_wavelet_sum(seq) - y_sorted_sum).astype(np.float64)
     n0 = n * (n - 1) / 2.0
     n1 = sx.tied_pairs
     n2 = y_tied_pairs
@@ -288,10 +297,10 @@ class _Truth:
         return array if self._select is None else array[self._select]
 
     def kendall_parts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Min ranks [R|1, N], tied pairs [R|1], and the counts-below table [R|1, N+1]."""
-        min_rank = _min_ranks(self.sorted)
-        counts = _counts_below(min_rank, min_rank.shape[1])
-        return self.rows(min_rank), self.rows(self.sorted.tied_pairs), self.rows(counts)
+        """Dense ranks [R|1, N], tied pairs [R|1], and the wavelet sum of the sorted dense ranks [R|1]."""
+        dense = self.sorted.dense_sorted  # dense ranks need fewer bits than min ranks when ties are many
+        sorted_sum = _wavelet_sum(dense)
+        return self.rows(self.sorted.in_original_order(dense)), self.rows(self.sorted.tied_pairs), self.rows(sorted_sum)
 
 
 def rank_metrics(

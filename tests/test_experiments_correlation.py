@@ -229,3 +229,13 @@ def test_fig_4_5_configs_leave_out_val_curves_recorded_only_at_the_end(tmp_path:
     assert result.info["truth_column"] == "cifar100/200/x-test/accuracy"
     run = json.loads((tmp_path / "fig4.5-cifar100-hp200" / "run.json").read_text())
     assert set(run["skipped_estimators"]) == {"ValAcc", "ValLoss"}
+
+
+def test_estimators_computed_once_per_seed_equal_the_per_repetition_computation(store: Path) -> None:
+    """With all archs and more repetitions than seeds the runner gathers per-seed values; rep 0 must not change."""
+    def run(reps: int) -> pd.DataFrame:
+        cfg = parse_config(_config(estimators=["SoTL", "SoTL-EMA", "ValAcc", "Params"],
+                                   sampling={"n_archs": "all", "repetitions": reps, "seed": 3}))
+        return run_correlation(cfg, None, root=store, progress=False).results
+    many, one = run(len(SEEDS) + 1), run(1)  # per-seed path vs direct computation
+    pd.testing.assert_frame_equal(many[many["repetition"] == 0].reset_index(drop=True), one)

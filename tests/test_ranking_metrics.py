@@ -140,3 +140,38 @@ def test_bootstrap_ci_is_seeded_and_brackets_the_estimate() -> None:
     assert ((low <= point) & (point <= high)).all()
     low2, _ = ranking.bootstrap(score, truth, "spearman", higher_is_better=True, n_boot=300, seed=1)
     np.testing.assert_array_equal(low, low2)
+
+
+def _brute_inversions(row: np.ndarray) -> int:
+    return int(sum((row[i] > row[i + 1:]).sum() for i in range(len(row))))
+
+
+def test_count_inversions_matches_brute_force_with_ties_and_across_row_chunks() -> None:
+    """The wavelet-pass count: rows with the same values (one split point) and with different ones."""
+    rng = np.random.default_rng(5)
+    for n in (1, 2, 3, 7, 64, 65, 300):
+        values = rng.integers(0, max(1, n // 3), n)
+        shared = np.stack([rng.permutation(values) for _ in range(37)])  # 37 rows: three chunks of 16
+        varied = rng.integers(0, n + 5, (37, n))
+        for seq in (shared, varied):
+            np.testing.assert_array_equal(ranking.count_inversions(seq), [_brute_inversions(r) for r in seq])
+    with pytest.raises(HarnessError, match="non-negative integers"):
+        ranking.count_inversions(np.array([[1, -1]]))
+
+
+def test_kendall_tied_scores_are_not_counted_as_discordant_pairs() -> None:
+    """Pitfall: a run of tied scores read in arbitrary order would add inversions among its truth values."""
+    truth = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    score = np.array([[0.0, 0.0, 0.0, 1.0, 1.0, 2.0], [2.0, 2.0, 2.0, 0.0, 0.0, 1.0]])
+    want = [stats.kendalltau(row, truth).statistic for row in score]
+    np.testing.assert_allclose(ranking.kendall(score, truth, higher_is_better=True), want, atol=1e-12)
+
+
+def test_kendall_with_one_truth_per_row_over_many_rows_matches_scipy() -> None:
+    """Per-row truths give rows with different values: the count's varied-split path, 40 rows, ties in both."""
+    rng = np.random.default_rng(6)
+    truth = rng.integers(0, 50, (40, 700)).astype(float)
+    score = np.round(truth + rng.normal(0, 20, truth.shape), -1)
+    got = ranking.kendall(score, truth, higher_is_better=True)
+    want = [stats.kendalltau(s, t).statistic for s, t in zip(score, truth)]
+    np.testing.assert_allclose(got, want, atol=1e-12)

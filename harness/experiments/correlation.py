@@ -191,12 +191,11 @@ class _Arrays:
         """Curves [n, epochs] of ``rows``: seed ``seed_pos[i]`` per arch, or the mean over usable seeds."""
         out = {}
         for key, values in self.curves.items():
-            block = values[rows]
             if seed_pos is None:
                 usable = self.usable[rows][:, :, None]
-                out[key] = np.where(usable, block, 0.0).sum(axis=1) / usable.sum(axis=1)
+                out[key] = np.where(usable, values[rows], 0.0).sum(axis=1) / usable.sum(axis=1)
             else:
-                out[key] = block[np.arange(len(rows)), seed_pos]
+                out[key] = values[rows, seed_pos]  # one gather, no copy of the other seeds
         return out
 
 
@@ -220,6 +219,18 @@ def _estimator_values(est: Estimator, cols: dict[str, Column], curves: dict, sta
         inputs.append(curves[column.key] if column.epochs else static[column.key][rows])
     values = est(*inputs)
     return values if est.level != "static" else np.repeat(values[:, None], n_epochs, axis=1)
+
+
+def _per_seed_values(est: Estimator, cols: dict[str, Column], arrays: _Arrays, candidates: np.ndarray) -> np.ndarray | None:
+    """Values [pool, seeds, epochs] of a curve estimator for every training seed, or None for static inputs.
+
+    Curve estimators act on the last (epoch) axis only, so value[a, s] equals the estimator of arch
+    a's curve of seed s: repetitions that differ only in the seed drawn per arch then gather
+    ``values[rows, seed_pos]`` instead of recomputing.
+    """
+    if est.level == "static" or not all(c.epochs for c in cols.values()):
+        return None
+    return est(*(arrays.curves[c.key][candidates] for c in cols.values()))
 
 
 def run_correlation(
@@ -280,6 +291,13 @@ def run_correlation(
     cached = {e.label: cache.load(e) for e in plan.estimators}
     keep_values = cache.folder is not None and _values_bytes(s, candidates if n_archs is not None else None, epochs) <= CACHE_LIMIT_BYTES
     rep_values: dict[str, list[np.ndarray]] = {e.label: [] for e in plan.estimators}
+    # estimators over every seed once, when the repetitions would otherwise recompute more values
+    per_seed: dict[str, np.ndarray | None] = {}
+    if n_archs is not None and s.train_seed != "mean" and seeds:
+        drawn = len(candidates) if s.n_archs == "all" else s.n_archs
+        if s.repetitions * drawn > len(candidates) * len(seeds):
+            per_seed = {e.label: _per_seed_values(e, plan.columns[e.label], arrays, candidates)
+                        for e in plan.estimators if cached[e.label] is None}
     frames: dict[tuple[int, str], pd.DataFrame] = {}
 
     def rank(rep: int, est: Estimator, values: np.ndarray, truth: np.ndarray) -> None:
@@ -298,7 +316,9 @@ def run_correlation(
                 rows = candidates if s.n_archs == "all" else np.sort(rng.choice(candidates, size=s.n_archs, replace=False))
                 seed_pos = _seed_choice(arrays, rows, s.train_seed, seeds, rng)
                 truth = arrays.truth[rows]
-                curves = arrays.select(rows, seed_pos) if any(v is None for v in cached.values()) else {}
+                need = [e for e in plan.estimators if cached[e.label] is None and per_seed.get(e.label) is None]
+                curves = arrays.select(rows, seed_pos) if need else {}
+                pool_pos = np.searchsorted(candidates, rows)
                 static, static_rows = arrays.static, rows
             else:
                 archs = bench.sample(s.n_archs, rng)  # opaque encodings
@@ -311,8 +331,12 @@ def run_correlation(
                 static, static_rows = rep_arrays.static, rows
             futures = []
             for est in plan.estimators:  # values in this thread, rank metrics in the executor
-                values = cached[est.label][rep] if cached[est.label] is not None else \
-                    _estimator_values(est, plan.columns[est.label], curves, static, static_rows, len(epochs))
+                if cached[est.label] is not None:
+                    values = cached[est.label][rep]
+                elif per_seed.get(est.label) is not None:
+                    values = per_seed[est.label][pool_pos, seed_pos]
+                else:
+                    values = _estimator_values(est, plan.columns[est.label], curves, static, static_rows, len(epochs))
                 if keep_values:
                     rep_values[est.label].append(values)
                 futures.append(executor.submit(rank, rep, est, values, truth))
