@@ -17,6 +17,11 @@ from harness.errors import HarnessError
 COMMAND_MODULES: tuple[str, ...] = (
     "harness.commands.query",
     "harness.commands.data",
+    "harness.commands.ws",
+    "harness.commands.compare",
+    "harness.commands.correlate",
+    "harness.commands.plot",
+    "harness.commands.table",
 )
 
 

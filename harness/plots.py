@@ -2,7 +2,8 @@
 
 * :func:`correlation_vs_epoch`: one line per estimator (mean over repetitions) with a +-1 std band;
   the x axis is the epoch, or, with ``fraction=True``, the fraction of training t/T on a log axis
-  as in the thesis's Fig. 4.4 and 4.5.
+  as in the thesis's Fig. 4.4 and 4.5; also the finetuning-step curves of a weight-sharing run
+  (thesis Fig. 4.6a).
 * :func:`compare_bars`: rank correlation of static estimators per dataset with bootstrap CIs.
 * :func:`save`: write PNG and PDF next to each other.
 """
@@ -17,34 +18,48 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from harness.errors import HarnessError, choices  # noqa: E402
 
 
 def correlation_vs_epoch(
-    results: pd.DataFrame, metric: str = "spearman", fraction: bool = False, title: str | None = None
+    results: pd.DataFrame,
+    metric: str = "spearman",
+    fraction: bool = False,
+    title: str | None = None,
+    x: str = "epoch",
+    over: str = "repetition",
+    ax: Axes | None = None,
 ) -> Figure:
-    """Mean (line) and std (band) over repetitions of ``metric`` per epoch, one line per estimator."""
-    needed = {"estimator", "epoch", "repetition", metric}
+    """Mean (line) and std (band) over ``over`` of ``metric`` per ``x``, one line per estimator.
+
+    The defaults plot a correlation run (epochs, repetitions); a weight-sharing run passes
+    ``x="step", over="seed"`` (finetuning steps, supernet seeds). ``ax`` draws into an existing panel.
+    """
+    needed = {"estimator", x, over, metric}
     if not needed <= set(results.columns):
-        raise choices("plot metric", metric, [c for c in results.columns if c not in ("estimator", "epoch", "repetition")])
+        raise choices("plot metric", metric, [c for c in results.columns if c not in ("estimator", x, over)])
     if results.empty:
         raise HarnessError("no results to plot")
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), constrained_layout=True)
-    last = float(results["epoch"].max())
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.4, 4.2), constrained_layout=True)
+    else:
+        fig = ax.figure
+    last = float(results[x].max())
     for estimator, part in results.groupby("estimator", sort=False):
-        stats = part.groupby("epoch")[metric].agg(["mean", lambda v: float(np.std(v))])
+        stats = part.groupby(x)[metric].agg(["mean", lambda v: float(np.std(v))])
         stats.columns = ["mean", "std"]
-        x = stats.index.to_numpy(np.float64)
-        x = x / last if fraction else x
-        (line,) = ax.plot(x, stats["mean"], label=str(estimator), linewidth=1.6)
-        ax.fill_between(x, stats["mean"] - stats["std"], stats["mean"] + stats["std"], color=line.get_color(), alpha=0.2, linewidth=0)
+        xs = stats.index.to_numpy(np.float64)
+        xs = xs / last if fraction else xs
+        (line,) = ax.plot(xs, stats["mean"], label=str(estimator), linewidth=1.6)
+        ax.fill_between(xs, stats["mean"] - stats["std"], stats["mean"] + stats["std"], color=line.get_color(), alpha=0.2, linewidth=0)
     if fraction:
         ax.set_xscale("log")
-        ax.set_xlabel("fraction of training epochs (log scale)")
+        ax.set_xlabel(f"fraction of training {x}s (log scale)")
     else:
-        ax.set_xlabel("epoch")
+        ax.set_xlabel("finetuning step" if x == "step" else x)
     ax.set_ylabel(f"{metric.replace('_', ' ')} with ground truth")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")

@@ -1,0 +1,154 @@
+"""Finetuning speed of the weight-sharing protocol: seconds per arch per 100 minibatches.
+
+Prints, side by side in one run, the plain PyTorch way (fp32, eager, one arch at a time: the way
+the thesis's 4.5 s per arch per 100 minibatches on a P100 was obtained) and the harness's fast path
+(bf16 autocast, channels-last, cudnn.benchmark, CUDA graphs, several archs in flight), plus the
+SPOS supernet step time, a whole-validation pass, and a check that the fast path ranks archs like
+the plain one (Spearman between their per-arch SoTL, TLMini and ValAccMini values).
+
+    python benchmarks/ws_finetune_speed.py --data-root /tmp/data            # GPU, full scale
+    python benchmarks/ws_finetune_speed.py --data-root /tmp/cifar --toy     # CPU, toy scale
+
+Finetuning timing covers the training rows (forward, backward, gradient statistics, SGD step, the
+validation minibatch) plus one whole-validation pass at step 0 over ``--valid`` images (default 640,
+so that it is small); a whole-validation pass over all 25k images is timed separately.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.stats import spearmanr
+
+from harness.spaces.nb201 import OPS
+from harness.supernet.config import WSConfig
+from harness.supernet.finetune import evaluate, finetune_archs
+from harness.supernet.train import (
+    init_supernet,
+    load_images,
+    resolve_device,
+    train_supernet,
+)
+
+
+def _config(args: argparse.Namespace, **device: object) -> WSConfig:
+    network = {"channels": 4, "cells_per_stage": 1} if args.toy else {}
+    return WSConfig().with_overrides(
+        data={"root": str(args.data_root), "limit_train": args.train, "limit_valid": args.valid},
+        network=network,
+        supernet={"epochs": args.supernet_epochs},
+        finetune={"steps": args.steps, "eval_every": 10**6, "n_archs": args.archs},
+        device={"device": args.device, **device},
+        report={"sum_step": 1},
+    )
+
+
+def _archs(n: int, seed: int) -> list[tuple[int, tuple[str, ...]]]:
+    rng = np.random.default_rng(seed)
+    return [(i, tuple(OPS[j] for j in rng.integers(0, 5, 6))) for i in range(n)]
+
+
+def _timed_finetune(cfg: WSConfig, supernet: torch.nn.Module, archs, out: Path) -> tuple[float, list]:
+    device = resolve_device(cfg)
+    train, valid = load_images(cfg, device)
+    finetune_archs(supernet, archs[:2], cfg, train, valid, out / "warm", progress=False)  # cudnn autotune, allocator
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    started = time.perf_counter()
+    paths = finetune_archs(supernet, archs, cfg, train, valid, out / "timed", progress=False)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - started
+    import pandas as pd
+
+    logs = [pd.read_parquet(p) for p in paths]
+    return seconds / len(archs) * 100 / cfg.finetune.steps, logs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-root", type=Path, required=True)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--toy", action="store_true", help="C=4, N=1 (CPU scale)")
+    parser.add_argument("--archs", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--train", type=int, default=None, help="training images kept (default all 25k)")
+    parser.add_argument("--valid", type=int, default=640, help="validation images kept while timing finetuning")
+    parser.add_argument("--supernet-epochs", type=int, default=1, help="SPOS epochs trained before finetuning")
+    parser.add_argument("--in-flight", default="1,4,8")
+    parser.add_argument("--out", type=Path, default=Path("/tmp/ws-speed"))
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    import shutil
+
+    shutil.rmtree(args.out, ignore_errors=True)
+    results: dict[str, object] = {"device": torch.cuda.get_device_name() if torch.cuda.is_available() and args.device != "cpu" else "cpu",
+                                  "torch": torch.__version__, "toy": args.toy}
+
+    # SPOS supernet: time per step (fast settings vs plain fp32), then a trained supernet for finetuning.
+    base = _config(args)
+    device = resolve_device(base)
+    _train, _valid = load_images(base, device)
+    for label, dev in (("spos_plain_fp32", {"amp": False, "channels_last": False}), ("spos_amp_cl", {})):
+        cfg = _config(args, **dev).with_overrides(supernet={"epochs": args.supernet_epochs})
+        tr, _ = load_images(cfg, device)
+        started = time.perf_counter()
+        path = train_supernet(cfg, 0, tr, args.out / label, progress=False)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        steps = args.supernet_epochs * (len(tr) // cfg.supernet.batch_size)
+        results[f"{label}_ms_per_step"] = 1000 * (time.perf_counter() - started) / steps
+    state = torch.load(path, map_location=device, weights_only=True)
+    supernet = init_supernet(base, 0).to(device)
+    supernet.load_state_dict(state["model"])
+
+    full_cfg = _config(args).with_overrides(data={"limit_valid": None})
+    _, full_valid = load_images(full_cfg, device)
+    arch_net = supernet.__class__(supernet.shape, [(o,) for o in _archs(1, 1)[0][1]]).to(device)
+    for label, dev in (("plain_fp32", {"amp": False, "channels_last": False}), ("amp_cl", {})):
+        cfg = _config(args, **dev).with_overrides(data={"limit_valid": None})
+        _, full_valid = load_images(cfg, device)
+        net = arch_net.to(memory_format=torch.channels_last) if cfg.device.channels_last and device.type == "cuda" else arch_net
+        float(evaluate(net, full_valid, cfg)[0])  # warm-up
+        started = time.perf_counter()
+        float(evaluate(net, full_valid, cfg)[0])
+        results[f"full_valid_pass_{label}_s"] = time.perf_counter() - started
+    results["full_valid_images"] = len(full_valid)
+
+    archs = _archs(args.archs, 0)
+    plain = _config(args, amp=False, channels_last=False, cuda_graphs=False, archs_in_flight=1, cudnn_benchmark=False)
+    results["finetune_plain_s_per_arch_per_100"], plain_logs = _timed_finetune(plain, supernet, archs, args.out / "plain")
+    variants = {
+        "fp32_graphs_4": {"amp": False, "channels_last": False, "cuda_graphs": True, "archs_in_flight": 4},  # exactness check
+        "amp_cl_eager_1": {"cuda_graphs": False, "archs_in_flight": 1},
+    }
+    for k in (int(v) for v in args.in_flight.split(",")):
+        variants[f"amp_cl_graphs_{k}"] = {"cuda_graphs": True, "archs_in_flight": k}
+    if device.type != "cuda":
+        variants = {"cpu_default": {}}
+    for label, dev in variants.items():
+        seconds, logs = _timed_finetune(_config(args, **dev), supernet, archs, args.out / label)
+        results[f"finetune_{label}_s_per_arch_per_100"] = seconds
+        agree = {}
+        for column, name in (("train_loss", "SoTL"), ("tl_mini", "TLMini"), ("val_acc_mini", "ValAccMini")):
+            a = [np.nansum(l[column]) if column == "train_loss" else l[column].iloc[0] for l in plain_logs]
+            b = [np.nansum(l[column]) if column == "train_loss" else l[column].iloc[0] for l in logs]
+            agree[name] = float(spearmanr(a, b).statistic)
+        results[f"rank_agreement_{label}_vs_plain"] = agree
+        results[f"max_abs_diff_sotl_{label}"] = float(max(abs(np.nansum(a.train_loss) - np.nansum(b.train_loss)) for a, b in zip(plain_logs, logs)))
+
+    width = max(len(k) for k in results)
+    for key, value in results.items():
+        print(f"{key:<{width}}  {value}")
+    print(f"{'thesis (P100, per arch per 100 minibatches)':<{width}}  4.5 s")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

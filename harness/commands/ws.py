@@ -1,0 +1,86 @@
+"""``harness ws``: the weight-sharing experiment on NB201 (supernet, finetuning, ranking report).
+
+    harness ws run      --config configs/ws-cifar10.toml --out runs/ws   # everything, in one process
+    harness ws train    --config ... --out DIR --seed 0                  # one supernet (resumes)
+    harness ws finetune --config ... --out DIR --seed 0 --shard 1/4      # a quarter of the archs
+    harness ws report   --config ... --out DIR                           # table.md, curves.png
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from harness.errors import HarnessError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("ws", help="weight-sharing NB201: SPOS supernet, finetune archs, rank estimators")
+    verbs = parser.add_subparsers(dest="ws_command", required=True, metavar="STEP")
+    for verb, text in (
+        ("run", "prepare, train every supernet seed, finetune all archs, report"),
+        ("prepare", "sample the arch set and write config.json, archs.csv"),
+        ("train", "train (or resume) one supernet"),
+        ("finetune", "finetune (a shard of) the arch set from one supernet; skips finished archs"),
+        ("report", "correlations, Table 4.1 and Fig. 4.6a from finished logs"),
+    ):
+        p = verbs.add_parser(verb, help=text)
+        p.add_argument("--config", type=Path, required=True, help="TOML config (see configs/ws-*.toml)")
+        p.add_argument("--out", type=Path, default=None, help="run directory (default runs/<name>)")
+        p.add_argument("--data-root", type=Path, default=None, help="overrides [data] root")
+        p.add_argument("--device", default=None, help="overrides [device] device (cpu, cuda, auto)")
+        p.add_argument("--no-progress", action="store_true")
+        if verb in ("run", "prepare"):
+            p.add_argument("--truth-root", type=Path, default=None, help="converted NB201 store for the ground truth")
+        if verb in ("train", "finetune"):
+            p.add_argument("--seed", type=int, required=True, help="supernet seed")
+        if verb == "finetune":
+            p.add_argument("--shard", default="0/1", help="i/n: finetune archs i, i+n, i+2n, ... (run n processes)")
+            p.add_argument("--unfinished-supernet", action="store_true", help="accept a supernet cut short (stated in the run)")
+        if verb == "report":
+            p.add_argument("--seeds", default=None, help="comma-separated supernet seeds (default: the config's)")
+            p.add_argument("--note", default="", help="a line added under the table")
+            p.add_argument("--partial", action="store_true", help="report on the archs finished so far")
+        p.set_defaults(func=run)
+
+
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError as err:
+        raise HarnessError(f"--shard must read i/n (e.g. 0/4), got {text!r}") from err
+    return i, n
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.experiments import weight_sharing as ws
+    from harness.supernet.config import load_config
+
+    cfg = load_config(args.config)
+    overrides: dict[str, dict[str, object]] = {}
+    if args.data_root is not None:
+        overrides["data"] = {"root": str(args.data_root)}
+    if args.device is not None:
+        overrides["device"] = {"device": args.device}
+    if overrides:
+        cfg = cfg.with_overrides(**overrides)
+    out = ws.run_dir(cfg, args.out)
+    progress = not args.no_progress
+    if args.ws_command == "run":
+        files = ws.run_all(cfg, out, args.truth_root, progress)
+        print((out / "table.md").read_text())
+        print("wrote", ", ".join(str(p) for p in files.values()))
+    elif args.ws_command == "prepare":
+        archs = ws.prepare(cfg, out, args.truth_root)
+        print(f"{len(archs.indices)} archs; truth: {archs.truth_source}; wrote {out}")
+    elif args.ws_command == "train":
+        print(ws.train(cfg, args.seed, out, progress))
+    elif args.ws_command == "finetune":
+        archs = ws._read_arch_set(out)
+        paths = ws.finetune(cfg, args.seed, archs, out, _shard(args.shard), progress, args.unfinished_supernet)
+        print(f"{len(paths)} arch logs under {ws.log_dir(out, args.seed)}")
+    else:
+        seeds = None if args.seeds is None else [int(s) for s in args.seeds.split(",")]
+        ws.report(cfg, out, seeds, args.note, partial=args.partial)
+        print((out / "table.md").read_text())
+    return 0

@@ -1,0 +1,378 @@
+"""The weight-sharing experiment on NAS-Bench-201 (thesis Sec. 4.2, Table 4.1 and Fig. 4.6a).
+
+1. Train a SPOS supernet per supernet seed (:mod:`harness.supernet.train`).
+2. Finetune a fixed, seeded set of archs from their inherited weights, logging per step
+   (:mod:`harness.supernet.finetune`).
+3. Rank the archs by each estimator at every step against the benchmark's ground truth:
+
+   ================  =================================================  ============================
+   estimator         value at step t (from the per-step log)            registry entry used
+   ================  =================================================  ============================
+   SoTL              sum of the minibatch training losses of steps 1..t  ``SoTL`` on ``train_loss``
+   TLMini            one training minibatch's loss at the weights of t   ``TLMini`` on ``tl_mini``
+   ValAccMini        one validation minibatch's accuracy at t            ``ValAccMini``
+   ValAcc            whole-validation accuracy at t (every 100 steps)    ``ValAcc`` on ``val_acc``
+   SoG               ||g_1 + ... + g_t||_1                               direction of ``SoG``; value
+                                                                         logged during finetuning
+   SoGN              sum over s <= t of ||g_s||_1                        ``SoGN`` on ``grad_l1``
+   ================  =================================================  ============================
+
+   SoG's registry function takes whole gradient vectors per step ([steps, params], about 1.5 M x 300
+   floats per arch); the finetuner accumulates the sum on the device instead and logs its L1 norm,
+   which is the same quantity. Directions come from :mod:`harness.metrics`; rank metrics from
+   :mod:`harness.ranking` (Spearman, Kendall tau-b, top-k mean true accuracy).
+
+Ground truth: CIFAR-10 (``cifar10-valid`` runs) uses NB201's 200-epoch ``cifar10`` ``ori-test``
+accuracy (seed mean), embedded for all 15,625 archs. For CIFAR-100 and ImageNet16-120 the embedded
+200-epoch truth exists only for the 725 archs of NASLib's zero-cost table (``harness.zerocost``), so
+the arch set there is drawn from those archs; a user with the converted official data passes its
+store as ``truth_root`` and gets the 200-epoch ``x-test`` accuracy of any arch.
+
+This module imports torch only inside the functions that train or finetune.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness.errors import HarnessError, NotAvailableError
+from harness.metrics import get_estimator
+from harness.ranking import rank_metrics
+from harness.registry import load_benchmark
+from harness.spaces.nb201 import arch_to_ops
+from harness.supernet.config import WSConfig
+
+TRUTH_DATASET = {"cifar10-valid": "cifar10", "cifar100": "cifar100", "ImageNet16-120": "ImageNet16-120"}
+CUMULATIVE = ("SoTL", "SoG", "SoGN")  # sums over steps 1..t: undefined (identically 0) at t = 0
+CURVE_ESTIMATORS = ("SoTL", "TLMini", "ValAccMini", "ValAcc")  # Fig. 4.6a
+
+# Table 4.1 of the thesis (NB201 CIFAR-10, SPOS). The issue texts available to us do not quote its
+# numbers, so the rendered table says so instead of inventing them.
+THESIS_TABLE_4_1: dict[str, tuple[float, float] | None] = {name: None for name in ("SoTL", "TLMini", "ValAccMini", "ValAcc", "SoG", "SoGN")}
+
+
+# --------------------------------------------------------------------------- arch set and truth
+
+
+@dataclass(frozen=True)
+class ArchSet:
+    """The pre-sampled archs (NB201 index + arch string) and their ground-truth accuracy (%)."""
+
+    indices: np.ndarray
+    arches: tuple[str, ...]
+    truth: np.ndarray
+    truth_source: str
+
+    def items(self) -> list[tuple[int, tuple[str, ...]]]:
+        return [(int(i), arch_to_ops(a)) for i, a in zip(self.indices, self.arches)]
+
+    def subset(self, keep: np.ndarray) -> ArchSet:
+        return ArchSet(self.indices[keep], tuple(np.asarray(self.arches)[keep]), self.truth[keep], self.truth_source)
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame({"arch_index": self.indices, "arch": self.arches, "truth": self.truth})
+
+
+def arch_set(cfg: WSConfig, truth_root: Path | None = None) -> ArchSet:
+    """``finetune.n_archs`` archs drawn with ``finetune.arch_seed`` (the same for every supernet)."""
+    dataset = cfg.data.dataset
+    n, seed = cfg.finetune.n_archs, cfg.finetune.arch_seed
+    schedule = cfg.report.truth_schedule
+    bench = load_benchmark("nb201", truth_root)
+    if dataset == "cifar10-valid" or truth_root is not None:
+        indices = bench.sample(n, seed)
+        split = "ori-test" if dataset == "cifar10-valid" else "x-test"
+        truth = bench.final(indices, TRUTH_DATASET[dataset], "accuracy", split, schedule)
+        source = f"nb201 {TRUTH_DATASET[dataset]}/{schedule}/{split}/accuracy (seed mean)"
+    else:
+        indices, truth = _zero_cost_pool_sample(bench, dataset, n, seed, schedule)
+        source = f"NASLib zero-cost table val_accuracy, {dataset}, 200 epochs (archs drawn from its archs only)"
+    arches = tuple(bench.arch_string(int(i)) for i in indices)
+    return ArchSet(np.asarray(indices, dtype=np.int64), arches, np.asarray(truth, dtype=np.float64), source)
+
+
+def _zero_cost_pool_sample(bench, dataset: str, n: int, seed: int, schedule: str) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` archs (sorted NB201 indices) drawn from the NASLib zero-cost table's archs of ``dataset``,
+    with that table's 200-epoch ``val_accuracy`` as their truth."""
+    if schedule != "200":
+        raise HarnessError(f"{dataset}: the embedded truth for weight sharing is the 200-epoch one; set truth_schedule = '200'")
+    from harness.zerocost import embedded_table
+
+    table = embedded_table("nb201")
+    table = table[table["dataset"] == dataset].sort_values("index")
+    if not 0 < n <= len(table):
+        raise HarnessError(f"cannot sample {n} archs from the {len(table)} with {dataset} 200-epoch truth (NASLib table)")
+    pick = np.sort(np.random.default_rng(seed).choice(len(table), size=n, replace=False))
+    return table["index"].to_numpy()[pick], table["val_accuracy"].to_numpy(dtype=np.float64)[pick]
+
+
+# --------------------------------------------------------------------------- running (torch)
+
+
+def run_dir(cfg: WSConfig, out: Path | None) -> Path:
+    return Path(out) if out is not None else Path("runs") / cfg.name
+
+
+def write_run_files(cfg: WSConfig, archs: ArchSet, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, default=list) + "\n")
+    archs.frame().to_csv(out / "archs.csv", index=False)
+
+
+def train(cfg: WSConfig, seed: int, out: Path, progress: bool = True) -> Path:
+    """Train (or resume) the supernet of ``seed`` under ``out``; returns the checkpoint path."""
+    from harness.supernet.train import load_images, resolve_device, train_supernet
+
+    device = resolve_device(cfg)
+    train_images, _ = load_images(cfg, device)
+    return train_supernet(cfg, seed, train_images, out, progress=progress)
+
+
+def finetune(
+    cfg: WSConfig, seed: int, archs: ArchSet, out: Path, shard: tuple[int, int] = (0, 1), progress: bool = True,
+    unfinished_supernet: bool = False,
+) -> list[Path]:
+    """Finetune shard ``i`` of ``n`` of the arch set from supernet ``seed``; logs under out/logs/seed<seed>/.
+
+    ``unfinished_supernet`` accepts a checkpoint with fewer epochs than configured (a run cut short);
+    the epochs it holds are written to out/supernet-seed<seed>.json so reports can state them.
+    """
+    from harness.supernet.finetune import finetune_archs
+    from harness.supernet.train import (
+        checkpoint_path,
+        load_images,
+        load_supernet,
+        resolve_device,
+    )
+
+    i, n = shard
+    if not 0 <= i < n:
+        raise HarnessError(f"shard {i}/{n}: need 0 <= i < n")
+    device = resolve_device(cfg)
+    train_images, valid_images = load_images(cfg, device)
+    path = checkpoint_path(out, seed)
+    supernet = load_supernet(path, cfg, device, allow_unfinished=unfinished_supernet)
+    _write_supernet_summary(path, out / f"supernet-seed{seed}.json")
+    items = archs.items()[i::n]
+    return finetune_archs(supernet, items, cfg, train_images, valid_images, log_dir(out, seed), f"seed {seed} [{i}/{n}]", progress)
+
+
+def _write_supernet_summary(checkpoint: Path, dest: Path) -> None:
+    from harness.supernet.train import load_checkpoint
+
+    state = load_checkpoint(checkpoint)
+    summary = {"epochs_done": int(state["epoch"]), "history": json.loads(state["history"])}
+    dest.write_text(json.dumps(summary, indent=1) + "\n")
+
+
+def log_dir(out: Path, seed: int) -> Path:
+    return Path(out) / "logs" / f"seed{seed}"
+
+
+def read_logs(out: Path, seed: int, archs: ArchSet) -> pd.DataFrame:
+    """All per-arch logs of ``seed``, in arch-set order; raises naming the first missing arch."""
+    from_dir = log_dir(out, seed)
+    frames = []
+    for index in archs.indices:
+        path = from_dir / f"arch-{int(index):05d}.parquet"
+        if not path.is_file():
+            raise HarnessError(f"no finetuning log for arch {int(index)} of supernet seed {seed} ({path}); finish finetuning first")
+        frames.append(pd.read_parquet(path))
+    return pd.concat(frames, ignore_index=True)
+
+
+# --------------------------------------------------------------------------- estimators and ranking
+
+
+def estimator_scores(logs: pd.DataFrame, archs: ArchSet, name: str) -> tuple[np.ndarray, np.ndarray, bool]:
+    """``(steps, scores[steps, archs], higher_is_better)`` of estimator ``name`` from the logs.
+
+    Only steps where the estimator is defined for every arch are returned (ValAcc: the evaluation
+    steps; SoTL, SoG, SoGN: t >= 1).
+    """
+    if name not in _COLUMNS:
+        raise HarnessError(f"estimator {name!r} is not computed from finetuning logs; valid: {sorted(_COLUMNS)}")
+    wide = logs.pivot(index="step", columns="arch_index", values=_COLUMNS[name])[list(archs.indices)]
+    steps = wide.index.to_numpy()
+    values = wide.to_numpy(dtype=np.float64).T  # [archs, steps]
+    first = 1 if name in CUMULATIVE else 0
+    values, steps = values[:, steps >= first], steps[steps >= first]
+    estimator = get_estimator(name)
+    if name != "SoG":  # SoG's value ||g_1 + ... + g_t||_1 is logged directly
+        values = estimator(values)
+    defined = ~np.isnan(values).any(axis=0)
+    return steps[defined], values[:, defined].T, estimator.higher_is_better
+
+
+# log column each estimator reads (see the table in the module docstring)
+_COLUMNS = {
+    "SoTL": "train_loss",
+    "TLMini": "tl_mini",
+    "ValAccMini": "val_acc_mini",
+    "ValAcc": "val_acc",
+    "SoG": "grad_sum_l1",
+    "SoGN": "grad_l1",
+}
+
+
+def correlations(cfg: WSConfig, out: Path, archs: ArchSet, seeds: Sequence[int]) -> pd.DataFrame:
+    """Tidy table: estimator, step, seed, spearman, kendall, top_k (mean truth of top-k), n_archs."""
+    rows = []
+    for seed in seeds:
+        logs = read_logs(out, seed, archs)
+        for name in cfg.report.estimators:
+            steps, scores, higher = estimator_scores(logs, archs, name)
+            metrics = rank_metrics(
+                scores, archs.truth, higher_is_better=higher, k=cfg.report.top_k,
+                metrics=("spearman", "kendall", "top_k"), constant="nan",
+            )
+            for j, step in enumerate(steps):
+                rows.append({
+                    "estimator": name, "step": int(step), "seed": int(seed),
+                    "spearman": metrics["spearman"][j], "kendall": metrics["kendall"][j],
+                    "top_k": metrics["top_k"][j], "n_archs": int(metrics["n_archs"][j]),
+                })
+    return pd.DataFrame(rows)
+
+
+def table_step(cfg: WSConfig, name: str) -> int:
+    """Table 4.1's step: cumulative estimators after ``report.sum_step`` steps, the rest at ``other_step``."""
+    return cfg.report.sum_step if name in CUMULATIVE else cfg.report.other_step
+
+
+def summary_table(cfg: WSConfig, corr: pd.DataFrame) -> pd.DataFrame:
+    """Per estimator at its Table 4.1 step: mean and std (over supernet seeds) of Spearman and top-k."""
+    rows = []
+    for name in cfg.report.estimators:
+        step = table_step(cfg, name)
+        at = corr[(corr.estimator == name) & (corr.step == step)]
+        if at.empty:
+            raise HarnessError(f"{name} is not defined at step {step}; valid steps: {sorted(corr[corr.estimator == name].step.unique())[:10]}...")
+        thesis = THESIS_TABLE_4_1.get(name)
+        rows.append({
+            "estimator": name, "step": step, "n_seeds": len(at),
+            "spearman_mean": at.spearman.mean(), "spearman_std": at.spearman.std(ddof=0),
+            "top_k_mean": at.top_k.mean(), "top_k_std": at.top_k.std(ddof=0),
+            "thesis_spearman": np.nan if thesis is None else thesis[0],
+            "thesis_top_k": np.nan if thesis is None else thesis[1],
+        })
+    return pd.DataFrame(rows)
+
+
+def render_table(cfg: WSConfig, table: pd.DataFrame, archs: ArchSet, note: str = "") -> str:
+    """Markdown in the thesis's 'mean (std)' format; best value per column in bold; thesis beside ours."""
+    k = cfg.report.top_k
+    best_rho = table.spearman_mean.max()
+    best_top = table.top_k_mean.max()
+    lines = [
+        f"| estimator | step | Spearman (ours) | top-{k} test acc % (ours) | Spearman (thesis) | top-{k} (thesis) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in table.itertuples():
+        rho = f"{row.spearman_mean:.3f} ({row.spearman_std:.3f})"
+        top = f"{row.top_k_mean:.2f} ({row.top_k_std:.2f})"
+        rho = f"**{rho}**" if row.spearman_mean == best_rho else rho
+        top = f"**{top}**" if row.top_k_mean == best_top else top
+        t_rho = "n/a" if np.isnan(row.thesis_spearman) else f"{row.thesis_spearman:.3f}"
+        t_top = "n/a" if np.isnan(row.thesis_top_k) else f"{row.thesis_top_k:.2f}"
+        lines.append(f"| {row.estimator} | {row.step} | {rho} | {top} | {t_rho} | {t_top} |")
+    seeds = int(table.n_seeds.max())
+    lines += [
+        "",
+        (f"{len(archs.indices)} archs, mean (std over {seeds} supernet seed(s)); truth: {archs.truth_source}. "
+        f"Cumulative estimators (SoTL, SoG, SoGN) after {cfg.report.sum_step} finetuning steps, the others at step "
+        f"{cfg.report.other_step} (inherited weights). Thesis columns: n/a = Table 4.1's numbers are not quoted in the "
+        "issue texts this run was built from."),
+    ]
+    if note:
+        lines += ["", note]
+    return "\n".join(lines) + "\n"
+
+
+def finished(out: Path, seeds: Sequence[int], archs: ArchSet) -> np.ndarray:
+    """Mask of the archs whose finetuning log exists for every seed in ``seeds``."""
+    return np.array([all((log_dir(out, s) / f"arch-{int(i):05d}.parquet").is_file() for s in seeds) for i in archs.indices])
+
+
+def report(
+    cfg: WSConfig, out: Path, seeds: Sequence[int] | None = None, note: str = "", plot: bool = True, partial: bool = False
+) -> dict[str, Path]:
+    """Correlations, Table 4.1 and Fig. 4.6a for a finished run directory; returns the files written.
+
+    ``partial=True`` reports on the archs finished for every seed so far (the table says how many);
+    otherwise a missing log raises.
+    """
+    out = Path(out)
+    archs = _read_arch_set(out)
+    seeds = list(cfg.supernet.seeds if seeds is None else seeds)
+    if partial:
+        done = finished(out, seeds, archs)
+        if done.sum() < 3:
+            raise HarnessError(f"only {int(done.sum())} archs finished for seeds {seeds}; need at least 3 to rank")
+        if not done.all():
+            note = (note + " " if note else "") + f"Partial run: {int(done.sum())} of {len(done)} archs finished for every seed."
+        archs = archs.subset(done)
+    done_epochs = {
+        s: json.loads((out / f"supernet-seed{s}.json").read_text())["epochs_done"]
+        for s in seeds if (out / f"supernet-seed{s}.json").is_file()
+    }
+    if any(e != cfg.supernet.epochs for e in done_epochs.values()):
+        epochs = ", ".join(f"seed {s}: {e}" for s, e in done_epochs.items())
+        note = (note + " " if note else "") + f"Supernets cut short: epochs done {epochs} (of {cfg.supernet.epochs} configured; cosine schedule not completed)."
+    if cfg.data.limit_valid is not None:
+        note = (note + " " if note else "") + f"Validation split limited to its first {cfg.data.limit_valid} images (ValAcc, ValAccMini)."
+    corr = correlations(cfg, out, archs, seeds)
+    table = summary_table(cfg, corr)
+    files = {
+        "correlations": out / "correlations.csv",
+        "table_csv": out / "table.csv",
+        "table_md": out / "table.md",
+    }
+    corr.to_csv(files["correlations"], index=False)
+    table.to_csv(files["table_csv"], index=False)
+    files["table_md"].write_text(render_table(cfg, table, archs, note))
+    if plot:
+        files["curves"] = _plot_curves(corr[corr.estimator.isin(CURVE_ESTIMATORS)], out / "curves")
+    return files
+
+
+def _plot_curves(corr: pd.DataFrame, stem: Path) -> Path:
+    """Thesis Fig. 4.6a: Spearman and Kendall vs finetuning step, mean +- std over supernet seeds."""
+    from harness import plots  # matplotlib only when plotting
+
+    fig, axes = plots.plt.subplots(1, 2, figsize=(10, 3.8), sharex=True, constrained_layout=True)
+    for ax, metric in zip(axes, ("spearman", "kendall")):
+        plots.correlation_vs_epoch(corr, metric, x="step", over="seed", ax=ax)
+    return plots.save(fig, stem)[0]
+
+
+def _read_arch_set(out: Path) -> ArchSet:
+    path = Path(out) / "archs.csv"
+    if not path.is_file():
+        raise HarnessError(f"{out} is not a weight-sharing run directory (no archs.csv)")
+    frame = pd.read_csv(path)
+    source = json.loads((Path(out) / "truth.json").read_text())["source"] if (Path(out) / "truth.json").is_file() else ""
+    return ArchSet(frame.arch_index.to_numpy(), tuple(frame.arch), frame.truth.to_numpy(dtype=np.float64), source)
+
+
+def prepare(cfg: WSConfig, out: Path, truth_root: Path | None = None) -> ArchSet:
+    """Sample the arch set, fetch its truth, and write config.json, archs.csv and truth.json to ``out``."""
+    archs = arch_set(cfg, truth_root)
+    write_run_files(cfg, archs, out)
+    (out / "truth.json").write_text(json.dumps({"source": archs.truth_source}) + "\n")
+    return archs
+
+
+def run_all(cfg: WSConfig, out: Path, truth_root: Path | None = None, progress: bool = True) -> dict[str, Path]:
+    """The whole experiment in one process: every supernet seed trained, all archs finetuned, report."""
+    archs = prepare(cfg, out, truth_root)
+    for seed in cfg.supernet.seeds:
+        train(cfg, seed, out, progress)
+        finetune(cfg, seed, archs, out, progress=progress)
+    return report(cfg, out)

@@ -1,0 +1,173 @@
+"""One config for a weight-sharing run: data, network, SPOS training, finetuning, device, ranking.
+
+Defaults follow the thesis's Appendix B (issue 6): SPOS with batch 64, SGD momentum 0.9, lr 0.025
+cosine-annealed to 0.001, weight decay 5e-4, 100 epochs, gradient clipping at norm 5; finetuning of
+200 pre-sampled archs for 300 minibatches at lr 0.01, batch 64, full validation every 100 steps.
+Finetuning reuses momentum, weight decay and clipping of the supernet stage (our choice; the issue
+fixes only lr and batch). A TOML file has one table per section ([data], [network], [supernet],
+[finetune], [device], [report]); unknown keys are refused. This module imports without torch.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError, choices
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "cifar10-valid"
+    root: str = "data"  # folder holding cifar-10-batches-py/, cifar-100-python/ or ImageNet16/
+    download: bool = False  # CIFAR only: fetch the official archive (MD5-checked) if missing
+    split_file: str | None = None  # NB201's official split file; None: seeded halves
+    split_seed: int = 0
+    limit_train: int | None = None  # keep the first n training images (toy runs)
+    limit_valid: int | None = None
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    channels: int = 16
+    cells_per_stage: int = 5
+    bn_affine: bool = False
+    bn_track_running_stats: bool = False
+
+
+@dataclass(frozen=True)
+class SupernetConfig:
+    algorithm: str = "spos"  # one uniformly sampled arch per minibatch (SPOS / RandomNAS)
+    seeds: tuple[int, ...] = (0,)
+    epochs: int = 100
+    batch_size: int = 64
+    lr: float = 0.025
+    lr_min: float = 0.001
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    grad_clip: float = 5.0
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    n_archs: int = 200
+    arch_seed: int = 0  # the arch set and every arch's data stream depend on this seed only
+    steps: int = 300
+    lr: float = 0.01
+    batch_size: int = 64
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    grad_clip: float = 5.0
+    eval_every: int = 100  # whole-validation accuracy at step 0 and every eval_every steps
+    eval_batch_size: int = 1000
+    val_mini_batch_size: int = 64
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    device: str = "auto"  # auto: cuda if available, else cpu
+    amp: bool = True  # bfloat16 autocast on CUDA (no loss scaling needed); ignored on CPU
+    channels_last: bool = True  # CUDA only
+    cudnn_benchmark: bool = True
+    cuda_graphs: bool = True  # CUDA only: capture each arch's training step once, replay it F times
+    archs_in_flight: int = 4  # CUDA only: archs finetuned concurrently, one CUDA stream each
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    truth_schedule: str = "200"
+    sum_step: int = 100  # Table 4.1: SoTL (and the other sums, SoG, SoGN) after 100 steps
+    other_step: int = 0  # Table 4.1: the other estimators at step 0 (inherited weights)
+    top_k: int = 10
+    estimators: tuple[str, ...] = ("SoTL", "TLMini", "ValAccMini", "ValAcc", "SoG", "SoGN")
+
+
+@dataclass(frozen=True)
+class WSConfig:
+    name: str = "ws"
+    data: DataConfig = field(default_factory=DataConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    supernet: SupernetConfig = field(default_factory=SupernetConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def with_overrides(self, **sections: dict[str, Any]) -> WSConfig:
+        """A copy with ``section={key: value}`` overrides applied (validated like a TOML file)."""
+        merged = self.to_dict()
+        for section, values in sections.items():
+            merged.setdefault(section, {}).update(values)
+        return config_from_dict(merged)
+
+
+_SECTION_CLASSES = {
+    "data": DataConfig,
+    "network": NetworkConfig,
+    "supernet": SupernetConfig,
+    "finetune": FinetuneConfig,
+    "device": DeviceConfig,
+    "report": ReportConfig,
+}
+
+
+def _section(cls: type, values: dict[str, Any], where: str) -> Any:
+    valid = {f.name: f for f in fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in valid:
+            raise choices(f"key in [{where}]", key, valid)
+        default = getattr(cls(), key)
+        kwargs[key] = tuple(value) if isinstance(default, tuple) else value
+    return cls(**kwargs)
+
+
+def config_from_dict(content: dict[str, Any]) -> WSConfig:
+    out = WSConfig()
+    for key, value in content.items():
+        if key == "name":
+            out = replace(out, name=str(value))
+        elif key in _SECTION_CLASSES:
+            if not isinstance(value, dict):
+                raise HarnessError(f"[{key}] must be a table")
+            out = replace(out, **{key: _section(_SECTION_CLASSES[key], value, key)})
+        else:
+            raise choices("config section", key, ["name", *_SECTION_CLASSES])
+    _validate(out)
+    return out
+
+
+def load_config(path: str | Path) -> WSConfig:
+    path = Path(path)
+    try:
+        content = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise HarnessError(f"cannot read config {path}: {err}") from err
+    return config_from_dict(content)
+
+
+def _validate(cfg: WSConfig) -> None:
+    from harness.data.nb201 import DATASETS  # torch-free module
+
+    if cfg.data.dataset not in DATASETS:
+        raise choices("dataset", cfg.data.dataset, DATASETS)
+    if cfg.data.dataset == "cifar10":
+        raise HarnessError("weight-sharing runs need a validation split; use dataset 'cifar10-valid'")
+    if cfg.supernet.algorithm != "spos":
+        raise choices("supernet algorithm", cfg.supernet.algorithm, ["spos"])
+    if cfg.finetune.steps < 1 or cfg.finetune.eval_every < 1 or cfg.supernet.epochs < 0:
+        raise HarnessError("finetune.steps and finetune.eval_every must be >= 1, supernet.epochs >= 0")
+    for step in (cfg.report.sum_step, cfg.report.other_step):
+        if not 0 <= step <= cfg.finetune.steps:
+            raise HarnessError(f"report step {step} out of range 0..{cfg.finetune.steps} (finetune.steps)")
+    if cfg.report.sum_step < 1:
+        raise HarnessError("report.sum_step must be >= 1 (SoTL sums the losses of steps 1..t)")

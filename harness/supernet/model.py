@@ -1,0 +1,175 @@
+"""The NAS-Bench-201 network, as a weight-sharing supernet and as one standalone architecture.
+
+Macro skeleton (Dong & Yang 2020, Fig. 1): stem ``Conv3x3(3->C) + BN``; three stages of ``N`` cells
+at C, 2C and 4C channels, separated by two residual reduction blocks (``ReLU-Conv3x3/2-BN``,
+``ReLU-Conv3x3-BN``, shortcut ``AvgPool2x2 + Conv1x1``); then ``BN + ReLU``, global average
+pooling and a linear classifier. Defaults N=5, C=16 as in NB201.
+
+Cell: nodes 0..3, node 0 the cell input, node i the sum over edges j->i (j < i) of ``op(node j)``,
+node 3 the output. Ops: ``none`` (zero), ``skip_connect`` (identity), ``nor_conv_1x1`` and
+``nor_conv_3x3`` (ReLU-Conv-BN, stride 1, same padding), ``avg_pool_3x3`` (stride 1, padding 1,
+padding excluded from the average).
+
+One class serves both roles: each edge holds a ``ModuleDict`` of its candidate ops. The supernet has
+all five candidates on every edge; :func:`materialise` builds a network whose edges hold only the
+arch's op and copies exactly those tensors from the supernet's state dict (the parameter names are
+the same, so the copy is a slice of the state dict). A forward pass runs only the ops of the given
+arch, and only those that can reach the cell output, so only they receive gradients (single-path,
+as in SPOS, Guo et al. 2020).
+
+BatchNorm: cells use ``affine=False`` as NB201's weight-sharing search cells do; with
+``track_running_stats=False`` (default) every BN normalises with the statistics of the current batch,
+in training and evaluation alike, so weights inherited by different archs never meet running
+statistics gathered under other archs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from harness.spaces.nb201 import EDGES, N_NODES, OPS, check_ops
+
+
+@dataclass(frozen=True)
+class NetworkShape:
+    """The macro-architecture: channels C, cells per stage N, classes, and BatchNorm options."""
+
+    channels: int = 16
+    cells_per_stage: int = 5
+    n_classes: int = 10
+    bn_affine: bool = False
+    bn_track_running_stats: bool = False
+
+
+def _bn(channels: int, shape: NetworkShape, affine: bool | None = None) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(
+        channels,
+        affine=shape.bn_affine if affine is None else affine,
+        track_running_stats=shape.bn_track_running_stats,
+    )
+
+
+class ReLUConvBN(nn.Sequential):
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, shape: NetworkShape, affine: bool | None = None):
+        super().__init__(
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2, bias=False),
+            _bn(c_out, shape, affine),
+        )
+
+
+def make_op(op: str, channels: int, shape: NetworkShape) -> nn.Module:
+    if op == "skip_connect":
+        return nn.Identity()
+    if op == "nor_conv_1x1":
+        return ReLUConvBN(channels, channels, 1, 1, shape)
+    if op == "nor_conv_3x3":
+        return ReLUConvBN(channels, channels, 3, 1, shape)
+    if op == "avg_pool_3x3":
+        return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+    raise ValueError(f"no module for op {op!r}")  # 'none' has no module; callers never ask
+
+
+def live_edges(ops: Sequence[str]) -> tuple[bool, ...]:
+    """For each edge: does its op run in a forward pass?
+
+    An op runs when it is not ``none``, its source node carries a signal (it is reachable from the
+    cell input through non-``none`` edges) and its target node feeds the cell output. Everything
+    else only computes values that are zero or unused: a node with no signal is all zeros, and every
+    op maps zeros to zeros (BatchNorm without affine parameters included), as NB201's own
+    isomorphism rule assumes. Skipping them is exact and saves time.
+    """
+    reached = {0}
+    for node in range(1, N_NODES):
+        if any(ops[k] != "none" and dst == node and src in reached for k, (src, dst) in enumerate(EDGES)):
+            reached.add(node)
+    needed = {N_NODES - 1}
+    for node in range(N_NODES - 2, -1, -1):
+        if any(ops[k] != "none" and src == node and dst in needed for k, (src, dst) in enumerate(EDGES)):
+            needed.add(node)
+    return tuple(
+        ops[k] != "none" and src in reached and dst in needed for k, (src, dst) in enumerate(EDGES)
+    )
+
+
+class Cell(nn.Module):
+    def __init__(self, channels: int, candidates: Sequence[Sequence[str]], shape: NetworkShape):
+        super().__init__()
+        self.edges = nn.ModuleList(
+            nn.ModuleDict({op: make_op(op, channels, shape) for op in edge_ops if op != "none"})
+            for edge_ops in candidates
+        )
+
+    def forward(self, x: torch.Tensor, ops: Sequence[str], live: Sequence[bool]) -> torch.Tensor:
+        nodes: list[torch.Tensor | None] = [x]
+        for node in range(1, N_NODES):
+            total: torch.Tensor | None = None
+            for k, (src, dst) in enumerate(EDGES):
+                if dst == node and live[k]:
+                    y = self.edges[k][ops[k]](nodes[src])
+                    total = y if total is None else total + y
+            nodes.append(total)
+        out = nodes[-1]
+        return torch.zeros_like(x) if out is None else out
+
+
+class ResidualReduction(nn.Module):
+    """NB201's reduction block: two ReLU-Conv-BN (the first with stride 2) plus a pooled 1x1 shortcut."""
+
+    def __init__(self, c_in: int, c_out: int, shape: NetworkShape):
+        super().__init__()
+        self.conv_a = ReLUConvBN(c_in, c_out, 3, 2, shape, affine=True)
+        self.conv_b = ReLUConvBN(c_out, c_out, 3, 1, shape, affine=True)
+        self.shortcut = nn.Sequential(nn.AvgPool2d(2, stride=2), nn.Conv2d(c_in, c_out, 1, bias=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shortcut(x) + self.conv_b(self.conv_a(x))
+
+
+class NB201Network(nn.Module):
+    """NB201 network whose cell edges hold ``candidates[k]`` (all of OPS: the supernet)."""
+
+    def __init__(self, shape: NetworkShape, candidates: Sequence[Sequence[str]] | None = None):
+        super().__init__()
+        self.shape = shape
+        self.candidates = tuple(tuple(c) for c in (candidates or [OPS] * len(EDGES)))
+        c = shape.channels
+        self.stem = nn.Sequential(nn.Conv2d(3, c, 3, padding=1, bias=False), _bn(c, shape, affine=True))
+        layers: list[nn.Module] = []
+        widths = [c, 2 * c, 4 * c]
+        for stage, width in enumerate(widths):
+            if stage > 0:
+                layers.append(ResidualReduction(widths[stage - 1], width, shape))
+            layers.extend(Cell(width, self.candidates, shape) for _ in range(shape.cells_per_stage))
+        self.layers = nn.ModuleList(layers)
+        self.head = nn.Sequential(_bn(4 * c, shape, affine=True), nn.ReLU(inplace=False))
+        self.classifier = nn.Linear(4 * c, shape.n_classes)
+        fixed = all(len(cands) == 1 for cands in self.candidates)
+        self.fixed_ops: tuple[str, ...] | None = tuple(cands[0] for cands in self.candidates) if fixed else None
+
+    def forward(self, x: torch.Tensor, ops: Sequence[str] | None = None) -> torch.Tensor:
+        """Logits of the arch ``ops`` (6-op tuple); a standalone network uses its own arch."""
+        if ops is None:
+            if self.fixed_ops is None:
+                raise ValueError("a supernet forward needs the arch's ops")
+            ops = self.fixed_ops
+        ops = check_ops(ops)
+        live = live_edges(ops)
+        h = self.stem(x)
+        for layer in self.layers:
+            h = layer(h, ops, live) if isinstance(layer, Cell) else layer(h)
+        h = self.head(h)
+        return self.classifier(torch.flatten(nn.functional.adaptive_avg_pool2d(h, 1), 1))
+
+
+def materialise(supernet: NB201Network, ops: Sequence[str]) -> NB201Network:
+    """A standalone network of arch ``ops`` holding copies of exactly its supernet weights."""
+    ops = check_ops(ops)
+    net = NB201Network(supernet.shape, candidates=[(op,) for op in ops])
+    source = supernet.state_dict()
+    net.load_state_dict({name: source[name].detach().clone() for name in net.state_dict()}, strict=True)
+    return net.to(next(supernet.parameters()).device)

@@ -1,0 +1,81 @@
+"""SPOS training: per-epoch checkpoints, exact resume, seeded init that leaves global RNGs alone."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from harness.errors import HarnessError
+from harness.supernet.config import WSConfig
+from harness.supernet.train import (
+    checkpoint_path,
+    cosine_lr,
+    load_checkpoint,
+    load_images,
+    train_supernet,
+)
+
+
+def _write_cifar10(root: Path, n: int = 200) -> None:
+    rng = np.random.default_rng(0)
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for b in range(1, 6):
+        record = {b"data": rng.integers(0, 256, (n // 5, 3072), dtype=np.uint8), b"labels": rng.integers(0, 10, n // 5).tolist()}
+        (folder / f"data_batch_{b}").write_bytes(pickle.dumps(record, protocol=2))
+
+
+def _config(root: Path, epochs: int = 3) -> WSConfig:
+    return WSConfig().with_overrides(
+        data={"root": str(root)},
+        network={"channels": 2, "cells_per_stage": 1},
+        supernet={"epochs": epochs, "batch_size": 16},
+        finetune={"steps": 2, "eval_every": 1},
+        device={"device": "cpu"},
+        report={"sum_step": 1},
+    )
+
+
+def test_killed_run_resumes_to_the_same_weights(tmp_path: Path) -> None:
+    _write_cifar10(tmp_path / "data")
+    cfg = _config(tmp_path / "data")
+    train, _ = load_images(cfg, torch.device("cpu"))
+    straight = train_supernet(cfg, 0, train, tmp_path / "straight", progress=False)
+    train_supernet(cfg, 0, train, tmp_path / "killed", stop_after_epoch=1, progress=False)
+    assert load_checkpoint(checkpoint_path(tmp_path / "killed", 0))["epoch"] == 1
+    resumed = train_supernet(cfg, 0, train, tmp_path / "killed", progress=False)
+    a, b = load_checkpoint(straight), load_checkpoint(resumed)
+    assert a["epoch"] == b["epoch"] == 3
+    for name, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][name]), name
+    other = load_checkpoint(train_supernet(cfg, 1, train, tmp_path / "seed1", progress=False))
+    assert not all(torch.equal(t, other["model"][n]) for n, t in a["model"].items())
+
+
+def test_training_leaves_global_rngs_alone(tmp_path: Path) -> None:
+    _write_cifar10(tmp_path / "data")
+    cfg = _config(tmp_path / "data", epochs=1)
+    train, _ = load_images(cfg, torch.device("cpu"))
+    torch_state, numpy_state = torch.random.get_rng_state(), np.random.get_state()[1].copy()
+    train_supernet(cfg, 0, train, tmp_path / "run", progress=False)
+    assert torch.equal(torch_state, torch.random.get_rng_state())
+    assert np.array_equal(numpy_state, np.random.get_state()[1])
+
+
+def test_cosine_schedule_ends() -> None:
+    assert cosine_lr(0, 100, 0.025, 0.001) == pytest.approx(0.025)
+    assert cosine_lr(100, 100, 0.025, 0.001) == pytest.approx(0.001)
+    assert cosine_lr(50, 100, 0.025, 0.001) == pytest.approx(0.013)
+
+
+def test_corrupt_checkpoint_raises(tmp_path: Path) -> None:
+    path = tmp_path / "supernet-seed0.pt"
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(HarnessError, match="cannot read"):
+        load_checkpoint(path)
+    with pytest.raises(HarnessError, match="no supernet checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
