@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,17 +10,13 @@ import pytest
 from harness.errors import NotAvailableError
 from harness.experiments.config import parse_config
 from harness.experiments.correlation import run_correlation
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from harness.tomlfile import read_toml
 
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "nb301-cifar10.toml"
 
 
 def small_config(**changes):
-    data = tomllib.loads(CONFIG.read_text())
+    data = read_toml(CONFIG)
     data["sampling"].update(n_archs=30, repetitions=2)
     data.update(changes)
     return parse_config(data, source=str(CONFIG))

@@ -35,11 +35,11 @@ A config file (see ``configs/*.toml``)::
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.tomlfile import read_toml
 from harness.errors import HarnessError, choices
 from harness.metrics import get_estimator
 from harness.ranking import METRICS
@@ -167,14 +167,7 @@ def parse_config(data: dict[str, Any], source: str = "config") -> CorrelationCon
 
 
 def load_config(path: str | Path) -> CorrelationConfig:
-    path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise HarnessError(f"config file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as err:
-        raise HarnessError(f"config file {path} is not valid TOML: {err}") from None
-    return parse_config(data, source=str(path))
+    return parse_config(read_toml(path), source=str(path))
 
 
 def to_toml(data: dict[str, Any]) -> str:

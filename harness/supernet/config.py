@@ -10,17 +10,13 @@ fixes only lr and batch). A TOML file has one table per section ([data], [networ
 
 from __future__ import annotations
 
-import sys
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError, choices
+from harness.tomlfile import read_toml
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 
 @dataclass(frozen=True)
@@ -147,12 +143,7 @@ def config_from_dict(content: dict[str, Any]) -> WSConfig:
 
 
 def load_config(path: str | Path) -> WSConfig:
-    path = Path(path)
-    try:
-        content = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as err:
-        raise HarnessError(f"cannot read config {path}: {err}") from err
-    return config_from_dict(content)
+    return config_from_dict(read_toml(path))
 
 
 def _validate(cfg: WSConfig) -> None:
