@@ -179,6 +179,10 @@ class Benchmark(ABC):
     def _read(self, column: Column, rows: np.ndarray, seed_pos: np.ndarray, epoch_pos: np.ndarray) -> np.ndarray:
         """Values ``[len(rows), len(seed_pos), len(epoch_pos)]`` (NaN where absent) of ``column``."""
 
+    def arch_label(self, row: Any) -> str:
+        """A human-readable name of one resolved architecture (adapters give their native form)."""
+        return str(row)
+
     def sample(self, n: int, seed: int | np.random.Generator) -> np.ndarray:
         """``n`` distinct architecture indices drawn uniformly without replacement."""
         n_archs = self.capabilities().n_archs

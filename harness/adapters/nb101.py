@@ -140,6 +140,9 @@ class Nb101Benchmark(Benchmark):
             raise HarnessError(f"NB101 row index {int(rows[bad][0])} out of range; valid 0..{len(self.hashes) - 1}")
         return rows
 
+    def arch_label(self, row: Any) -> str:
+        return f"[{int(row)}] {self.hash_of(int(row))[0]}"
+
     def hash_of(self, rows: Any) -> list[str]:
         return [h.decode() for h in self.hashes[self.resolve(rows)]]
 

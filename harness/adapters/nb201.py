@@ -95,6 +95,9 @@ class NB201Benchmark(Benchmark):
     def arch_string(self, index: int) -> str:
         return self.arch_strings[int(self.resolve(index)[0])]
 
+    def arch_label(self, row: Any) -> str:
+        return f"[{int(row)}] {self.arch_string(int(row))}"
+
     def unique_archs(self, archs: Any) -> np.ndarray:
         """``archs`` with isomorphs removed: the first (in the given order) of each canonical class."""
         rows = self.resolve(archs)

@@ -231,6 +231,9 @@ class NB301Benchmark(Benchmark):
             )
         return darts.to_encodings(archs)
 
+    def arch_label(self, row: Any) -> str:
+        return str(darts.encoding_to_genotype(row))
+
     def sample(self, n: int, seed: int | np.random.Generator) -> np.ndarray:
         """``n`` distinct architectures drawn uniformly from the whole space, as encodings ``[n, 32]``."""
         return darts.sample_encodings(n, seed)

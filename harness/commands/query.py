@@ -59,8 +59,7 @@ def run(args: argparse.Namespace) -> int:
         order = order[~np.isnan(scores[order])][: args.top]
         print(f"top {args.top} of {len(rows)} archs by {column} (seed mean, epoch {last}):")
         for rank, pos in enumerate(order, start=1):
-            label = bench.arch_string(int(rows[pos])) if hasattr(bench, "arch_string") else str(rows[pos])
-            print(f"{rank:3d}. {scores[pos]:8.3f}  [{rows[pos]}] {label}")
+            print(f"{rank:3d}. {scores[pos]:8.3f}  {bench.arch_label(rows[pos])}")
         return 0
     archs = [_parse_arch(a) for a in args.arch] or [0]
     result = bench.query(archs, args.dataset, args.metric, args.split, args.schedule, epochs=epochs,
@@ -68,6 +67,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"{column}  epochs={list(result.epochs) or '-'}  seeds={list(result.seeds) or '-'}")
     with np.printoptions(precision=4, suppress=True, linewidth=120, threshold=2000):
         for arch, block in zip(result.archs, result.values):
-            print(f"arch {arch}:")
+            print(f"{bench.arch_label(arch)}:")
             print(block)
     return 0
