@@ -53,4 +53,4 @@ def load_benchmark(name: str, root: str | Path | None = None, **options: object)
     """Open benchmark ``name`` from ``root`` (None: the embedded default data)."""
     module_name, fixed = _ADAPTERS[canonical_name(name)]
     module = importlib.import_module(module_name)
-    return module.open_benchmark(None if root is None else Path(root), **fixed, **options)
+    return module.open_benchmark(None if root is None else Path(root).expanduser(), **fixed, **options)
