@@ -11,14 +11,16 @@ Task: the cifar10-valid, hp=200 train-loss matrix of all 15,625 archs x 3 seeds 
    root=store).query(all archs, "cifar10-valid", "loss", "train", "200")`` (timed, peak RSS of that
    process). The sampled archs' values are checked equal to nats_bench's (float32 rounding).
 
-Run: ``python benchmarks/bench_nb201_store.py [--workdir DIR] [--sample N]`` (default workdir
-/tmp/harness-bench-nb201, about 2.7 GB of disk).
+Run: ``python benchmarks/bench_nb201_store.py [--workdir DIR] [--sample N] [--workers W]`` (default
+workdir /tmp/harness-bench-nb201, about 2.7 GB of disk; default workers ``os.cpu_count()``, the
+processes that decode the arch files during the conversion).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -70,6 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/harness-bench-nb201"))
     parser.add_argument("--sample", type=int, default=40, help="archs timed through nats_bench")
+    parser.add_argument("--workers", type=int, default=os.cpu_count(), help="reading processes of the conversion")
     args = parser.parse_args()
     source = args.workdir / "NATS-tss-v1_0-3ffb9-simple"
     store = args.workdir / "store"
@@ -83,7 +86,7 @@ def main() -> None:
     nats_per_arch = nats_s / len(archs)
 
     start = time.perf_counter()
-    convert_nb201(source, store, overwrite=True)
+    convert_nb201(source, store, overwrite=True, workers=args.workers)
     convert_s = time.perf_counter() - start
 
     out = subprocess.run(
@@ -99,7 +102,8 @@ def main() -> None:
     print()
     print(f"cifar10-valid hp=200 train-loss matrix, {N_ARCHS} archs x {len(SEEDS)} seeds x {EPOCHS} epochs")
     print(f"{'':34s} {'nats_bench 1.8 fast mode':>26s} {'harness store':>16s}")
-    print(f"{'one-off conversion':34s} {'-':>26s} {convert_s:>14.0f} s")
+    conversion = f"one-off conversion ({args.workers} workers)"
+    print(f"{conversion:34s} {'-':>26s} {convert_s:>14.0f} s")
     print(f"{'build the full matrix':34s} {nats_total / 60:>22.1f} min* {ours['open_read_s']:>14.3f} s")
     print(f"{'  per arch':34s} {nats_per_arch * 1e3:>23.1f} ms {ours['open_read_s'] / N_ARCHS * 1e6:>13.1f} us")
     print(f"{'speed-up (matrix)':34s} {'1x':>26s} {nats_total / ours['open_read_s']:>15.0f}x")

@@ -29,11 +29,15 @@ truncated or unexpected input raises HarnessError naming the file.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import math
 import re
-from collections.abc import Iterator, Mapping
+import signal
+from collections import deque
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +57,7 @@ N_ARCHS = 15_625
 NATS_META = "meta.pickle.pbz2"
 NATS_SUFFIX = ".pickle.pbz2"
 _NATS_ARCH_FILE = re.compile(r"^(\d+)\.pickle\.pbz2$")
+CHUNK_ARCHS = 8  # arch files per task of a reading process (~0.1 s of work)
 _PTH_HP = {"less": "12", "full": "200"}  # nas_201_api: hp2archres['12'] = 'less', ['200'] = 'full'
 
 
@@ -74,6 +79,19 @@ class RunRecord:
     params: float
     flops: float
     latency: float  # mean of the run's latency list; NaN when not measured
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled (between reading processes) with the curves as one stacked array, not one each."""
+        keys = tuple(self.curves)
+        stacked = np.array([self.curves[key] for key in keys], dtype=np.float64).reshape(len(keys), self.n_epochs)
+        return _unpickle_run, (self.schedule, self.dataset, self.seed, self.n_epochs, keys, stacked, self.params, self.flops, self.latency)
+
+
+def _unpickle_run(
+    schedule: str, dataset: str, seed: int, n_epochs: int, keys: tuple[tuple[str, str], ...], stacked: np.ndarray,
+    params: float, flops: float, latency: float,
+) -> RunRecord:
+    return RunRecord(schedule, dataset, seed, n_epochs, dict(zip(keys, stacked)), params, flops, latency)
 
 
 @dataclass
@@ -103,6 +121,10 @@ class NB201Source:
     def __iter__(self) -> Iterator[ArchRecord]:
         for index in self.indices():
             yield self.read(index)
+
+    def records(self, workers: int = 1) -> Iterator[ArchRecord]:
+        """The records in index order, as ``iter(self)``; a source may decode with ``workers`` processes."""
+        return iter(self)
 
     def checksums(self) -> dict[str, str]:
         """sha256 of the source files read so far (file name -> hex digest)."""
@@ -155,12 +177,8 @@ class NatsSimpleDir(NB201Source):
             raise HarnessError(f"{self.path} has {NATS_META} but no NNNNNN{NATS_SUFFIX} architecture files")
 
     def _load(self, file: Path) -> Any:
-        try:
-            data = file.read_bytes()
-        except OSError as err:
-            raise HarnessError(f"cannot read {file}: {err}") from None
-        self._checksums[file.name] = hashlib.sha256(data).hexdigest()
-        return load_pickle(io.BytesIO(data), str(file))
+        data, self._checksums[file.name] = _load_file(file)
+        return data
 
     def indices(self) -> list[int]:
         return sorted(self._files)
@@ -169,13 +187,74 @@ class NatsSimpleDir(NB201Source):
         file = self._files.get(index)
         if file is None:
             raise HarnessError(f"{self.path} has no file for arch {index}")
-        data = self._load(file)
-        if not isinstance(data, Mapping) or not data:
-            raise HarnessError(f"{file} should hold a dict {{hp: ArchResults}}, found {type(data).__name__}")
-        return _arch_record(index, self.meta_archs[index], {str(hp): value for hp, value in data.items()}, str(file))
+        record, self._checksums[file.name] = read_nats_arch_file(file, index, self.meta_archs[index])
+        return record
+
+    def records(self, workers: int = 1) -> Iterator[ArchRecord]:
+        """The records in index order, decoded by ``workers`` processes (``1``: in this process).
+
+        Files are handed out in chunks of :data:`CHUNK_ARCHS`; at most two chunks per worker are in
+        flight, so memory stays flat. Workers ignore SIGINT: Ctrl-C interrupts this process, and
+        closing the generator (as ``contextlib.closing`` does on any exception) cancels the queued
+        chunks and waits for the workers to exit. An error in a worker (e.g. a corrupt file) is
+        raised here, in order, as the HarnessError naming the file.
+        """
+        indices = self.indices()
+        chunks = [indices[i : i + CHUNK_ARCHS] for i in range(0, len(indices), CHUNK_ARCHS)]
+        workers = min(workers, len(chunks))
+        if workers <= 1:
+            yield from self
+            return
+        pool = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_sigint)
+        try:
+            pending: deque[Future[list[tuple[ArchRecord, str, str]]]] = deque()
+            for chunk in chunks:
+                files = [(self._files[i], i, self.meta_archs[i]) for i in chunk]
+                pending.append(pool.submit(_read_nats_chunk, files))
+                if len(pending) > 2 * workers:
+                    yield from self._take(pending.popleft())
+            while pending:
+                yield from self._take(pending.popleft())
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _take(self, future: Future[list[tuple[ArchRecord, str, str]]]) -> Iterator[ArchRecord]:
+        for record, name, digest in future.result():
+            self._checksums[name] = digest
+            yield record
 
     def checksums(self) -> dict[str, str]:
         return dict(self._checksums)
+
+
+def _load_file(file: Path) -> tuple[Any, str]:
+    """A bz2 pickle through the allow-list, and the sha256 of its bytes."""
+    try:
+        data = file.read_bytes()
+    except OSError as err:
+        raise HarnessError(f"cannot read {file}: {err}") from None
+    return load_pickle(io.BytesIO(data), str(file)), hashlib.sha256(data).hexdigest()
+
+
+def read_nats_arch_file(file: Path, index: int, arch_str: str) -> tuple[ArchRecord, str]:
+    """One ``NNNNNN.pickle.pbz2`` as (record, sha256 of the file); HarnessError naming the file if damaged."""
+    data, digest = _load_file(file)
+    if not isinstance(data, Mapping) or not data:
+        raise HarnessError(f"{file} should hold a dict {{hp: ArchResults}}, found {type(data).__name__}")
+    return _arch_record(index, arch_str, {str(hp): value for hp, value in data.items()}, str(file)), digest
+
+
+def _read_nats_chunk(files: list[tuple[Path, int, str]]) -> list[tuple[ArchRecord, str, str]]:
+    """Worker task: (record, file name, sha256) of each (file, index, arch string)."""
+    out = []
+    for file, index, arch_str in files:
+        record, digest = read_nats_arch_file(file, index, arch_str)
+        out.append((record, file.name, digest))
+    return out
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class NB201PthFile(NB201Source):
@@ -277,14 +356,17 @@ def _run_record(hp: str, dataset: str, seed: int, run: Any, where: str) -> RunRe
             ("train", "accuracy"): _epoch_values(run["train_acc1es"], n_epochs, where),
             ("train", "time"): _epoch_values(run.get("train_times") or {}, n_epochs, where),
         }
-        for split in run["eval_names"]:
+        splits = list(run["eval_names"])
+        for split in splits:
             if split not in SPLITS:
                 raise HarnessError(f"{where}: unknown evaluation split {split!r}; expected one of {SPLITS[1:]}")
-            loss = _eval_values(run["eval_losses"], split, n_epochs, where)
-            accuracy = _eval_values(run["eval_acc1es"], split, n_epochs, where)
+        losses = _split_curves(run["eval_losses"], splits, n_epochs, where)
+        accuracies = _split_curves(run["eval_acc1es"], splits, n_epochs, where)
+        times = _split_curves(run.get("eval_times") or {}, splits, n_epochs, where)
+        for split in splits:
+            loss, accuracy, time = losses[split], accuracies[split], times[split]
             if not np.array_equal(np.isnan(loss), np.isnan(accuracy)):
                 raise HarnessError(f"{where}: split {split} has loss and accuracy at different epochs")
-            time = _eval_values(run.get("eval_times") or {}, split, n_epochs, where)
             time[np.isnan(loss)] = np.nan  # the official API gives no time where it gives no loss
             curves[(split, "loss")], curves[(split, "accuracy")], curves[(split, "time")] = loss, accuracy, time
         latencies = run.get("latency")
@@ -297,17 +379,51 @@ def _run_record(hp: str, dataset: str, seed: int, run: Any, where: str) -> RunRe
 
 
 def _epoch_values(values: Mapping[Any, Any], n_epochs: int, where: str) -> np.ndarray:
-    out = np.full(n_epochs, np.nan)
-    for epoch, value in values.items():
-        if not 0 <= int(epoch) < n_epochs:
-            raise HarnessError(f"{where}: epoch index {epoch} out of range 0..{n_epochs - 1}")
-        out[int(epoch)] = float(value)
-    return out
+    """``{epoch index: value}`` (a ``train_*`` dict) as float64 ``[n_epochs]``, NaN where absent."""
+    return _split_curves(values, (None,), n_epochs, where)[None]
 
 
-def _eval_values(values: Mapping[str, Any], split: str, n_epochs: int, where: str) -> np.ndarray:
-    prefix = f"{split}@"
-    return _epoch_values({k[len(prefix):]: v for k, v in values.items() if k.startswith(prefix)}, n_epochs, where)
+def _split_curves(
+    values: Mapping[Any, Any], splits: Iterable[str | None], n_epochs: int, where: str
+) -> dict[str | None, np.ndarray]:
+    """The ``"<split>@<epoch index>"`` entries of an ``eval_*`` dict, per split, as :func:`_epoch_values`.
+
+    Split ``None`` reads the keys as epoch indices. Every value is converted with ``float()``; a
+    repeated epoch keeps its last value. The key layout is parsed once per distinct layout
+    (:func:`_key_layout`), so a file costs a few vectorised numpy operations per dict.
+    """
+    keys = tuple(values)
+    floats = np.fromiter(map(float, values.values()), dtype=np.float64, count=len(keys))
+    curves = {}
+    for split in splits:
+        positions, epochs, bad = _key_layout(keys, split, n_epochs)
+        if bad is not None:
+            raise HarnessError(f"{where}: epoch index {bad} out of range 0..{n_epochs - 1}")
+        curve = np.full(n_epochs, np.nan)
+        curve[epochs] = floats[positions]
+        curves[split] = curve
+    return curves
+
+
+@functools.lru_cache(maxsize=256)
+def _key_layout(keys: tuple[Any, ...], split: str | None, n_epochs: int) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """(positions of the split's keys, their epoch indices, first out-of-range epoch text or None).
+
+    Cached: the runs of a benchmark repeat a few dozen key layouts. ``int()`` failing on an epoch
+    raises ValueError (not cached), which the caller reports as a malformed record.
+    """
+    if split is None:
+        positions, epoch_keys = list(range(len(keys))), list(keys)
+    else:
+        prefix = f"{split}@"
+        positions = [i for i, key in enumerate(keys) if key.startswith(prefix)]
+        epoch_keys = [keys[i][len(prefix) :] for i in positions]
+    epochs = [int(key) for key in epoch_keys]
+    bad = next((str(key) for key, epoch in zip(epoch_keys, epochs) if not 0 <= epoch < n_epochs), None)
+    layout = (np.array(positions, dtype=np.intp), np.array(epochs if bad is None else [], dtype=np.intp), bad)
+    for array in layout[:2]:
+        array.flags.writeable = False
+    return layout
 
 
 def compute_costs(runs: list[RunRecord]) -> dict[str, float]:
