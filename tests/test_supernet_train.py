@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,7 @@ import torch
 
 from harness.errors import HarnessError
 from harness.supernet.config import WSConfig
+from image_fixtures import write_cifar10
 from harness.supernet.train import (
     checkpoint_path,
     cosine_lr,
@@ -18,15 +18,6 @@ from harness.supernet.train import (
     load_images,
     train_supernet,
 )
-
-
-def _write_cifar10(root: Path, n: int = 200) -> None:
-    rng = np.random.default_rng(0)
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    for b in range(1, 6):
-        record = {b"data": rng.integers(0, 256, (n // 5, 3072), dtype=np.uint8), b"labels": rng.integers(0, 10, n // 5).tolist()}
-        (folder / f"data_batch_{b}").write_bytes(pickle.dumps(record, protocol=2))
 
 
 def _config(root: Path, epochs: int = 3) -> WSConfig:
@@ -41,7 +32,7 @@ def _config(root: Path, epochs: int = 3) -> WSConfig:
 
 
 def test_killed_run_resumes_to_the_same_weights(tmp_path: Path) -> None:
-    _write_cifar10(tmp_path / "data")
+    write_cifar10(tmp_path / "data", n_train=200)
     cfg = _config(tmp_path / "data")
     train, _ = load_images(cfg, torch.device("cpu"))
     straight = train_supernet(cfg, 0, train, tmp_path / "straight", progress=False)
@@ -57,7 +48,7 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path: Path) -> None:
 
 
 def test_training_leaves_global_rngs_alone(tmp_path: Path) -> None:
-    _write_cifar10(tmp_path / "data")
+    write_cifar10(tmp_path / "data", n_train=200)
     cfg = _config(tmp_path / "data", epochs=1)
     train, _ = load_images(cfg, torch.device("cpu"))
     torch_state, numpy_state = torch.random.get_rng_state(), np.random.get_state()[1].copy()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ from harness.cli import main
 from harness.errors import HarnessError
 from harness.experiments import weight_sharing as ws
 from harness.supernet.config import WSConfig, load_config
+from image_fixtures import write_cifar10
 
 CONFIG = """
 name = "toy"
@@ -41,19 +41,10 @@ top_k = 2
 """
 
 
-def _write_cifar10(root: Path, n: int = 160) -> None:
-    rng = np.random.default_rng(0)
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    for b in range(1, 6):
-        record = {b"data": rng.integers(0, 256, (n // 5, 3072), dtype=np.uint8), b"labels": rng.integers(0, 10, n // 5).tolist()}
-        (folder / f"data_batch_{b}").write_bytes(pickle.dumps(record, protocol=2))
-
-
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[WSConfig, Path, Path]:
     base = tmp_path_factory.mktemp("ws")
-    _write_cifar10(base / "data")
+    write_cifar10(base / "data", n_train=160)
     config = base / "toy.toml"
     config.write_text(CONFIG.format(root=base / "data"))
     out = base / "run"
