@@ -53,7 +53,8 @@ def correlation_vs_epoch(
         stats.columns = ["mean", "std"]
         xs = stats.index.to_numpy(np.float64)
         xs = xs / last if fraction else xs
-        (line,) = ax.plot(xs, stats["mean"], label=str(estimator), linewidth=1.6)
+        marker = "o" if len(xs) < 10 else None  # sparse series (ValAcc every 100 steps) show their points
+        (line,) = ax.plot(xs, stats["mean"], label=str(estimator), linewidth=1.6, marker=marker)
         ax.fill_between(xs, stats["mean"] - stats["std"], stats["mean"] + stats["std"], color=line.get_color(), alpha=0.2, linewidth=0)
     if fraction:
         ax.set_xscale("log")
