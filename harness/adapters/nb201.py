@@ -116,7 +116,6 @@ class _TableBenchmark(NB201Benchmark):
     """The embedded table: one value (seed mean, last epoch) per column."""
 
     def __init__(self, frame: pd.DataFrame):
-        self._frame = frame
         columns = []
         for name, (dataset, schedule, split, metric) in _EMBEDDED_COLUMNS.items():
             columns.append(
