@@ -70,3 +70,23 @@ def test_corrupt_checkpoint_raises(tmp_path: Path) -> None:
         load_checkpoint(path)
     with pytest.raises(HarnessError, match="no supernet checkpoint"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_training_applies_the_cosine_lr_at_every_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: the lr the optimizer actually uses follows cosine_lr step by step, ending near lr_min."""
+    write_cifar10(tmp_path / "data", n_train=200)
+    cfg = _config(tmp_path / "data")
+    train, _ = load_images(cfg, torch.device("cpu"))
+    applied: list[float] = []
+    original_step = torch.optim.SGD.step
+
+    def recording_step(self: torch.optim.SGD, *args: object, **kwargs: object) -> object:
+        applied.append(self.param_groups[0]["lr"])
+        return original_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", recording_step)
+    train_supernet(cfg, 0, train, tmp_path / "run", progress=False)
+    total = len(applied)
+    assert total > 3
+    expected = [cosine_lr(i, total, cfg.supernet.lr, cfg.supernet.lr_min) for i in range(total)]
+    assert applied == pytest.approx(expected)
