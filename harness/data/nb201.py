@@ -119,16 +119,18 @@ def load_nb201(
         elif "train" in parts:
             out["train"] = read_cifar(name, root, train=True)
         if dataset == "cifar100" and {"valid", "test"} & set(parts):
-            test = read_cifar(name, root, train=False)
-            valid, xtest = halves(len(test), split_seed, split_file, ("xvalid", "xtest"))
-            out.update(valid=test.subset(valid), test=test.subset(xtest))
+            out.update(_valid_test_halves(read_cifar(name, root, train=False), split_seed, split_file))
         elif "test" in parts:
             out["test"] = read_cifar(name, root, train=False)
     else:
         if "train" in parts:
             out["train"] = read_imagenet16(root, train=True)
         if {"valid", "test"} & set(parts):
-            val = read_imagenet16(root, train=False)
-            valid, xtest = halves(len(val), split_seed, split_file, ("xvalid", "xtest"))
-            out.update(valid=val.subset(valid), test=val.subset(xtest))
+            out.update(_valid_test_halves(read_imagenet16(root, train=False), split_seed, split_file))
     return {p: out[p] for p in parts}
+
+
+def _valid_test_halves(images: ImageSet, split_seed: int, split_file: Path | None) -> dict[str, ImageSet]:
+    """NB201's x-valid / x-test: the two halves of a held-out set (cifar100, ImageNet16-120)."""
+    valid, xtest = halves(len(images), split_seed, split_file, ("xvalid", "xtest"))
+    return {"valid": images.subset(valid), "test": images.subset(xtest)}

@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -164,11 +164,18 @@ class FinetuneRun:
         self.running = [torch.zeros_like(p) for p in self.with_grad]
         self.optimizer.zero_grad(set_to_none=True)
 
-    def _capture(self, body: object) -> torch.cuda.CUDAGraph:
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, stream=self.stream, capture_error_mode="thread_local"):
-            body()  # type: ignore[operator]
-        return graph
+    def _run(self, graph_attr: str, body: Callable[[], None]) -> None:
+        """Run ``body``: eagerly, or from the CUDA graph stored in ``graph_attr`` (captured at WARMUP)."""
+        graph = getattr(self, graph_attr)
+        if graph is None and self.use_graphs and self.t == self.WARMUP:
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, stream=self.stream, capture_error_mode="thread_local"):
+                body()
+            setattr(self, graph_attr, graph)
+        if graph is not None:
+            graph.replay()
+        else:
+            body()
 
     def advance(self) -> None:
         """Compute row ``t`` (see the module docstring) and, unless t = F, apply update t + 1."""
@@ -180,13 +187,7 @@ class FinetuneRun:
             xv, yv = self.valid_data.gather(self.val_index[t])
             self.static["xv"].copy_(xv)
             self.static["yv"].copy_(yv)
-            if self.val_graph is not None:
-                self.val_graph.replay()
-            elif self.use_graphs and t == self.WARMUP:
-                self.val_graph = self._capture(self._val_mini_body)
-                self.val_graph.replay()
-            else:
-                self._val_mini_body()
+            self._run("val_graph", self._val_mini_body)
             self.val_acc_mini[t] = self.static["val_acc_mini"]
             self.net.train()
             x, y = self.train_data.gather(self.train_index[t], self.train_offsets[t], self.train_flips[t])
@@ -198,13 +199,7 @@ class FinetuneRun:
             else:
                 if t == 0:
                     self._first_step()
-                if self.train_graph is not None:
-                    self.train_graph.replay()
-                elif self.use_graphs and t == self.WARMUP:
-                    self.train_graph = self._capture(self._train_body)
-                    self.train_graph.replay()
-                else:
-                    self._train_body()
+                self._run("train_graph", self._train_body)
                 self.tl_mini[t] = self.static["loss"]
                 self.grad_l1[t + 1] = self.static["grad_l1"]
                 self.grad_sum_l1[t + 1] = self.static["grad_sum_l1"]
