@@ -66,16 +66,14 @@ def compare_zero_cost(
         true = truth[present]
         oriented = np.stack([s[present] if e.higher_is_better else -s[present] for e, s in zip(estimators, scores.values())])
         lows, highs = bootstrap(oriented, true, "spearman", higher_is_better=True, n_boot=n_boot, seed=seed)
-        for est, low, high in zip(estimators, lows, highs):
-            score = scores[est.name][present]
-            m = rank_metrics(score, true, higher_is_better=est.higher_is_better, k=k,
-                             metrics=("spearman", "kendall", "top_k", "precision_at_k"))
+        m = rank_metrics(oriented, true, higher_is_better=True, k=k, metrics=("spearman", "kendall", "top_k", "precision_at_k"))
+        for i, est in enumerate(estimators):
             rows.append({
                 "benchmark": benchmark, "dataset": dataset, "estimator": est.name,
-                "higher_is_better": est.higher_is_better, "n_archs": int(m["n_archs"]),
+                "higher_is_better": est.higher_is_better, "n_archs": int(m["n_archs"][i]),
                 "n_dropped": in_dataset - int(present.sum()),
-                "spearman": float(m["spearman"]), "spearman_ci_low": float(low), "spearman_ci_high": float(high),
-                "kendall": float(m["kendall"]), "k": k, "top_k": float(m["top_k"]),
-                "precision_at_k": float(m["precision_at_k"]), "best_top_k": best_top_k,
+                "spearman": float(m["spearman"][i]), "spearman_ci_low": float(lows[i]), "spearman_ci_high": float(highs[i]),
+                "kendall": float(m["kendall"][i]), "k": k, "top_k": float(m["top_k"][i]),
+                "precision_at_k": float(m["precision_at_k"][i]), "best_top_k": best_top_k,
             })
     return pd.DataFrame(rows)
