@@ -160,6 +160,12 @@ class ZeroCostBenchmark(Benchmark):
         """Rows of ``archs``: row numbers or NASLib encoding strings (one or many)."""
         if isinstance(archs, (int, np.integer, str)):
             archs = [archs]
+        array = np.asarray(archs)
+        if array.dtype.kind in "iu":  # row numbers: one vectorised range check
+            bad = (array < 0) | (array >= len(self.archs))
+            if bad.any():
+                raise HarnessError(f"row {int(array[bad][0])} out of range for {self.name}: valid 0..{len(self.archs) - 1}")
+            return array.astype(np.int64).ravel()
         out = np.empty(len(archs), dtype=np.int64)
         for i, arch in enumerate(archs):
             if isinstance(arch, (int, np.integer)):
