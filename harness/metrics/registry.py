@@ -152,7 +152,8 @@ _curve("TrainAcc", curves.value_at, "train_acc", True, "training accuracy at epo
 _curve("TLMini", curves.value_at, "minibatch_train_loss", False, "training loss of the minibatch at step t", level="step")
 _curve("ValAccMini", curves.value_at, "minibatch_val_acc", True, "accuracy on one validation minibatch after step t", level="step")
 # Direction of SoG/SoGN: larger (more consistent) gradients mean faster learning, the convention of the
-# gradient-norm zero-cost proxy (Abdelfattah et al. 2021); the thesis ranks both higher-is-better.
+# gradient-norm zero-cost proxy (Abdelfattah et al. 2021). The thesis's own direction for them is not
+# stated in the material this was built from; pass a negated score if yours differs.
 _curve("SoG", curves.sum_of_gradients_l1, "grads", True, "L1 norm of the gradient summed over steps 1..t", level="step")
 _curve("SoGN", curves.sum_of_gradient_norms, "grad_l1", True, "sum over steps 1..t of each step's gradient L1 norm", level="step")
 register(Estimator("Params", _static, ("params",), True, "static", "number of parameters (more is better, NAS-Bench-Suite-Zero baseline)"))
