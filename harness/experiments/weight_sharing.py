@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.errors import HarnessError, NotAvailableError
+from harness.errors import HarnessError
 from harness.metrics import get_estimator
 from harness.ranking import rank_metrics
 from harness.registry import load_benchmark
@@ -266,24 +266,22 @@ def summary_table(cfg: WSConfig, corr: pd.DataFrame) -> pd.DataFrame:
 
 
 def render_table(cfg: WSConfig, table: pd.DataFrame, archs: ArchSet, note: str = "") -> str:
-    """Markdown in the thesis's 'mean (std)' format; best value per column in bold; thesis beside ours."""
+    """Markdown in the thesis's 'mean (std)' format (:func:`harness.tables.render`), thesis beside ours."""
+    from harness import tables
+
     k = cfg.report.top_k
-    best_rho = table.spearman_mean.max()
-    best_top = table.top_k_mean.max()
-    lines = [
-        f"| estimator | step | Spearman (ours) | top-{k} test acc % (ours) | Spearman (thesis) | top-{k} (thesis) |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for row in table.itertuples():
-        rho = f"{row.spearman_mean:.3f} ({row.spearman_std:.3f})"
-        top = f"{row.top_k_mean:.2f} ({row.top_k_std:.2f})"
-        rho = f"**{rho}**" if row.spearman_mean == best_rho else rho
-        top = f"**{top}**" if row.top_k_mean == best_top else top
-        t_rho = "n/a" if np.isnan(row.thesis_spearman) else f"{row.thesis_spearman:.3f}"
-        t_top = "n/a" if np.isnan(row.thesis_top_k) else f"{row.thesis_top_k:.2f}"
-        lines.append(f"| {row.estimator} | {row.step} | {rho} | {top} | {t_rho} | {t_top} |")
+    labels = [f"{row.estimator} @ step {row.step}" for row in table.itertuples()]
+    columns = {
+        "Spearman (ours)": ("spearman_mean", "spearman_std"),
+        f"top-{k} test acc % (ours)": ("top_k_mean", "top_k_std"),
+        "Spearman (thesis)": ("thesis_spearman", None),
+        f"top-{k} (thesis)": ("thesis_top_k", None),
+    }
+    means = pd.DataFrame({name: table[m].to_numpy() for name, (m, _) in columns.items()}, index=labels)
+    stds = pd.DataFrame({name: table[s].to_numpy() if s else np.nan for name, (_, s) in columns.items()}, index=labels)
     seeds = int(table.n_seeds.max())
-    lines += [
+    lines = [
+        tables.render(means, stds, row_label="estimator", digits=3),
         "",
         (f"{len(archs.indices)} archs, mean (std over {seeds} supernet seed(s)); truth: {archs.truth_source}. "
         f"Cumulative estimators (SoTL, SoG, SoGN) after {cfg.report.sum_step} finetuning steps, the others at step "
