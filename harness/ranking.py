@@ -1,8 +1,11 @@
-"""Rank agreement between an estimator's scores and the ground truth, vectorised over many rows.
+"""Rank agreement between an estimator's scores and the ground truth, for many rows at once.
 
 Every function takes ``score`` shaped ``[..., N]`` (e.g. ``[epochs, archs]``: one row per epoch) and
-``truth`` shaped ``[N]`` (shared by every row) or ``[..., N]``, and returns one value per row. All
-rows are computed together with array operations: there is no Python loop over architectures or rows.
+``truth`` shaped ``[N]`` (shared by every row) or ``[..., N]``, and returns one value per row. The
+truth is ranked once with numpy; each score row then gets one compiled pass
+(:mod:`harness._rank_kernels`: a stable O(N) distribution sort and an O(N log N) Kendall count),
+which releases the GIL so that callers can rank several blocks in threads. A score passed as the
+transposed view of an ``[archs, epochs]`` array is read in place, without a copy.
 
 Orientation
     ``higher_is_better`` is the estimator's declared direction (required, no default). A score that is
@@ -32,7 +35,6 @@ Formulas
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -48,15 +50,14 @@ METRICS = ("spearman", "kendall", "sparse_kendall", "top_k", "precision_at_k")
 
 
 def _prepare(
-    score: np.ndarray, truth: np.ndarray, higher_is_better: bool, truth_higher_is_better: bool, nan: NanPolicy
-) -> tuple[np.ndarray, np.ndarray, tuple[int, ...], np.ndarray]:
-    """Oriented score [R, N], oriented truth [Tr, N], the leading shape, and the kept columns.
+    score: np.ndarray, truth: np.ndarray, truth_higher_is_better: bool, nan: NanPolicy
+) -> tuple[np.ndarray, np.ndarray, tuple[int, ...]]:
+    """Score [R, N] (a view where possible), oriented truth [Tr, N] and the leading shape.
 
     Row r of the score uses truth row ``r % Tr``: a truth shaped like the trailing axes of the score
-    (``[N]``, or ``[B, N]`` for a score ``[E, B, N]``) is ranked once, not once per score row.
+    (``[N]``, or ``[B, N]`` for a score ``[E, B, N]``) is ranked once, not once per score row. The
+    score is oriented later, inside the compiled pass.
     """
-    if not isinstance(higher_is_better, (bool, np.bool_)):
-        raise HarnessError(f"higher_is_better must be True or False, got {higher_is_better!r}")
     s = np.asarray(score, dtype=np.float64)
     t = np.asarray(truth, dtype=np.float64)
     if s.ndim == 0 or t.ndim == 0:
@@ -89,218 +90,66 @@ def _prepare(
     if s2.shape[-1] < 2:
         raise HarnessError(f"rank agreement needs at least 2 archs, got {s2.shape[-1]}")
     # x + 0.0 and 0.0 - x both turn -0.0 into 0.0, so that zeros tie
-    s2 = s2 + 0.0 if higher_is_better else 0.0 - s2
     t2 = t2 + 0.0 if truth_higher_is_better else 0.0 - t2
-    return s2, t2, lead, keep
+    return s2, t2, lead
 
 
-# ------------------------------------------------------------------------------------ rank helpers
+# ------------------------------------------------------------------------------------------ truth
 
 
-class _Sorted:
-    """Per-row sort of a 2-D array [R, N] and its tie runs; the tie quantities are computed lazily."""
-
-    def __init__(self, x: np.ndarray):
-        self.shape = x.shape
-        self.order = np.argsort(x, axis=1)
-        self.values = np.take_along_axis(x, self.order, axis=1)
-        self.new_run = np.ones(x.shape, dtype=bool)
-        np.not_equal(self.values[:, 1:], self.values[:, :-1], out=self.new_run[:, 1:])
-        self.constant = ~self.new_run[:, 1:].any(axis=1)
-        self.tied = not self.new_run.all()
-
-    @cached_property
-    def run_start(self) -> np.ndarray:
-        return np.maximum.accumulate(np.where(self.new_run, np.arange(self.shape[1]), 0), axis=1)
-
-    @cached_property
-    def sorted_avg_rank(self) -> np.ndarray:
-        """Average rank (1-based) at each sorted position; ``arange + 1`` when nothing ties.
-
-        With ties: each run of equal values gets ``start + (length - 1) / 2 + 1``, from the run starts
-        of the flattened array (every row begins a run) and their lengths.
-        """
-        r, n = self.shape
-        if not self.tied:
-            return np.broadcast_to(np.arange(1.0, n + 1.0), (r, n))
-        flat = self.new_run.ravel()
-        starts = np.flatnonzero(flat)
-        lengths = np.diff(np.append(starts, flat.size))
-        run = np.cumsum(flat) - 1
-        avg = (starts % n) + (lengths - 1) / 2.0 + 1.0
-        return avg[run].reshape(r, n)
-
-    @cached_property
-    def dense_sorted(self) -> np.ndarray:
-        return np.cumsum(self.new_run, axis=1) - 1
-
-    @cached_property
-    def tied_pairs(self) -> np.ndarray:
-        """Pairs tied per row: sum over runs of t(t-1)/2 = sum over positions of (pos - run start)."""
-        if not self.tied:
-            return np.zeros(self.shape[0])
-        return (np.arange(self.shape[1]) - self.run_start).sum(axis=1).astype(np.float64)
-
-    def in_original_order(self, sorted_values: np.ndarray) -> np.ndarray:
-        out = np.empty(self.shape, dtype=np.asarray(sorted_values).dtype)
-        np.put_along_axis(out, self.order, sorted_values, axis=1)
-        return out
-
-    def gather(self, rows_of: np.ndarray, width: int | None = None) -> np.ndarray:
-        """``rows_of`` ([1, N] or [R, N], original order) read in this sort's order (last ``width`` positions)."""
-        order = self.order if width is None else self.order[:, self.shape[1] - width:]
-        if rows_of.shape[0] == 1:
-            return rows_of[0][order]
-        return np.take_along_axis(rows_of, order, axis=1)
+def _tied_pairs(sorted_rows: np.ndarray) -> np.ndarray:
+    """Pairs tied per row of a row-sorted array: sum over runs of t(t-1)/2 = sum of (position - run start)."""
+    n = sorted_rows.shape[1]
+    new_run = np.ones(sorted_rows.shape, dtype=bool)
+    np.not_equal(sorted_rows[:, 1:], sorted_rows[:, :-1], out=new_run[:, 1:])
+    pos = np.arange(n)
+    run_start = np.maximum.accumulate(np.where(new_run, pos, 0), axis=1)
+    return (pos - run_start).sum(axis=1).astype(np.float64)
 
 
-def average_ranks(x: np.ndarray) -> np.ndarray:
-    """Average ranks (1-based, ties share their mean rank) along the last axis, as scipy's rankdata."""
-    array = np.asarray(x, dtype=np.float64)
-    flat = array.reshape(-1, array.shape[-1])
-    srt = _Sorted(flat)
-    return srt.in_original_order(srt.sorted_avg_rank).reshape(array.shape)
+def _top_k_weights(t: np.ndarray, k: int) -> np.ndarray:
+    """Per row: 1 for values above the k-th largest, (free slots) / (size of the tie) on it, else 0."""
+    n = t.shape[1]
+    kth = np.sort(t, axis=1)[:, n - k][:, None]
+    above = (t > kth).sum(axis=1, keepdims=True)
+    tied = (t == kth).sum(axis=1, keepdims=True)
+    return np.where(t > kth, 1.0, np.where(t == kth, (k - above) / tied, 0.0))
 
 
-def _wavelet_sum(seq: np.ndarray, chunk: int = 16) -> np.ndarray:
-    """Per row of a non-negative int array [R, N]: the sum over bit passes of ``sum_p ones_k(p)``.
-
-    Pass k (highest bit first) takes the row in its current arrangement, counts with a cumulative sum
-    ``ones_k(p)`` = the elements at positions <= p whose bit k is 1, adds ``sum_p ones_k(p)`` to the
-    row's total, then stably moves the 0-bit elements before the 1-bit ones (a wavelet-matrix level,
-    two ``np.compress`` calls). After the passes above k, elements sharing the bits above k are
-    contiguous, in their original order.
-
-    Why: a pair i < j is an inversion (a_i > a_j) iff at its highest differing bit k the 1-bit element
-    comes first. The pass-k sum counts, for every 0-bit element, the 1-bit elements before it
-    (the inversions decided at bit k within its group, plus the 1-bit elements of earlier groups)
-    plus ``T_k (T_k + 1) / 2`` for the T_k 1-bit elements. The part that is not an inversion depends
-    only on the multiset of values (group sizes and group order), so
-    ``inversions(a) = _wavelet_sum(a) - _wavelet_sum(sort(a))``: a sorted row has none.
-    O(N log max(a)) per row with ~6 array operations per pass; rows are taken ``chunk`` at a time
-    so that the working arrays stay in cache.
-    """
-    r, n = seq.shape
-    n_bits = max(1, int(seq.max(initial=0)).bit_length())
-    total = np.zeros(r, dtype=np.int64)
-    for lo in range(0, r, chunk):
-        cur = np.array(seq[lo:lo + chunk], dtype=np.int32)
-        m = cur.shape[0]
-        nxt, work, ones = np.empty_like(cur), np.empty_like(cur), np.empty_like(cur)
-        bit, zero = np.empty(cur.shape, dtype=bool), np.empty(cur.shape, dtype=bool)
-        for k in range(n_bits - 1, -1, -1):
-            np.bitwise_and(np.right_shift(cur, k, out=work), 1, out=work)
-            np.not_equal(work, 0, out=bit)
-            np.cumsum(bit, axis=1, dtype=np.int32, out=ones)
-            total[lo:lo + m] += ones.sum(axis=1, dtype=np.int64)
-            if k == 0:
-                break
-            n_ones = ones[:, -1]
-            np.logical_not(bit, out=zero)
-            flat = cur.ravel()
-            if (n_ones == n_ones[0]).all():  # rows with the same values (one truth): same split point
-                z = n - int(n_ones[0])
-                nxt[:, :z] = np.compress(zero.ravel(), flat).reshape(m, z)
-                nxt[:, z:] = np.compress(bit.ravel(), flat).reshape(m, n - z)
-            else:
-                to_front = np.arange(n) < (n - n_ones)[:, None]
-                nxt[to_front] = np.compress(zero.ravel(), flat)
-                nxt[~to_front] = np.compress(bit.ravel(), flat)
-            cur, nxt = nxt, cur
-    return total
+def _average_ranks_sorted(sorted_rows: np.ndarray) -> np.ndarray:
+    """1-based average ranks of row-sorted values: a run of equal values at positions s..s+L-1 gets s + (L + 1) / 2."""
+    rows, n = sorted_rows.shape
+    new_run = np.ones(sorted_rows.shape, dtype=bool)
+    np.not_equal(sorted_rows[:, 1:], sorted_rows[:, :-1], out=new_run[:, 1:])
+    flat = new_run.ravel()  # every row starts a run
+    starts = np.flatnonzero(flat)
+    lengths = np.diff(np.append(starts, flat.size))
+    per_run = starts % n + (lengths + 1) / 2.0
+    return per_run[np.cumsum(flat) - 1].reshape(rows, n)
 
 
-def count_inversions(seq: np.ndarray) -> np.ndarray:
-    """Strict inversions ``#{i < j : a_i > a_j}`` per row of a non-negative int array [R, N] (ties do not count)."""
-    array = np.atleast_2d(np.asarray(seq))
-    if array.dtype.kind not in "iu" or (array.size and array.min() < 0):
-        raise HarnessError("count_inversions takes non-negative integers")
-    return _wavelet_sum(array) - _wavelet_sum(np.sort(array, axis=1))
+def _dense_sorted(sorted_rows: np.ndarray) -> np.ndarray:
+    """0-based dense ranks of row-sorted values (non-decreasing along each row)."""
+    new_run = np.zeros(sorted_rows.shape, dtype=np.int32)
+    np.not_equal(sorted_rows[:, 1:], sorted_rows[:, :-1], out=new_run[:, 1:], casting="unsafe")
+    return np.cumsum(new_run, axis=1, dtype=np.int32)
+
+
+def _kendall_truths(sorted_variants: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What the compiled Kendall pass needs of each truth variant, given row-sorted [T, N]: dense
+    ranks, the zero-bit count per bit level, their wavelet sum and the tied pairs n2 (stacked over variants)."""
+    from harness import _rank_kernels as kernels
+
+    dense = np.stack([_dense_sorted(v) for v in sorted_variants])
+    n_bits = max(1, int(dense.max(initial=0)).bit_length())
+    bits = np.arange(n_bits, dtype=np.int32)
+    zeros = (((dense[..., None] >> bits) & 1) == 0).sum(axis=2, dtype=np.int64)  # [V, T, bits]
+    sorted_sum = np.stack([kernels.wavelet_sums(d, z) for d, z in zip(dense, zeros)])
+    tied = np.stack([_tied_pairs(v) for v in sorted_variants])
+    return dense, zeros, sorted_sum, tied
 
 
 # ---------------------------------------------------------------------------------- the metrics
-
-
-def _spearman(sx: _Sorted, ry: np.ndarray, n: int) -> np.ndarray:
-    """Pearson correlation of average ranks: sum_i rx_i ry_i is taken in x's sorted order (a gather)."""
-    ry_sorted = sx.gather(ry)
-    mean = (n + 1) / 2.0
-    if sx.tied:
-        rx = sx.sorted_avg_rank
-        sxy = np.einsum("ij,ij->i", rx, ry_sorted)
-        sxx = np.einsum("ij,ij->i", rx, rx) - n * mean * mean
-    else:
-        sxy = ry_sorted @ np.arange(1.0, n + 1.0)
-        sxx = np.full(ry_sorted.shape[0], n * (n * n - 1) / 12.0)
-    sxy = sxy - n * mean * mean
-    syy = np.einsum("ij,ij->i", ry, ry) - n * mean * mean
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return sxy / np.sqrt(sxx * (syy if ry.shape[0] > 1 else syy[0]))
-
-
-def _kendall(sx: _Sorted, y_rank: np.ndarray, y_tied_pairs: np.ndarray, y_sorted_sum: np.ndarray, n: int) -> np.ndarray:
-    """tau-b = (n0 - n1 - n2 + n3 - 2 nd) / sqrt((n0 - n1)(n0 - n2)) (Knight 1966's O(N log N) scheme).
-
-    n0 = N(N-1)/2, n1 and n2 the pairs tied in x and in y, n3 the pairs tied in both, nd the
-    discordant pairs: the inversions of y's dense ranks read in x's sorted order, with each run of
-    tied x ordered by y so that pairs tied in x are not counted. ``y_sorted_sum`` is
-    :func:`_wavelet_sum` of y's sorted dense ranks (the non-inversion part of every row's sum).
-    """
-    seq = sx.gather(y_rank)
-    joint_tied = np.zeros(seq.shape[0])
-    if sx.tied:
-        keys = np.sort(sx.dense_sorted * n + seq, axis=1)  # nearly sorted already: only tie runs move
-        seq = keys % n
-        joint_new = np.ones(keys.shape, dtype=bool)
-        joint_new[:, 1:] = keys[:, 1:] != keys[:, :-1]
-        pos = np.arange(n)
-        joint_tied = (pos - np.maximum.accumulate(np.where(joint_new, pos, 0), axis=1)).sum(axis=1).astype(np.float64)
-    discordant = (_wavelet_sum(seq) - y_sorted_sum).astype(np.float64)
-    n0 = n * (n - 1) / 2.0
-    n1 = sx.tied_pairs
-    n2 = y_tied_pairs
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (n0 - n1 - n2 + joint_tied - 2.0 * discordant) / np.sqrt((n0 - n1) * (n0 - n2))
-
-
-def _top_tail(srt: _Sorted, k: int) -> tuple[np.ndarray, int]:
-    """Weights of the last ``width`` sorted positions: 1 above the k-th value, free/tied on it, else 0."""
-    n = srt.shape[1]
-    kth = srt.values[:, n - k][:, None]
-    above = (srt.values > kth).sum(axis=1, keepdims=True)
-    tied = (srt.values == kth).sum(axis=1, keepdims=True)
-    width = int((above + tied).max())
-    tail = srt.values[:, n - width:]
-    weights = np.where(tail > kth, 1.0, np.where(tail == kth, (k - above) / tied, 0.0))
-    return weights, width
-
-
-def _top_weights(srt: _Sorted, k: int) -> np.ndarray:
-    """The same weights over all N archs in original order."""
-    weights, width = _top_tail(srt, k)
-    full = np.zeros(srt.shape)
-    full[:, srt.shape[1] - width:] = weights
-    return srt.in_original_order(full)
-
-
-class _Truth:
-    """Ranks of the truth rows [Tr, N], computed once; ``rows(x)`` repeats a per-truth-row array to R rows."""
-
-    def __init__(self, t: np.ndarray, n_rows: int):
-        self.values = t
-        self.sorted = _Sorted(t)
-        self.avg_rank = self.sorted.in_original_order(self.sorted.sorted_avg_rank)
-        self.constant = self.sorted.constant
-        self._select = None if t.shape[0] == 1 else np.arange(n_rows) % t.shape[0]
-
-    def rows(self, array: np.ndarray) -> np.ndarray:
-        return array if self._select is None else array[self._select]
-
-    def kendall_parts(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Dense ranks [R|1, N], tied pairs [R|1], and the wavelet sum of the sorted dense ranks [R|1]."""
-        dense = self.sorted.dense_sorted  # dense ranks need fewer bits than min ranks when ties are many
-        sorted_sum = _wavelet_sum(dense)
-        return self.rows(self.sorted.in_original_order(dense)), self.rows(self.sorted.tied_pairs), self.rows(sorted_sum)
 
 
 def rank_metrics(
@@ -315,50 +164,63 @@ def rank_metrics(
     nan: NanPolicy = "raise",
     constant: ConstantPolicy = "raise",
 ) -> dict[str, np.ndarray]:
-    """Several rank metrics at once (sharing the sorts); each value shaped like ``score.shape[:-1]``.
+    """Several rank metrics at once (sharing one sort per row); each value shaped like ``score.shape[:-1]``.
 
-    Keys: the requested ``metrics`` plus ``n_archs`` (archs used after the NaN policy).
+    Keys: the requested ``metrics`` plus ``n_archs`` (archs used after the NaN policy). The rows are
+    computed by :func:`harness._rank_kernels.rank_rows` (compiled, releases the GIL).
     """
+    from harness import _rank_kernels as kernels
+
     for m in metrics:
         if m not in METRICS:
             raise choices("rank metric", m, METRICS)
     if constant not in ("raise", "nan"):
         raise choices("constant policy", constant, ["raise", "nan"])
-    s, t, lead, keep = _prepare(score, truth, higher_is_better, truth_higher_is_better, nan)
+    if not isinstance(higher_is_better, (bool, np.bool_)):
+        raise HarnessError(f"higher_is_better must be True or False, got {higher_is_better!r}")
+    s, t, lead = _prepare(score, truth, truth_higher_is_better, nan)
     rows, n = s.shape
-    if ("top_k" in metrics or "precision_at_k" in metrics) and not 1 <= k <= n:
+    top = "top_k" in metrics or "precision_at_k" in metrics
+    if top and not 1 <= k <= n:
         raise HarnessError(f"top-k needs 1 <= k <= number of archs ({n}), got k={k}")
-    sx = _Sorted(s)
-    truth_ranks = _Truth(t, rows)
     correlation = {"spearman", "kendall", "sparse_kendall"} & set(metrics)
-    if correlation and constant == "raise":
-        if truth_ranks.constant.any():
-            raise HarnessError("the truth is constant over all archs: rank correlation is undefined")
-        if sx.constant.any():
-            row = int(np.flatnonzero(sx.constant)[0])
-            raise HarnessError(
-                f"scores are constant over all {n} archs in row {row}: rank correlation is undefined "
-                "(pass constant='nan' to record NaN for such rows)"
-            )
-    out: dict[str, np.ndarray] = {}
-    if "spearman" in metrics:
-        out["spearman"] = _spearman(sx, truth_ranks.rows(truth_ranks.avg_rank), n)
+    y_order = np.argsort(t, axis=1, kind="stable")
+    t_sorted = np.take_along_axis(t, y_order, axis=1)
+    if correlation and constant == "raise" and (t_sorted[:, 0] == t_sorted[:, -1]).any():
+        raise HarnessError("the truth is constant over all archs: rank correlation is undefined")
+    variants = []
     if "kendall" in metrics:
-        out["kendall"] = _kendall(sx, *truth_ranks.kendall_parts(), n)
+        variants.append(t_sorted)
     if "sparse_kendall" in metrics:
-        rounded = _Truth(np.round(t, sparse_decimals) + 0.0, rows)
-        if rounded.constant.any() and constant == "raise":
+        rounded = np.round(t_sorted, sparse_decimals) + 0.0  # rounding keeps the order
+        if constant == "raise" and (rounded[:, 0] == rounded[:, -1]).any():
             raise HarnessError(f"the truth rounded to {sparse_decimals} decimals is constant: sparse Kendall is undefined")
-        out["sparse_kendall"] = _kendall(sx, *rounded.kendall_parts(), n)
-    if "top_k" in metrics or "precision_at_k" in metrics:
-        weights, width = _top_tail(sx, k)
-        if "top_k" in metrics:
-            raw_truth = truth_ranks.rows(t if truth_higher_is_better else -t)
-            out["top_k"] = np.einsum("ij,ij->i", weights, sx.gather(raw_truth, width)) / k
-        if "precision_at_k" in metrics:
-            true_weights = truth_ranks.rows(_top_weights(truth_ranks.sorted, k))
-            out["precision_at_k"] = np.einsum("ij,ij->i", weights, sx.gather(true_weights, width)) / k
-    result = {name: np.asarray(v, dtype=np.float64).reshape(lead) for name, v in out.items()}
+        variants.append(rounded)
+    if variants:
+        dense, zeros, sorted_sum, tied = _kendall_truths(variants)
+    else:
+        dense, zeros, sorted_sum, tied = (np.zeros((0, 1, 1), np.int32), np.zeros((0, 1, 1), np.int64),
+                                          np.zeros((0, 1), np.int64), np.zeros((0, 1)))
+    avg_rank = _average_ranks_sorted(t_sorted)
+    truth_values = t_sorted if truth_higher_is_better else -t_sorted  # top-k reports the truth as given
+    top_weights = _top_k_weights(t_sorted, k) if top else np.zeros_like(t_sorted)
+    transposed = not s.flags.c_contiguous and s.T.flags.c_contiguous  # e.g. values[archs, epochs].T
+    array = s.T if transposed else np.ascontiguousarray(s)
+    out = np.empty((4 + len(variants), rows))
+    kernels.rank_rows(array, transposed, 1.0 if higher_is_better else -1.0, y_order, avg_rank,
+                      np.einsum("ij,ij->i", avg_rank, avg_rank), truth_values, top_weights, dense, zeros, sorted_sum, tied,
+                      k if top else 0, out)
+    constant_rows = out[3] > 0
+    if correlation and constant == "raise" and constant_rows.any():
+        row = int(np.flatnonzero(constant_rows)[0])
+        raise HarnessError(
+            f"scores are constant over all {n} archs in row {row}: rank correlation is undefined "
+            "(pass constant='nan' to record NaN for such rows)"
+        )
+    columns = {"spearman": out[0], "top_k": out[1], "precision_at_k": out[2]}
+    for i, name in enumerate(m for m in ("kendall", "sparse_kendall") if m in metrics):
+        columns[name] = out[4 + i]
+    result = {name: np.asarray(columns[name], dtype=np.float64).reshape(lead) for name in metrics}
     result["n_archs"] = np.full(lead, n, dtype=np.int64)
     return result
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import re
 import subprocess
@@ -240,13 +241,14 @@ def run_correlation(
     run_id: str | None = None,
     progress: bool = True,
     bench: Benchmark | None = None,
-    workers: int = 2,
+    workers: int | None = None,
 ) -> RunResult:
     """Run the experiment; write ``results_dir/<run-id>/`` unless ``results_dir`` is None.
 
-    ``workers`` threads compute the rank metrics (numpy's sorts release the GIL); the results do
-    not depend on it.
+    ``workers`` threads (default: one per CPU core, at most 8) compute the estimators and the rank
+    metrics (numpy and the compiled rank pass release the GIL); the results do not depend on it.
     """
+    workers = max(1, min(8, os.cpu_count() or 1) if workers is None else workers)
     started = time.perf_counter()
     root_text = str(root) if root is not None else config.root
     if bench is None:
@@ -258,6 +260,7 @@ def run_correlation(
     if bad:
         raise HarnessError(f"ranking.epochs {bad[0]} is not an epoch of the curves (1..{epochs[-1]})")
     report_pos = np.asarray([epochs.index(e) for e in report])
+    all_epochs = tuple(report) == tuple(epochs)  # rank [epochs, archs] as a view of the values, no copy
     info: dict[str, Any] = {"skipped_estimators": plan.skipped, "truth_column": str(plan.truth), "truth_split": plan.truth.split,
                             "curve_columns": [str(c) for c in plan.curve_columns]}
     s = config.sampling
@@ -296,12 +299,15 @@ def run_correlation(
     if n_archs is not None and s.train_seed != "mean" and seeds:
         drawn = len(candidates) if s.n_archs == "all" else s.n_archs
         if s.repetitions * drawn > len(candidates) * len(seeds):
-            per_seed = {e.label: _per_seed_values(e, plan.columns[e.label], arrays, candidates)
-                        for e in plan.estimators if cached[e.label] is None}
+            todo = [e for e in plan.estimators if cached[e.label] is None]
+            with ThreadPoolExecutor(max_workers=workers) as executor:  # numpy releases the GIL
+                values = executor.map(lambda e: _per_seed_values(e, plan.columns[e.label], arrays, candidates), todo)
+                per_seed = dict(zip((e.label for e in todo), values))
     frames: dict[tuple[int, str], pd.DataFrame] = {}
 
     def rank(rep: int, est: Estimator, values: np.ndarray, truth: np.ndarray) -> None:
-        metrics = rank_metrics(np.ascontiguousarray(values[:, report_pos].T), truth, higher_is_better=est.higher_is_better,
+        reported = values if all_epochs else values[:, report_pos]
+        metrics = rank_metrics(reported.T, truth, higher_is_better=est.higher_is_better,
                                k=config.ranking.k, metrics=config.ranking.metrics)
         frame = pd.DataFrame({"estimator": est.label, "epoch": np.asarray(report), "repetition": rep,
                               "n_archs": metrics.pop("n_archs"), "k": config.ranking.k})
@@ -309,7 +315,13 @@ def run_correlation(
             frame[name] = metrics[name]
         frames[(rep, est.label)] = frame
 
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as executor:
+    def finish(futures: list) -> None:
+        for future in futures:
+            future.result()
+            bar.update(1)
+
+    with ThreadPoolExecutor(max_workers=workers) as executor:
+        in_flight: list = []
         for rep in range(s.repetitions):
             rng = np.random.default_rng([s.seed, rep])
             if n_archs is not None:
@@ -329,7 +341,7 @@ def run_correlation(
                 truth = rep_arrays.truth[rows]
                 curves = rep_arrays.select(rows, seed_pos)
                 static, static_rows = rep_arrays.static, rows
-            futures = []
+            submitted = []
             for est in plan.estimators:  # values in this thread, rank metrics in the executor
                 if cached[est.label] is not None:
                     values = cached[est.label][rep]
@@ -339,10 +351,10 @@ def run_correlation(
                     values = _estimator_values(est, plan.columns[est.label], curves, static, static_rows, len(epochs))
                 if keep_values:
                     rep_values[est.label].append(values)
-                futures.append(executor.submit(rank, rep, est, values, truth))
-            for future in futures:  # one repetition in flight at a time bounds the memory
-                future.result()
-                bar.update(1)
+                submitted.append(executor.submit(rank, rep, est, values, truth))
+            finish(in_flight)  # at most two repetitions in flight: bounded memory, no idle workers between them
+            in_flight = submitted
+        finish(in_flight)
     bar.close()
     tables = [frames[(rep, e.label)] for rep in range(s.repetitions) for e in plan.estimators]
     not_kept = "not cached: no results folder" if cache.folder is None else f"not cached: over {CACHE_LIMIT_BYTES >> 20} MiB"
