@@ -97,31 +97,24 @@ def _prepare(
 # ------------------------------------------------------------------------------------------ truth
 
 
+def _new_run(sorted_rows: np.ndarray) -> np.ndarray:
+    """True where a run of equal values starts in each row of a row-sorted array (always at position 0)."""
+    flags = np.ones(sorted_rows.shape, dtype=bool)
+    np.not_equal(sorted_rows[:, 1:], sorted_rows[:, :-1], out=flags[:, 1:])
+    return flags
+
+
 def _tied_pairs(sorted_rows: np.ndarray) -> np.ndarray:
     """Pairs tied per row of a row-sorted array: sum over runs of t(t-1)/2 = sum of (position - run start)."""
-    n = sorted_rows.shape[1]
-    new_run = np.ones(sorted_rows.shape, dtype=bool)
-    np.not_equal(sorted_rows[:, 1:], sorted_rows[:, :-1], out=new_run[:, 1:])
-    pos = np.arange(n)
-    run_start = np.maximum.accumulate(np.where(new_run, pos, 0), axis=1)
+    pos = np.arange(sorted_rows.shape[1])
+    run_start = np.maximum.accumulate(np.where(_new_run(sorted_rows), pos, 0), axis=1)
     return (pos - run_start).sum(axis=1).astype(np.float64)
-
-
-def _top_k_weights(t: np.ndarray, k: int) -> np.ndarray:
-    """Per row: 1 for values above the k-th largest, (free slots) / (size of the tie) on it, else 0."""
-    n = t.shape[1]
-    kth = np.sort(t, axis=1)[:, n - k][:, None]
-    above = (t > kth).sum(axis=1, keepdims=True)
-    tied = (t == kth).sum(axis=1, keepdims=True)
-    return np.where(t > kth, 1.0, np.where(t == kth, (k - above) / tied, 0.0))
 
 
 def _average_ranks_sorted(sorted_rows: np.ndarray) -> np.ndarray:
     """1-based average ranks of row-sorted values: a run of equal values at positions s..s+L-1 gets s + (L + 1) / 2."""
     rows, n = sorted_rows.shape
-    new_run = np.ones(sorted_rows.shape, dtype=bool)
-    np.not_equal(sorted_rows[:, 1:], sorted_rows[:, :-1], out=new_run[:, 1:])
-    flat = new_run.ravel()  # every row starts a run
+    flat = _new_run(sorted_rows).ravel()  # every row starts a run
     starts = np.flatnonzero(flat)
     lengths = np.diff(np.append(starts, flat.size))
     per_run = starts % n + (lengths + 1) / 2.0
@@ -130,9 +123,16 @@ def _average_ranks_sorted(sorted_rows: np.ndarray) -> np.ndarray:
 
 def _dense_sorted(sorted_rows: np.ndarray) -> np.ndarray:
     """0-based dense ranks of row-sorted values (non-decreasing along each row)."""
-    new_run = np.zeros(sorted_rows.shape, dtype=np.int32)
-    np.not_equal(sorted_rows[:, 1:], sorted_rows[:, :-1], out=new_run[:, 1:], casting="unsafe")
-    return np.cumsum(new_run, axis=1, dtype=np.int32)
+    return np.cumsum(_new_run(sorted_rows), axis=1, dtype=np.int32) - 1
+
+
+def _top_k_weights(t: np.ndarray, k: int) -> np.ndarray:
+    """Per row of a row-sorted array: 1 above the k-th largest value, (free slots) / (size of the tie) on it, else 0."""
+    n = t.shape[1]
+    kth = t[:, n - k][:, None]
+    above = (t > kth).sum(axis=1, keepdims=True)
+    tied = (t == kth).sum(axis=1, keepdims=True)
+    return np.where(t > kth, 1.0, np.where(t == kth, (k - above) / tied, 0.0))
 
 
 def _kendall_truths(sorted_variants: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
