@@ -13,7 +13,6 @@ weight-sharing NAS with a marginal likelihood estimator" (SoTL-E, SoVL, TLMini, 
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import lfilter
 
 from harness.errors import HarnessError, choices
 
@@ -63,6 +62,8 @@ def moving_average(losses: np.ndarray, variant: str = "ema", mu: float | None = 
     mu = EMA_DEFAULT_MU[variant] if mu is None else float(mu)
     if not 0.0 <= mu < 1.0:
         raise HarnessError(f"SoTL-EMA mu must be in [0, 1), got {mu}")
+    from scipy.signal import lfilter  # imported here: scipy.signal takes ~1.5 s to import, every CLI call would pay it
+
     curve = _as_curve(losses)
     if variant == "discounted":
         return lfilter([1.0], [1.0, -mu], curve, axis=-1)
