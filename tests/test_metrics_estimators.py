@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from harness.errors import HarnessError, NotAvailableError
-from harness.metrics import estimator_names, get_estimator
+from harness.metrics import curves, estimator_names, get_estimator
 
 # name (with options) -> (inputs, expected output), all computed by hand
 VECTORS: dict[str, tuple[list[np.ndarray], np.ndarray]] = {
@@ -98,3 +98,18 @@ def test_compute_from_a_signal_mapping_names_the_missing_signal() -> None:
     np.testing.assert_allclose(est.compute({"val_loss": np.array([1.0, 2.0])}), [1.0, 3.0])
     with pytest.raises(NotAvailableError, match="val_loss"):
         est.compute({"train_loss": np.array([1.0, 2.0])})
+
+
+def test_sotl_e_with_one_epoch_is_the_loss_bit_for_bit_so_ties_stay_ties() -> None:
+    """Pitfall: a difference of cumulative sums rounds, so SoTL-E(E=1) would not equal TrainLoss and
+    archs with equal losses but different histories would stop tying."""
+    rng = np.random.default_rng(3)
+    losses = rng.random((50, 200)) * 2.3
+    losses[1] = losses[0]
+    losses[1, :100] += 0.3  # a different history, the same losses from epoch 101 on
+    np.testing.assert_array_equal(curves.window_sum(losses, 1), losses)
+    window = curves.window_sum(losses, 5)
+    np.testing.assert_array_equal(window[0, 110:], window[1, 110:])
+    long = curves.window_sum(losses, curves.EXACT_WINDOW + 1)  # the cumulative-sum path
+    want = np.array([[row[max(0, t - curves.EXACT_WINDOW):t + 1].sum() for t in range(200)] for row in losses[:3]])
+    np.testing.assert_allclose(long[:3], want, rtol=1e-12)

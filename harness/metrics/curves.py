@@ -17,6 +17,7 @@ import numpy as np
 from harness.errors import HarnessError, choices
 
 EMA_VARIANTS = ("ema", "ema-sum", "discounted")
+EXACT_WINDOW = 16  # SoTL-E windows up to this many points are summed directly (see window_sum)
 EMA_DEFAULT_MU = {"ema": 0.9, "ema-sum": 0.99, "discounted": 0.9}
 
 
@@ -37,11 +38,21 @@ def window_sum(losses: np.ndarray, E: int = 1) -> np.ndarray:
 
     Ru et al. 2021 (TSE-E). E = 1 is the value at t, the thesis's default reading of "SoTL". Before
     E points exist (t < E) the window is the first t points.
+
+    Windows up to ``EXACT_WINDOW`` points are summed directly, so that E = 1 returns the losses bit
+    for bit and equal windows give equal sums (ties stay ties); longer ones take the difference of
+    two cumulative sums (O(T) for any E, rounding error ~1e-16 of the running total).
     """
     if int(E) != E or E < 1:
         raise HarnessError(f"SoTL-E window E must be a positive integer, got {E!r}")
     E = int(E)
-    total = cumulative_sum(losses)
+    curve = _as_curve(losses)
+    if E <= EXACT_WINDOW:
+        total = curve.copy()
+        for lag in range(1, min(E, curve.shape[-1])):
+            total[..., lag:] += curve[..., :-lag]
+        return total
+    total = np.cumsum(curve, axis=-1)
     shifted = np.zeros_like(total)
     if E < total.shape[-1]:
         shifted[..., E:] = total[..., :-E]
