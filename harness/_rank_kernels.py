@@ -162,24 +162,29 @@ def wavelet_sum(seq: np.ndarray, zeros: np.ndarray, cur: np.ndarray, nxt: np.nda
     pass-k sum counts, for every 0-bit element, the 1-bit elements before it (the inversions decided
     at bit k, plus 1-bit elements of earlier groups) plus T_k (T_k + 1) / 2 for the T_k 1-bit
     elements. The part that is not an inversion depends only on the multiset, hence
-    ``inversions(a) = wavelet_sum(a) - wavelet_sum(sorted(a))``. ``zeros`` comes from
-    ``zeros[k]`` = how many elements have bit k clear; each element goes to ``p - ones`` (0-bit) or ``zeros[k] + ones - 1``
-    (1-bit), chosen by a select rather than a branch.
+    ``inversions(a) = wavelet_sum(a) - wavelet_sum(sorted(a))``. ``zeros[k]`` is how many elements
+    have bit k clear; each element goes to ``p - ones`` (0-bit) or ``zeros[k] + ones - 1`` (1-bit),
+    chosen by a select rather than a branch. The first pass reads ``seq`` (left unchanged), the
+    others alternate between the scratch arrays ``cur`` and ``nxt``; the last pass only counts.
     """
     n = seq.shape[0]
-    for p in range(n):
-        cur[p] = seq[p]
     total = 0
-    for k in range(zeros.shape[0] - 1, -1, -1):
-        last_zero = zeros[k] - 1
+    for level, k in enumerate(range(zeros.shape[0] - 1, -1, -1)):
+        src = seq if level == 0 else (nxt if level % 2 == 1 else cur)
+        dst = nxt if level % 2 == 0 else cur
         ones = 0
+        if k == 0:
+            for p in range(n):
+                ones += src[p] & 1
+                total += ones
+            break
+        last_zero = zeros[k] - 1
         for p in range(n):
-            v = cur[p]
+            v = src[p]
             b = (v >> k) & 1
             ones += b
             total += ones
-            nxt[last_zero + ones if b else p - ones] = v
-        cur, nxt = nxt, cur
+            dst[last_zero + ones if b else p - ones] = v
     return total
 
 
