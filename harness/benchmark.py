@@ -108,7 +108,7 @@ class Capabilities:
             schedules = _unique(c.schedule for c in cols)
             if len(schedules) != 1:
                 raise HarnessError(
-                    f"{self.benchmark} {dataset} has several schedules {schedules}; pass schedule="
+                    f"{self.benchmark} {dataset} has several schedules {schedules}; choose one (schedule=... in Python, --schedule on the command line)"
                 )
             schedule = schedules[0]
         schedule = str(schedule)

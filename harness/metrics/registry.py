@@ -269,7 +269,7 @@ def role_column(
         for name in METRIC_CANDIDATES[metric]:
             found = [c for c in columns if c.split == split and c.metric == name]
             if len(found) > 1:
-                raise HarnessError(f"{benchmark_title(bench)} {dataset} has several schedules for {split}/{name}; pass schedule=")
+                raise HarnessError(f"{benchmark_title(bench)} {dataset} has several schedules for {split}/{name}; choose one (schedule=... in Python, --schedule on the command line)")
             if found:
                 return found[0]
     where = dataset + (f" (schedule {schedule})" if schedule is not None else "")
