@@ -38,7 +38,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-_SMALL = 32  # segments and tie runs up to this length are insertion-sorted
+_SMALL = 32  # segments (and merge-sort runs) up to this length are insertion-sorted
 _JIT = {"nogil": True, "cache": True, "error_model": "numpy"}
 
 

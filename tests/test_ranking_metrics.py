@@ -180,7 +180,7 @@ def test_distribution_sort_equals_numpy_stable_argsort_on_skewed_inputs(kind: st
     np.testing.assert_array_equal(_stable_argsort(x), np.argsort(x, kind="stable"))
 
 
-def test_large_rows_match_scipy_for_every_metric_input_layout() -> None:
+def test_large_rows_match_scipy_in_both_input_layouts() -> None:
     """Thousands of archs, scores passed as [epochs, archs] and as the transposed view of [archs, epochs]."""
     rng = np.random.default_rng(8)
     truth = np.round(rng.normal(80, 5, 4000), 2)

@@ -294,33 +294,32 @@ def run_correlation(
     cached = {e.label: cache.load(e) for e in plan.estimators}
     keep_values = cache.folder is not None and _values_bytes(s, candidates if n_archs is not None else None, epochs) <= CACHE_LIMIT_BYTES
     rep_values: dict[str, list[np.ndarray]] = {e.label: [] for e in plan.estimators}
-    # estimators over every seed once, when the repetitions would otherwise recompute more values
-    per_seed: dict[str, np.ndarray | None] = {}
-    if n_archs is not None and s.train_seed != "mean" and seeds:
-        drawn = len(candidates) if s.n_archs == "all" else s.n_archs
-        if s.repetitions * drawn > len(candidates) * len(seeds):
-            todo = [e for e in plan.estimators if cached[e.label] is None]
-            with ThreadPoolExecutor(max_workers=workers) as executor:  # numpy releases the GIL
-                values = executor.map(lambda e: _per_seed_values(e, plan.columns[e.label], arrays, candidates), todo)
-                per_seed = dict(zip((e.label for e in todo), values))
-    frames: dict[tuple[int, str], pd.DataFrame] = {}
+    with ThreadPoolExecutor(max_workers=workers) as executor:  # numpy and the compiled rank pass release the GIL
+        # estimators over every seed once, when the repetitions would otherwise recompute more values
+        per_seed: dict[str, np.ndarray | None] = {}
+        if n_archs is not None and s.train_seed != "mean" and seeds:
+            drawn = len(candidates) if s.n_archs == "all" else s.n_archs
+            if s.repetitions * drawn > len(candidates) * len(seeds):
+                todo = [e for e in plan.estimators if cached[e.label] is None]
+                computed = executor.map(lambda e: _per_seed_values(e, plan.columns[e.label], arrays, candidates), todo)
+                per_seed = dict(zip((e.label for e in todo), computed))
+        frames: dict[tuple[int, str], pd.DataFrame] = {}
 
-    def rank(rep: int, est: Estimator, values: np.ndarray, truth: np.ndarray) -> None:
-        reported = values if all_epochs else values[:, report_pos]
-        metrics = rank_metrics(reported.T, truth, higher_is_better=est.higher_is_better,
-                               k=config.ranking.k, metrics=config.ranking.metrics)
-        frame = pd.DataFrame({"estimator": est.label, "epoch": np.asarray(report), "repetition": rep,
-                              "n_archs": metrics.pop("n_archs"), "k": config.ranking.k})
-        for name in config.ranking.metrics:
-            frame[name] = metrics[name]
-        frames[(rep, est.label)] = frame
+        def rank(rep: int, est: Estimator, values: np.ndarray, truth: np.ndarray) -> None:
+            reported = values if all_epochs else values[:, report_pos]
+            metrics = rank_metrics(reported.T, truth, higher_is_better=est.higher_is_better,
+                                   k=config.ranking.k, metrics=config.ranking.metrics)
+            frame = pd.DataFrame({"estimator": est.label, "epoch": np.asarray(report), "repetition": rep,
+                                  "n_archs": metrics.pop("n_archs"), "k": config.ranking.k})
+            for name in config.ranking.metrics:
+                frame[name] = metrics[name]
+            frames[(rep, est.label)] = frame
 
-    def finish(futures: list) -> None:
-        for future in futures:
-            future.result()
-            bar.update(1)
+        def finish(futures: list) -> None:
+            for future in futures:
+                future.result()
+                bar.update(1)
 
-    with ThreadPoolExecutor(max_workers=workers) as executor:
         in_flight: list = []
         for rep in range(s.repetitions):
             rng = np.random.default_rng([s.seed, rep])
