@@ -97,33 +97,23 @@ def _prepare(
 # ------------------------------------------------------------------------------------------ truth
 
 
-def _new_run(sorted_rows: np.ndarray) -> np.ndarray:
-    """True where a run of equal values starts in each row of a row-sorted array (always at position 0)."""
-    flags = np.ones(sorted_rows.shape, dtype=bool)
-    np.not_equal(sorted_rows[:, 1:], sorted_rows[:, :-1], out=flags[:, 1:])
-    return flags
+def _tie_runs(sorted_rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Average ranks (1-based), dense ranks (0-based, int32) and tied pairs per row of a row-sorted array.
 
-
-def _tied_pairs(sorted_rows: np.ndarray) -> np.ndarray:
-    """Pairs tied per row of a row-sorted array: sum over runs of t(t-1)/2 = sum of (position - run start)."""
-    pos = np.arange(sorted_rows.shape[1])
-    run_start = np.maximum.accumulate(np.where(_new_run(sorted_rows), pos, 0), axis=1)
-    return (pos - run_start).sum(axis=1).astype(np.float64)
-
-
-def _average_ranks_sorted(sorted_rows: np.ndarray) -> np.ndarray:
-    """1-based average ranks of row-sorted values: a run of equal values at positions s..s+L-1 gets s + (L + 1) / 2."""
+    All three come from the runs of equal values: a run of length L starting at position s gives its
+    members the average rank s + (L + 1) / 2 and adds L (L - 1) / 2 tied pairs to its row.
+    """
     rows, n = sorted_rows.shape
-    flat = _new_run(sorted_rows).ravel()  # every row starts a run
+    new_run = np.ones(sorted_rows.shape, dtype=bool)
+    np.not_equal(sorted_rows[:, 1:], sorted_rows[:, :-1], out=new_run[:, 1:])
+    flat = new_run.ravel()  # every row starts a run
     starts = np.flatnonzero(flat)
     lengths = np.diff(np.append(starts, flat.size))
-    per_run = starts % n + (lengths + 1) / 2.0
-    return per_run[np.cumsum(flat) - 1].reshape(rows, n)
-
-
-def _dense_sorted(sorted_rows: np.ndarray) -> np.ndarray:
-    """0-based dense ranks of row-sorted values (non-decreasing along each row)."""
-    return np.cumsum(_new_run(sorted_rows), axis=1, dtype=np.int32) - 1
+    run = (np.cumsum(flat) - 1).reshape(rows, n)  # run number of each element, counted over all rows
+    avg_rank = (starts % n + (lengths + 1) / 2.0)[run]
+    dense = (run - run[:, :1]).astype(np.int32)
+    tied_pairs = np.bincount(starts // n, weights=lengths * (lengths - 1) / 2.0, minlength=rows)
+    return avg_rank, dense, tied_pairs
 
 
 def _top_k_weights(t: np.ndarray, k: int) -> np.ndarray:
@@ -135,18 +125,16 @@ def _top_k_weights(t: np.ndarray, k: int) -> np.ndarray:
     return np.where(t > kth, 1.0, np.where(t == kth, (k - above) / tied, 0.0))
 
 
-def _kendall_truths(sorted_variants: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """What the compiled Kendall pass needs of each truth variant, given row-sorted [T, N]: dense
-    ranks, the zero-bit count per bit level, their wavelet sum and the tied pairs n2 (stacked over variants)."""
+def _kendall_truths(dense: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For the compiled Kendall pass, from the truth variants' dense ranks [V, T, N] (non-decreasing
+    along N): the zero-bit count per bit level [V, T, bits] and their wavelet sums [V, T]."""
     from harness import _rank_kernels as kernels
 
-    dense = np.stack([_dense_sorted(v) for v in sorted_variants])
     n_bits = max(1, int(dense.max(initial=0)).bit_length())
     bits = np.arange(n_bits, dtype=np.int32)
-    zeros = (((dense[..., None] >> bits) & 1) == 0).sum(axis=2, dtype=np.int64)  # [V, T, bits]
+    zeros = (((dense[..., None] >> bits) & 1) == 0).sum(axis=2, dtype=np.int64)
     sorted_sum = np.stack([kernels.wavelet_sums(d, z) for d, z in zip(dense, zeros)])
-    tied = np.stack([_tied_pairs(v) for v in sorted_variants])
-    return dense, zeros, sorted_sum, tied
+    return zeros, sorted_sum
 
 
 # ---------------------------------------------------------------------------------- the metrics
@@ -188,20 +176,22 @@ def rank_metrics(
     t_sorted = np.take_along_axis(t, y_order, axis=1)
     if correlation and constant == "raise" and (t_sorted[:, 0] == t_sorted[:, -1]).any():
         raise HarnessError("the truth is constant over all archs: rank correlation is undefined")
-    variants = []
+    avg_rank, dense_truth, tied_truth = _tie_runs(t_sorted)
+    variants = []  # (dense ranks, tied pairs) of each truth Kendall is taken against
     if "kendall" in metrics:
-        variants.append(t_sorted)
+        variants.append((dense_truth, tied_truth))
     if "sparse_kendall" in metrics:
         rounded = np.round(t_sorted, sparse_decimals) + 0.0  # rounding keeps the order
         if constant == "raise" and (rounded[:, 0] == rounded[:, -1]).any():
             raise HarnessError(f"the truth rounded to {sparse_decimals} decimals is constant: sparse Kendall is undefined")
-        variants.append(rounded)
+        variants.append(_tie_runs(rounded)[1:])
     if variants:
-        dense, zeros, sorted_sum, tied = _kendall_truths(variants)
+        dense = np.stack([d for d, _ in variants])
+        tied = np.stack([p for _, p in variants])
+        zeros, sorted_sum = _kendall_truths(dense)
     else:
         dense, zeros, sorted_sum, tied = (np.zeros((0, 1, 1), np.int32), np.zeros((0, 1, 1), np.int64),
                                           np.zeros((0, 1), np.int64), np.zeros((0, 1)))
-    avg_rank = _average_ranks_sorted(t_sorted)
     truth_values = t_sorted if truth_higher_is_better else -t_sorted  # top-k reports the truth as given
     top_weights = _top_k_weights(t_sorted, k) if top else np.zeros_like(t_sorted)
     transposed = not s.flags.c_contiguous and s.T.flags.c_contiguous  # e.g. values[archs, epochs].T
