@@ -97,25 +97,18 @@ def _record_offsets(raw: bytes) -> list[int]:
     return offsets
 
 
-def test_bad_data_crc_names_the_byte_offset(tmp_path):
+@pytest.mark.parametrize(("record", "byte", "flip", "what"), [
+    (1, 20, 0x01, "data CRC"),  # one bit inside record #1's data
+    (2, 8, 0xFF, "length CRC"),  # record #2's length checksum
+])
+def test_bad_crc_names_the_record_and_byte_offset(tmp_path, record, byte, flip, what):
     path = tmp_path / "f.tfrecord"
     write_fixture(path, n_cells=1, budgets=(108,))
     raw = bytearray(path.read_bytes())
-    second = _record_offsets(bytes(raw))[1]
-    raw[second + 20] ^= 0x01  # flip one bit inside record #1's data
+    offset = _record_offsets(bytes(raw))[record]
+    raw[offset + byte] ^= flip
     path.write_bytes(bytes(raw))
-    with pytest.raises(HarnessError, match=f"data CRC mismatch in record #1 at byte offset {second}"):
-        list(tfr.read_records(path))
-
-
-def test_bad_length_crc_names_the_byte_offset(tmp_path):
-    path = tmp_path / "f.tfrecord"
-    write_fixture(path, n_cells=1, budgets=(108,))
-    raw = bytearray(path.read_bytes())
-    third = _record_offsets(bytes(raw))[2]
-    raw[third + 8] ^= 0xFF
-    path.write_bytes(bytes(raw))
-    with pytest.raises(HarnessError, match=f"length CRC mismatch in record #2 at byte offset {third}"):
+    with pytest.raises(HarnessError, match=f"{what} mismatch in record #{record} at byte offset {offset}"):
         list(tfr.read_records(path))
 
 
