@@ -7,13 +7,21 @@ corrupt file could run arbitrary code on ``pickle.load``. This module unpickles 
 
 * plain containers (dict, list, tuple, set, frozenset, str, bytes, int, float, bool, None, complex,
   bytearray) and ``collections.OrderedDict``;
-* numpy arrays, dtypes and scalars, under both the numpy 1.x module names (``numpy.core...``) and the
-  numpy 2.x names (``numpy._core...``), each resolved to the installed numpy, so files written by
-  either major version read under either;
+* numpy arrays, dtypes and scalars of simple dtypes (bool, integer, float, complex, bytes, str),
+  under both the numpy 1.x module names (``numpy.core...``) and the numpy 2.x names
+  (``numpy._core...``), so files written by either major version read under either;
 * ``_codecs.encode(text, "latin1")``, which protocol-2 pickles use to store bytes.
 
 Any other global is refused *before* it is imported or called: :class:`HarnessError`
 ``refusing to unpickle <module.name> from <file>: not on the allow-list``.
+
+numpy's own unpickling hooks are not safe to hand a file: ``dtype.__setstate__`` turns any dtype
+into a structured one with whatever fields the file names, so a crafted dtype with an object field
+and cleared flags makes numpy read 8 bytes of the file as a ``PyObject*``. So numpy objects are never
+rebuilt by numpy's hooks here. The pickle's dtype and array recipes are captured by
+:class:`_DtypeRecipe` and :class:`_ArrayRecipe`, checked (a simple dtype whose state is exactly the
+one numpy writes for it; an array whose buffer is exactly shape x itemsize bytes) and only then
+built with ordinary constructors; recipes left in the result are swapped for what they built.
 
 Entry points: :func:`load_pickle` (plain or bz2 pickle, by path or open file), :func:`load_torch_file`
 (a ``torch.save`` file, zip or legacy layout, with or without torch installed).
@@ -24,9 +32,9 @@ from __future__ import annotations
 import _compat_pickle
 import bz2
 import collections
-import importlib
 import io
 import pickle
+import weakref
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -39,16 +47,6 @@ from harness.errors import HarnessError
 Source = str | Path | IO[bytes]
 
 
-def _numpy_attr(module_suffix: str, name: str) -> Any:
-    """``numpy.<_core|core>.<suffix>.<name>`` of the installed numpy (2.x: _core, 1.x: core)."""
-    for package in ("numpy._core", "numpy.core"):
-        try:
-            return getattr(importlib.import_module(f"{package}.{module_suffix}"), name)
-        except (ImportError, AttributeError):
-            continue
-    raise HarnessError(f"this numpy ({np.__version__}) has no {module_suffix}.{name}")
-
-
 def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
     """The only use of ``_codecs.encode`` in data pickles: protocol-2 bytes as latin-1 text."""
     if encoding not in ("latin1", "latin-1", "iso-8859-1"):
@@ -56,26 +54,156 @@ def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
     return text.encode("latin1")
 
 
-def _allowed_globals() -> dict[tuple[str, str], Callable[[], Any]]:
-    """(module, name) as written in a pickle -> factory of the object it stands for."""
-    table: dict[tuple[str, str], Callable[[], Any]] = {
-        ("collections", "OrderedDict"): lambda: collections.OrderedDict,
-        ("builtins", "set"): lambda: set,
-        ("builtins", "frozenset"): lambda: frozenset,
-        ("builtins", "complex"): lambda: complex,
-        ("builtins", "bytearray"): lambda: bytearray,
-        ("_codecs", "encode"): lambda: _latin1_encode,
-        ("numpy", "ndarray"): lambda: np.ndarray,
-        ("numpy", "dtype"): lambda: np.dtype,
+_SIMPLE_KINDS = "biufcSU"  # numpy dtype kinds allowed: bool, int, uint, float, complex, bytes, str
+
+
+class _Refused(Exception):
+    """Internal: the pickle asks for something the allow-list forbids (message: what it was)."""
+
+
+class _DtypeRecipe:
+    """``numpy.dtype(descr, align, copy)`` plus its BUILD state, as a pickle writes a dtype.
+
+    The descriptor must name a simple dtype (see ``_SIMPLE_KINDS``) and the state must equal the
+    state numpy itself writes for that dtype (byte order, size, flags): no fields, no subarray,
+    no object flags. ``dtype`` is the checked numpy dtype.
+    """
+
+    def __init__(self, descr: object, align: object = False, copy: object = True) -> None:
+        if isinstance(descr, bytes):
+            descr = descr.decode("ascii", "replace")
+        if not isinstance(descr, str):
+            raise _Refused(f"numpy.dtype({descr!r})")
+        try:
+            dtype = np.dtype(descr)
+        except TypeError:
+            raise _Refused(f"numpy.dtype({descr!r})") from None
+        if dtype.kind not in _SIMPLE_KINDS or dtype.fields is not None or dtype.subdtype is not None:
+            raise _Refused(f"numpy.dtype({descr!r}) (only bool, integer, float, complex, bytes and str dtypes)")
+        self.dtype = dtype
+
+    def __setstate__(self, state: object) -> None:
+        # numpy's state: (version, byte order, subarray, names, fields, itemsize, alignment, flags).
+        if not isinstance(state, tuple) or len(state) != 8 or state[1] not in ("<", ">", "|", "="):
+            raise _Refused(f"numpy dtype state {state!r}")
+        dtype = self.dtype
+        if dtype.itemsize == 0 and isinstance(state[5], int) and 0 < state[5] < 2**31:  # 'S0'/'U0': size in the state
+            unit = 4 if dtype.kind == "U" else 1
+            dtype = np.dtype(f"{dtype.kind}{state[5] // unit}")
+        if state[1] in "<>":
+            dtype = dtype.newbyteorder(state[1])
+        if state != dtype.__reduce__()[2]:
+            raise _Refused(f"numpy dtype state {state!r} (numpy writes {dtype.__reduce__()[2]!r} for {dtype})")
+        self.dtype = dtype
+
+
+def _checked_dtype(dtype: object) -> np.dtype:
+    if not isinstance(dtype, _DtypeRecipe):
+        raise _Refused(f"a numpy value with dtype {dtype!r}")
+    return dtype.dtype
+
+
+def _checked_array(raw: object, dtype: np.dtype, shape: object, fortran: bool) -> np.ndarray:
+    """A new array of ``shape`` from exactly ``prod(shape) * itemsize`` bytes of ``raw``."""
+    if isinstance(raw, str):  # Python 2 pickles read with encoding="latin1" hold bytes as text
+        raw = raw.encode("latin1")
+    if isinstance(raw, pickle.PickleBuffer):
+        raw = raw.raw().tobytes()
+    if not isinstance(raw, (bytes, bytearray)):
+        raise _Refused(f"a numpy array whose data is a {type(raw).__name__}")
+    if not isinstance(shape, tuple) or not all(type(n) is int and n >= 0 for n in shape):
+        raise _Refused(f"a numpy array of shape {shape!r}")
+    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if len(raw) != expected:
+        raise _Refused(f"a numpy array of shape {shape} and dtype {dtype} with {len(raw)} data bytes, not {expected}")
+    return np.ndarray(shape, dtype, buffer=bytearray(raw), order="F" if fortran else "C")
+
+
+class _ArrayRecipe:
+    """``numpy.core.multiarray._reconstruct(ndarray, ...)`` plus its BUILD state, as a pickle writes an array.
+
+    The state ``(version, shape, dtype, is_fortran, raw bytes)`` is checked and the array built from
+    a copy of the bytes; object arrays (whose state holds a list) are refused. ``array`` is the result.
+    """
+
+    def __init__(self, cls: object, shape: object = (0,), typecode: object = b"b") -> None:
+        if cls is not np.ndarray:
+            raise _Refused(f"_reconstruct of {cls!r} (only numpy.ndarray)")
+        self.array: np.ndarray | None = None
+
+    def __setstate__(self, state: object) -> None:
+        if not isinstance(state, tuple) or len(state) != 5 or state[0] != 1:
+            raise _Refused(f"numpy array state of type {type(state).__name__}")
+        _, shape, dtype, fortran, raw = state
+        self.array = _checked_array(raw, _checked_dtype(dtype), shape, bool(fortran))
+
+
+def _scalar(dtype: object, data: object = None) -> Any:
+    """``numpy.core.multiarray.scalar(dtype, bytes)``: a numpy scalar from exactly itemsize bytes."""
+    checked = _checked_dtype(dtype)
+    if isinstance(data, str):
+        data = data.encode("latin1")
+    if not isinstance(data, bytes) or len(data) != checked.itemsize:
+        raise _Refused(f"a numpy {checked} scalar from {type(data).__name__} data")
+    return np.frombuffer(data, checked)[0]
+
+
+def _frombuffer(buffer: object, dtype: object, shape: object, order: object) -> np.ndarray:
+    """``numpy.core.numeric._frombuffer``, which protocol-5 pickles use for arrays."""
+    if order not in ("C", "F"):
+        raise _Refused(f"a numpy array in order {order!r}")
+    return _checked_array(buffer, _checked_dtype(dtype), shape, order == "F")
+
+
+def _allowed_globals() -> dict[tuple[str, str], Any]:
+    """(module, name) as written in a pickle -> the object it stands for."""
+    table: dict[tuple[str, str], Any] = {
+        ("collections", "OrderedDict"): collections.OrderedDict,
+        ("builtins", "set"): set,
+        ("builtins", "frozenset"): frozenset,
+        ("builtins", "complex"): complex,
+        ("builtins", "bytearray"): bytearray,
+        ("builtins", "bytes"): bytes,  # protocol 2 writes b"" as bytes()
+        ("_codecs", "encode"): _latin1_encode,
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): _DtypeRecipe,
     }
     for package in ("numpy.core", "numpy._core"):
-        table[(f"{package}.multiarray", "_reconstruct")] = lambda: _numpy_attr("multiarray", "_reconstruct")
-        table[(f"{package}.multiarray", "scalar")] = lambda: _numpy_attr("multiarray", "scalar")
-        table[(f"{package}.numeric", "_frombuffer")] = lambda: _numpy_attr("numeric", "_frombuffer")
+        table[(f"{package}.multiarray", "_reconstruct")] = _ArrayRecipe
+        table[(f"{package}.multiarray", "scalar")] = _scalar
+        table[(f"{package}.numeric", "_frombuffer")] = _frombuffer
     return table
 
 
 ALLOWED_GLOBALS = _allowed_globals()
+
+
+def _built(obj: Any, done: dict[int, Any]) -> Any:
+    """``obj`` with every recipe replaced by what it built (containers rebuilt or updated in place)."""
+    key = id(obj)
+    if key in done:
+        return done[key]
+    if isinstance(obj, _DtypeRecipe):
+        result: Any = obj.dtype
+    elif isinstance(obj, _ArrayRecipe):
+        if obj.array is None:
+            raise _Refused("a numpy array without its data")
+        result = obj.array
+    elif isinstance(obj, dict):  # dict and OrderedDict, updated in place (they may be shared or recursive)
+        done[key] = obj
+        for name, value in list(obj.items()):
+            obj[name] = _built(value, done)
+        return obj
+    elif isinstance(obj, list):
+        done[key] = obj
+        obj[:] = [_built(value, done) for value in obj]
+        return obj
+    elif isinstance(obj, (tuple, set, frozenset)):
+        result = type(obj)(_built(value, done) for value in obj)
+    else:
+        return obj
+    done[key] = result
+    return result
 
 
 class _TorchTensorFound(Exception):
@@ -88,18 +216,36 @@ class SafeUnpickler(pickle.Unpickler):
     def __init__(self, file: IO[bytes], source_name: str, encoding: str = "ASCII") -> None:
         super().__init__(file, encoding=encoding)
         self.source_name = source_name
+        self.recipes: list[weakref.ref[Any]] = []  # every recipe made, to know whether any is in the result
+
+    def _recipe(self, cls: type) -> Callable[..., Any]:
+        def make(*args: Any) -> Any:
+            recipe = cls(*args)
+            self.recipes.append(weakref.ref(recipe))
+            return recipe
+
+        return make
+
+    def load_built(self) -> Any:
+        """Load, then swap recipes for what they built; skipped when no recipe outlived the load
+        (scalars consume their dtype recipe), which is the case for the NATS files."""
+        result = self.load()
+        self.memo.clear()
+        if any(ref() is not None for ref in self.recipes):
+            result = _built(result, {})
+        return result
 
     def find_class(self, module: str, name: str) -> Any:
         # Python 2 pickles name builtins '__builtin__' etc.; map them as pickle's own find_class does.
         if (module, name) in _compat_pickle.NAME_MAPPING:
             module, name = _compat_pickle.NAME_MAPPING[(module, name)]
         module = _compat_pickle.IMPORT_MAPPING.get(module, module)
-        factory = ALLOWED_GLOBALS.get((module, name))
-        if factory is None:
+        allowed = ALLOWED_GLOBALS.get((module, name))
+        if allowed is None:
             if module.split(".")[0] == "torch":
                 raise _TorchTensorFound(f"{module}.{name}")
             raise HarnessError(f"refusing to unpickle {module}.{name} from {self.source_name}: not on the allow-list")
-        return factory()
+        return self._recipe(allowed) if allowed in (_DtypeRecipe, _ArrayRecipe) else allowed
 
     def persistent_load(self, pid: Any) -> Any:
         # torch files reference tensor storages by persistent id.
@@ -117,9 +263,13 @@ def _name_of(source: Source, source_name: str | None) -> str:
 def _unpickle(stream: IO[bytes], name: str, encoding: str) -> Any:
     """One pickle from ``stream``; every failure becomes a HarnessError naming ``name``."""
     try:
-        return SafeUnpickler(stream, name, encoding=encoding).load()
+        return SafeUnpickler(stream, name, encoding=encoding).load_built()
     except (HarnessError, _TorchTensorFound):
         raise
+    except _Refused as err:
+        raise HarnessError(f"refusing to unpickle {err} from {name}: not on the allow-list") from None
+    except RecursionError:
+        raise HarnessError(f"{name} is nested too deeply to read") from None
     except EOFError:
         raise HarnessError(f"{name} is truncated: the pickle ends early") from None
     except (OSError, ValueError) as err:  # bz2 reports truncation/corruption as OSError/EOFError/ValueError
@@ -246,10 +396,11 @@ def _torch_load_weights_only(path: Path, name: str) -> Any:
         raise HarnessError(
             f"{name} holds torch tensors; reading it needs torch (pip install torch), which is not installed"
         ) from None
-    numpy_globals = [factory() for factory in ALLOWED_GLOBALS.values() if factory() not in (set, frozenset, complex, bytearray)]
-    numpy_globals.extend(type(np.dtype(code)) for code in "?bhilqBHILQefdgFDGSUO")
+    # torch's own weights-only unpickler, given this module's numpy recipes under the names pickles use
+    # (its BUILD accepts only registered types, so the recipes' checks run there too).
+    numpy_globals = [(obj, f"{module}.{attr}") for (module, attr), obj in ALLOWED_GLOBALS.items() if module != "builtins"]
     try:
         with torch.serialization.safe_globals(numpy_globals):
-            return torch.load(path, map_location="cpu", weights_only=True)
+            return _built(torch.load(path, map_location="cpu", weights_only=True), {})
     except Exception as err:  # torch raises UnpicklingError/RuntimeError for refused globals and damage
         raise HarnessError(f"torch.load(weights_only=True) refused or failed on {name}: {str(err)[:500]}") from None

@@ -1,0 +1,170 @@
+"""The allow-list unpickler's numpy handling: what real files hold loads exactly, forged numpy state is refused.
+
+numpy's own ``dtype.__setstate__`` accepts any fields, flags and sizes a file names, so a crafted
+dtype can make numpy read file bytes as object pointers (a crash, or worse). These tests write such
+files with ``__reduce__`` tricks, exactly as an attacker would, and check that the harness refuses
+them before numpy builds anything. Loads that could crash run in a subprocess, so a regression fails
+the test instead of killing the test run.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from harness.errors import HarnessError
+from harness.safe_pickle import load_pickle, load_torch_file
+
+_RECONSTRUCT = "numpy._core.multiarray._reconstruct" if hasattr(np, "_core") else "numpy.core.multiarray._reconstruct"
+
+# Builds pickles whose dtype/array state is whatever the test says (the objects' __reduce__ lies).
+_FORGE = textwrap.dedent(
+    f"""
+    import pickle, sys
+    import numpy as np
+    from {_RECONSTRUCT.rsplit(".", 1)[0]} import _reconstruct
+
+    class Dtype:
+        def __init__(self, descr, state):
+            self.descr, self.state = descr, state
+        def __reduce__(self):
+            return (np.dtype, (self.descr, False, True), self.state)
+
+    class Array:
+        def __init__(self, dtype, shape, data):
+            self.dtype, self.shape, self.data = dtype, shape, data
+        def __reduce__(self):
+            return (_reconstruct, (np.ndarray, (0,), b"b"), (1, self.shape, self.dtype, False, self.data))
+    """
+)
+
+
+def _load_forged(tmp_path, build: str) -> subprocess.CompletedProcess[str]:
+    """Write ``{{"x": <build>}}`` as a pickle and load it with load_pickle in a fresh interpreter."""
+    script = _FORGE + textwrap.dedent(
+        f"""
+        path = sys.argv[1]
+        with open(path, "wb") as fh:
+            pickle.dump({{"x": {build}}}, fh, protocol=2)
+        from harness.safe_pickle import load_pickle
+        from harness.errors import HarnessError
+        try:
+            value = load_pickle(path)["x"]
+            print("LOADED", repr(value))
+        except HarnessError as err:
+            print("REFUSED", err)
+        """
+    )
+    return subprocess.run([sys.executable, "-c", script, str(tmp_path / "forged.pkl")], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(
+    "build, what",
+    [
+        # The reviewer's exploit: a void dtype with an object field, flags cleared, 8 file bytes as the pointer.
+        (
+            "Array(Dtype('V8', (3, '|', None, ('a',), {'a': (Dtype('O8', (3, '|', None, None, None, -1, -1, 0x3f)), 0)}, 8, 1, 0)), (1,), b'AAAAAAAA')",
+            "numpy.dtype('V8')",
+        ),
+        # A str dtype whose state adds fields (numpy accepts this and turns it into a structured dtype).
+        ("Array(Dtype('U1', (3, '<', None, ('a',), {'a': (Dtype('f8', (3, '<', None, None, None, -1, -1, 0)), 0)}, 8, 1, 0)), (1,), b'A' * 8)", "numpy dtype state"),
+        # A float dtype whose state claims the object flags.
+        ("Array(Dtype('f8', (3, '<', None, None, None, -1, -1, 0x3f)), (1,), b'A' * 8)", "numpy dtype state"),
+        # A bytes dtype whose state changes its size.
+        ("Array(Dtype('S2', (3, '|', None, None, None, -1, -1, 0x3f)), (1,), b'A' * 2)", "numpy dtype state"),
+        # An object dtype on its own.
+        ("Dtype('O8', (3, '|', None, None, None, -1, -1, 0x3f))", "numpy.dtype('O8')"),
+        # An array whose data is shorter than shape x itemsize.
+        ("Array(Dtype('f8', (3, '<', None, None, None, -1, -1, 0)), (4,), b'A' * 8)", "8 data bytes, not 32"),
+    ],
+    ids=["object-field-in-void", "fields-added-to-str", "object-flags-on-float", "size-change-on-bytes", "object-dtype", "short-data"],
+)
+def test_forged_numpy_state_is_refused_before_numpy_builds_it(tmp_path, build, what):
+    result = _load_forged(tmp_path, build)
+    assert result.returncode == 0, f"the loader crashed (rc {result.returncode}): {result.stderr[-500:]}"
+    assert result.stdout.startswith("REFUSED refusing to unpickle"), result.stdout
+    assert what in result.stdout
+    assert "forged.pkl" in result.stdout
+
+
+def test_the_unforged_version_of_the_same_recipe_loads(tmp_path):
+    """The forging helper writes what numpy writes when the state is honest (guards the tests above)."""
+    result = _load_forged(tmp_path, "Array(Dtype('f8', (3, '<', None, None, None, -1, -1, 0)), (1,), np.float64(2.5).tobytes())")
+    assert result.stdout.strip() == "LOADED array([2.5])", result.stdout + result.stderr
+
+
+SIMPLE_VALUES = {
+    "float64": np.linspace(0, 1, 7),
+    "float32-2d": np.arange(12, dtype=np.float32).reshape(3, 4),
+    "fortran": np.asfortranarray(np.arange(6.0).reshape(2, 3)),
+    "big-endian": np.arange(5, dtype=">i4"),
+    "uint8-images": np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4),
+    "bool": np.array([True, False, True]),
+    "complex": np.array([1 + 2j, -3j]),
+    "float16": np.array([0.5, 2.0], dtype=np.float16),
+    "str": np.array(["nor_conv_3x3", "none"]),
+    "bytes": np.array([b"ab", b"c"]),
+    "0-d": np.array(3.25),
+    "empty": np.zeros((0, 3)),
+    "scalar-f64": np.float64(91.25),
+    "scalar-i64": np.int64(-7),
+    "scalar-bool": np.bool_(True),
+    "scalar-str": np.str_("skip_connect"),
+    "dtype": np.dtype(">f4"),
+    "dtype-str": np.dtype("U7"),
+}
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_simple_numpy_values_load_exactly_under_every_protocol(protocol):
+    shared = np.arange(3.0)
+    recursive: list[object] = [shared]
+    recursive.append(recursive)
+    data = pickle.dumps({"values": SIMPLE_VALUES, "shared": (shared, shared), "recursive": recursive}, protocol=protocol)
+    loaded = load_pickle(io.BytesIO(data), "values")
+    for key, expected in SIMPLE_VALUES.items():
+        got = loaded["values"][key]
+        assert type(got) is type(expected), key
+        if isinstance(expected, np.ndarray):
+            assert got.dtype == expected.dtype and got.shape == expected.shape, key
+            assert got.flags.f_contiguous == expected.flags.f_contiguous, key
+            assert got.flags.writeable, key
+            np.testing.assert_array_equal(got, expected)
+        else:
+            assert got == expected, key
+    first, second = loaded["shared"]
+    assert first is second  # a value the file shares stays one object
+    assert loaded["recursive"][1] is loaded["recursive"]
+    np.testing.assert_array_equal(loaded["recursive"][0], shared)
+
+
+def test_object_arrays_are_refused():
+    data = pickle.dumps(np.array([1, "a"], dtype=object), protocol=2)
+    with pytest.raises(HarnessError, match=r"refusing to unpickle numpy.dtype\('O8'\).* from objects: not on the allow-list"):
+        load_pickle(io.BytesIO(data), "objects")
+
+
+def test_a_numpy_subclass_is_refused():
+    data = pickle.dumps(np.ma.masked_array([1.0, 2.0], mask=[0, 1]), protocol=2)
+    with pytest.raises(HarnessError, match="refusing to unpickle numpy.ma.core"):
+        load_pickle(io.BytesIO(data), "masked")
+
+
+def test_torch_files_with_tensors_get_the_same_numpy_checks(tmp_path):
+    torch = pytest.importorskip("torch")
+    good = tmp_path / "good.pth"
+    torch.save({"weights": torch.arange(3.0), "accuracy": np.float64(93.5), "curve": np.arange(4.0)}, good)
+    loaded = load_torch_file(good)
+    assert torch.equal(loaded["weights"], torch.arange(3.0))
+    assert type(loaded["accuracy"]) is np.float64 and loaded["accuracy"] == 93.5
+    np.testing.assert_array_equal(loaded["curve"], np.arange(4.0))
+    bad = tmp_path / "bad.pth"
+    torch.save({"weights": torch.arange(3.0), "x": np.array([1, "a"], dtype=object)}, bad)
+    with pytest.raises(HarnessError, match=r"refused or failed on .*bad\.pth.*numpy.dtype\('O8'\)"):
+        load_torch_file(bad)
