@@ -20,13 +20,14 @@ Conventions
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
 from harness.errors import HarnessError, NotAvailableError, choices
+from harness.rng import is_int, make_rng
 
 Seed = int | str
 SeedsArg = Literal["all"] | int | str | Sequence[Seed]
@@ -140,7 +141,7 @@ class Capabilities:
             direction = "min" if c.minimize else "max"
             lines.append(f"  {c}  seeds={seeds}  epochs={epochs}  [{direction}]")
         lines.extend(f"  note: {n}" for n in self.notes)
-        lines.extend(f"  absent: {a.message}" for a in self.absent)
+        lines.extend(f"  absent: {message}" for message in dict.fromkeys(a.message for a in self.absent))
         return "\n".join(lines)
 
 
@@ -188,10 +189,9 @@ class Benchmark(ABC):
         n_archs = self.capabilities().n_archs
         if n_archs is None:
             raise HarnessError(f"{self.name} overrides sample(); this base version needs an indexed space")
-        if not 0 < n <= n_archs:
-            raise HarnessError(f"cannot sample {n} archs from {self.name}: valid 1..{n_archs}")
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-        return np.sort(rng.choice(n_archs, size=n, replace=False))
+        if not is_int(n) or not 0 < n <= n_archs:
+            raise HarnessError(f"cannot sample {n!r} archs from {self.name}: n must be an integer 1..{n_archs}")
+        return np.sort(make_rng(seed).choice(n_archs, size=n, replace=False))
 
     def query(
         self,
@@ -206,7 +206,9 @@ class Benchmark(ABC):
     ) -> QueryResult:
         """Whole curves of ``metric`` for ``archs`` in one vectorised read.
 
-        Returns values shaped ``[archs, seeds, epochs]`` (``epochs=None`` means all stored epochs).
+        ``archs`` is one architecture or a non-empty 1-D sequence of them; ``seeds`` is ``"all"``, one
+        seed label or a list of them. Returns values shaped ``[archs, seeds, epochs]`` (``epochs=None``
+        means all stored epochs).
         ``reduce="mean"`` averages over the seeds that exist (nanmean); an (arch, epoch) with no seed
         stays NaN and masked.
         """
@@ -214,6 +216,8 @@ class Benchmark(ABC):
         seed_pos, seed_labels = _select_seeds(column, seeds)
         epoch_pos, epoch_labels = _select_epochs(column, epochs)
         rows = self.resolve(archs)
+        if len(rows) == 0:
+            raise HarnessError(f"no architectures given to {self.name} query: pass one architecture or a non-empty 1-D sequence")
         values = np.asarray(self._read(column, rows, seed_pos, epoch_pos), dtype=np.float64)
         mask = ~np.isnan(values)
         if reduce is None:
@@ -244,14 +248,27 @@ def _unique(items: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
+def one_dimensional(rows: np.ndarray, benchmark: str) -> np.ndarray:
+    """``rows`` as a 1-D array: queries take one architecture or a 1-D sequence, never a 2-D array."""
+    if rows.ndim > 1:
+        raise HarnessError(f"{benchmark} archs must be one architecture or a 1-D sequence, got an array of shape {rows.shape}")
+    return np.atleast_1d(rows)
+
+
 def _select_seeds(column: Column, seeds: SeedsArg) -> tuple[np.ndarray, tuple[Seed, ...]]:
+    everything = isinstance(seeds, str) and seeds == "all"
     if not column.seeds:
-        if seeds not in ("all", None):
-            raise HarnessError(f"{column} does not depend on the training seed; pass seeds='all'")
+        if not everything:
+            raise HarnessError(f"{column} does not depend on the training seed; pass seeds='all', got {seeds!r}")
         return np.zeros(1, dtype=np.int64), ()
-    if isinstance(seeds, str) and seeds == "all":
+    if everything:
         return np.arange(len(column.seeds)), column.seeds
-    wanted = [seeds] if isinstance(seeds, (int, str, np.integer)) else list(seeds)
+    if isinstance(seeds, (int, str, np.integer)):
+        wanted = [seeds]
+    elif isinstance(seeds, Iterable):
+        wanted = list(seeds)
+    else:
+        raise HarnessError(f"seeds must be 'all', one seed or a list of seeds; got {seeds!r}; valid seeds: {column.seeds}")
     if not wanted:
         raise HarnessError(f"empty seed list for {column}; valid seeds: {column.seeds}")
     pos = []
@@ -271,12 +288,14 @@ def _select_epochs(column: Column, epochs: EpochsArg) -> tuple[np.ndarray, tuple
     stored = np.asarray(column.epochs)
     if epochs is None:
         return np.arange(len(stored)), column.epochs
+    span = f"{stored[0]}..{stored[-1]}" if np.array_equal(stored, np.arange(stored[0], stored[-1] + 1)) else str(column.epochs)
     wanted = np.atleast_1d(np.asarray(epochs))
-    if wanted.dtype.kind not in "iu":
-        raise HarnessError(f"epochs must be integers, got {epochs!r}")
+    if wanted.ndim != 1 or not wanted.size or wanted.dtype.kind not in "iu":
+        raise HarnessError(
+            f"epochs must be None (all), one integer or a non-empty list of integers, got {epochs!r}; valid epochs: {span}"
+        )
     pos = np.searchsorted(stored, wanted)
     bad = (pos >= len(stored)) | (stored[np.minimum(pos, len(stored) - 1)] != wanted)
     if bad.any():
-        span = f"{stored[0]}..{stored[-1]}" if np.array_equal(stored, np.arange(stored[0], stored[-1] + 1)) else str(column.epochs)
         raise HarnessError(f"epoch {int(wanted[bad][0])} out of range for {column}; valid epochs: {span}")
     return pos.astype(np.int64), tuple(int(e) for e in wanted)

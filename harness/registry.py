@@ -8,10 +8,11 @@ Adapters are imported lazily so that loading NB201 never imports onnxruntime, fo
 from __future__ import annotations
 
 import importlib
+import inspect
 from pathlib import Path
 
 from harness.benchmark import Benchmark
-from harness.errors import choices
+from harness.errors import HarnessError, choices
 
 _ADAPTERS: dict[str, tuple[str, dict[str, object]]] = {
     "nb201": ("harness.adapters.nb201", {}),
@@ -50,7 +51,21 @@ def canonical_name(name: str) -> str:
 
 
 def load_benchmark(name: str, root: str | Path | None = None, **options: object) -> Benchmark:
-    """Open benchmark ``name`` from ``root`` (None: the embedded default data)."""
-    module_name, fixed = _ADAPTERS[canonical_name(name)]
-    module = importlib.import_module(module_name)
-    return module.open_benchmark(None if root is None else Path(root).expanduser(), **fixed, **options)
+    """Open benchmark ``name`` from ``root`` (None: the embedded default data).
+
+    ``options`` are the keyword arguments of the adapter's ``open_benchmark`` (e.g. ``nb_models=`` of
+    nb301); an unknown one raises HarnessError naming the valid ones.
+    """
+    key = canonical_name(name)
+    module_name, fixed = _ADAPTERS[key]
+    open_benchmark = importlib.import_module(module_name).open_benchmark
+    valid = [
+        p.name for p in inspect.signature(open_benchmark).parameters.values()
+        if p.name != "root" and p.name not in fixed and p.kind is not p.VAR_KEYWORD
+    ]
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise HarnessError(
+            f"unknown keyword argument {', '.join(unknown)} for benchmark {key!r}; valid: {', '.join(valid) or 'none (only name and root)'}"
+        )
+    return open_benchmark(None if root is None else Path(root).expanduser(), **fixed, **options)

@@ -8,7 +8,9 @@ import pytest
 
 from harness import Column, HarnessError, load_benchmark
 from harness.adapters.nb201 import embedded_table
+from harness.cli import main
 from harness.spaces import nb201 as space
+from harness.spaces.nb1shot1 import search_space
 from harness.store import ColumnarStore, StoreWriter
 
 TRAIN_LOSS = Column("cifar10-valid", "200", "train", "loss", (777, 888, 999), tuple(range(1, 201)), minimize=True)
@@ -212,3 +214,153 @@ def test_query_and_metrics_layers_import_without_torch():
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ---------------------------------------------------------------------------------------------- regressions
+
+
+def _store_copy(store, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(store, copy)
+    return copy
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (lambda manifest: [1, 2], "holds a JSON list"),
+        (lambda manifest: {k: v for k, v in manifest.items() if k != "tables"}, "'tables' should be a JSON dict"),
+        (lambda manifest: {k: v for k, v in manifest.items() if k != "benchmark"}, "'benchmark' should be a JSON str"),
+        (lambda manifest: {**manifest, "columns": [{"file": "arrays/c0000.npy"}]}, "entry is malformed"),
+    ],
+)
+def test_manifest_that_is_not_a_store_manifest_is_named_not_a_traceback(store, tmp_path, edit, named):
+    import json
+
+    copy = _store_copy(store, tmp_path)
+    manifest = copy / "manifest.json"
+    manifest.write_text(json.dumps(edit(json.loads(manifest.read_text()))))
+    with pytest.raises(HarnessError, match=named):
+        load_benchmark("nb201", root=copy)
+
+
+def test_truncated_parquet_table_is_named_not_an_arrow_error(store, tmp_path):
+    copy = _store_copy(store, tmp_path)
+    table = copy / "tables" / "archs.parquet"
+    table.write_bytes(table.read_bytes()[:100])
+    with pytest.raises(HarnessError, match=r"tables/archs\.parquet is not a readable parquet table"):
+        load_benchmark("nb201", root=copy)
+
+
+def test_overwrite_refuses_a_directory_that_is_not_a_store(tmp_path):
+    thesis = tmp_path / "important" / "thesis.tex"
+    thesis.parent.mkdir()
+    thesis.write_text("x")
+    with pytest.raises(HarnessError, match="is not a harness store"):
+        StoreWriter(thesis.parent, benchmark="nb201", source="x", overwrite=True)
+    assert thesis.read_text() == "x"
+
+
+def test_seeds_none_is_a_harness_error_not_a_type_error(store):
+    bench = load_benchmark("nb201", root=store)
+    with pytest.raises(HarnessError, match=r"seeds must be 'all'.*777"):
+        bench.query([0], "cifar10-valid", "loss", "train", "200", seeds=None)
+
+
+@pytest.mark.parametrize("epochs", [[], np.array([], dtype=int)])
+def test_empty_epoch_list_says_what_is_valid(store, epochs):
+    bench = load_benchmark("nb201", root=store)
+    with pytest.raises(HarnessError, match=r"non-empty list.*valid epochs: 1\.\.200"):
+        bench.query([0], "cifar10-valid", "loss", "train", "200", epochs=epochs)
+
+
+QUERIES = {"nb201": ("cifar10", "accuracy", "ori-test", "200"), "nb101": ("cifar10", "accuracy", "valid", "108")}
+
+
+@pytest.mark.parametrize("name", QUERIES)
+@pytest.mark.parametrize("archs", [[], np.array([], dtype=np.int64)])
+def test_empty_arch_list_raises_the_same_error_on_every_benchmark(name, archs):
+    with pytest.raises(HarnessError, match=f"no architectures given to {name} query"):
+        load_benchmark(name).query(archs, *QUERIES[name])
+
+
+@pytest.mark.parametrize("name", QUERIES)
+def test_2d_index_array_is_refused_not_flattened_or_dropped(name):
+    with pytest.raises(HarnessError, match=r"1-D sequence, got an array of shape \(2, 2\)"):
+        load_benchmark(name).query(np.array([[0, 1], [2, 3]]), *QUERIES[name])
+
+
+@pytest.mark.parametrize("name", QUERIES)
+@pytest.mark.parametrize("arch", [None, 1.0])
+def test_arch_of_the_wrong_type_is_named_not_a_type_error(name, arch):
+    with pytest.raises(HarnessError, match=repr(arch)):
+        load_benchmark(name).query(arch, *QUERIES[name])
+
+
+@pytest.mark.parametrize(
+    ("sample", "named"),
+    [
+        (lambda: load_benchmark("nb201").sample(2, None), "seed must be a non-negative int or a numpy Generator, got None"),
+        (lambda: load_benchmark("nb201").sample(2, 1.0), "got 1.0"),
+        (lambda: load_benchmark("nb201").sample(2, True), "got True"),
+        (lambda: load_benchmark("nb201").sample(2.5, 1), "n must be an integer"),
+        (lambda: search_space(1).sample(2, None), "got None"),
+    ],
+)
+def test_sample_without_an_explicit_int_seed_is_refused(sample, named):
+    with pytest.raises(HarnessError, match=named):
+        sample()
+
+
+@pytest.mark.parametrize(("name", "valid"), [("nb201", "none"), ("nb301", "nb_models, version, noise, rng, threads")])
+def test_unknown_load_benchmark_option_names_the_valid_ones(name, valid):
+    with pytest.raises(HarnessError, match=f"unknown keyword argument foo for benchmark '{name}'; valid: {valid}"):
+        load_benchmark(name, foo=1)
+
+
+CLI_QUERY = ["query", "nb201", "--dataset", "cifar10", "--split", "ori-test", "--schedule", "200"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        (["--epochs", "abc"], "--epochs 'abc' is not 'last', one epoch N, or an inclusive range A:B"),
+        (["--epochs", "1:x"], "--epochs '1:x' is not"),
+        (["--epochs", "5:2"], "--epochs '5:2' is an empty range"),
+        (["--top", "-3"], "--top -3: N must be at least 1"),
+        (["--top", "3", "--arch", "5"], "cannot be combined with --arch or --epochs"),
+        (["--top", "3", "--epochs", "200"], "cannot be combined with --arch or --epochs"),
+    ],
+)
+def test_cli_bad_epochs_or_top_is_a_named_error(capsys, extra, named):
+    assert main([*CLI_QUERY, *extra]) == 2
+    assert named in capsys.readouterr().err
+
+
+def test_cli_top_counts_only_the_archs_with_data(tmp_path, capsys):
+    dest = tmp_path / "store"
+    with StoreWriter(dest, benchmark="nb201", source="synthetic") as writer:
+        params = writer.add_column(PARAMS, space.N_ARCHS)
+        params[[3, 7], 0, 0] = [2.0, 1.0]
+        writer.add_table("archs", embedded_table()[["arch_str"]])
+    assert main(["query", "nb201", "--root", str(dest), "--dataset", "cifar10", "--split", "cost",
+                 "--metric", "params", "--schedule", "200", "--top", "5"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("top 2 of 2 archs with data")
+    assert [line.split()[2] for line in lines[1:]] == ["[7]", "[3]"]
+
+
+def test_cli_flags_that_need_a_dataset_are_not_silently_ignored(capsys):
+    assert main(["query", "nb201", "--top", "3", "--arch", "5"]) == 2
+    assert "--arch and --top need --dataset (one of cifar10-valid, cifar10, cifar100, ImageNet16-120)" in capsys.readouterr().err
+    assert main(["query", "nb201"]) == 0  # capabilities
+    assert "cifar10/200/ori-test/accuracy" in capsys.readouterr().out
+
+
+def test_capabilities_list_each_absence_once():
+    """NB301 has several absent columns with one explanation each; the listing repeated them."""
+    lines = load_benchmark("nb301").capabilities().describe().splitlines()
+    absent = [line for line in lines if line.lstrip().startswith("absent:")]
+    assert absent and len(absent) == len(set(absent))

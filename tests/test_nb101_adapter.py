@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import shutil
+
 import numpy as np
 import pytest
 
 from harness.adapters import nb101
+from harness.adapters import nb101_tfrecord as tfrecord
 from harness.errors import HarnessError, NotAvailableError
 from harness.registry import load_benchmark
-from nb101_fixtures import write_fixture
+from nb101_fixtures import fixture_truth, payloads, write_fixture
 
 N_CELLS = 40
 
@@ -135,3 +140,36 @@ def test_embedded_table_queries():
     np.testing.assert_allclose(res.values[:, 0, 0], 100 * table.valid_12)
     assert res.seeds == ("single",)
     np.testing.assert_allclose(bench.final(table.hash.tolist()[:3], "cifar10", "time", "train", "108"), table.time_108[:3])
+
+
+def test_record_without_a_parameter_count_is_refused_not_imputed_as_zero(tmp_path):
+    truth = fixture_truth(n_cells=1, budgets=(108,))
+    records = [tfrecord.decode_record(p) for p in payloads(truth)]
+    broken = dataclasses.replace(records[1].metrics, trainable_parameters=None)
+    records[1] = dataclasses.replace(records[1], metrics=broken)
+    tfrecord.write_tfrecord(
+        tmp_path / "f.tfrecord", [tfrecord.encode_record(r.module_hash, r.epochs, r.adjacency, r.operations, r.metrics) for r in records]
+    )
+    with pytest.raises(HarnessError, match="record #1 at byte offset .* has no trainable_parameters"):
+        nb101.convert(tmp_path / "f.tfrecord", tmp_path / "s")
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("budgets", [None, [100], "108"])
+def test_store_manifest_without_valid_budgets_is_named(converted, tmp_path, budgets):
+    _, store = converted
+    copy = tmp_path / "copy"
+    shutil.copytree(store, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["extra"]["budgets"] = budgets
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(HarnessError, match=r"extra\.budgets is .*an NB101 store lists its epoch budgets"):
+        nb101.open_benchmark(copy)
+
+
+def test_hash_longer_than_32_characters_is_refused_not_truncated(converted):
+    _, store = converted
+    bench = nb101.open_benchmark(store)
+    longer = bench.hash_of(3)[0] + "0"
+    with pytest.raises(HarnessError, match=f"hash '{longer}' is longer than 32 characters"):
+        bench.query(np.array([longer]), "cifar10", "accuracy", "valid", "108")

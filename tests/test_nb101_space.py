@@ -149,3 +149,9 @@ def test_malformed_matrices_are_refused():
         ModelSpec(np.zeros((2, 3), dtype=int), [INPUT, OUTPUT])
     with pytest.raises(HarnessError, match="ops"):
         ModelSpec(np.zeros((3, 3), dtype=int), [INPUT, OUTPUT])
+
+
+def test_input_as_an_inner_op_is_not_called_an_unknown_op():
+    with pytest.raises(HarnessError, match=r"first op is 'conv3x3-bn-relu', must be 'input'; 'input' as an inner op") as err:
+        ModelSpec(np.eye(3, k=1, dtype=int), [CONV3X3, INPUT, OUTPUT]).hash()
+    assert "unknown op" not in str(err.value)

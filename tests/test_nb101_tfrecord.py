@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import struct
 
 import numpy as np
@@ -138,3 +139,15 @@ def test_missing_and_empty_files(tmp_path):
     (tmp_path / "empty.tfrecord").write_bytes(b"")
     with pytest.raises(HarnessError, match="empty"):
         tfr.open_tfrecord(tmp_path / "empty.tfrecord")
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        (["a" * 32, 108, "0100", ["input", "output"], ""], "'list' object has no attribute 'split'"),
+        (["a" * 33, 108, "0100", "input,output", ""], "module hash 'a{33}' is not 32 hex digits"),
+    ],
+)
+def test_malformed_record_fields_are_reported_not_attribute_errors_or_truncated(fields, named):
+    with pytest.raises(HarnessError, match=f"record #5 is not a NAS-Bench-101 record: {named}"):
+        tfr.decode_record(json.dumps(fields).encode(), "record #5")

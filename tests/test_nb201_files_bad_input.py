@@ -16,7 +16,7 @@ from harness.adapters import nb201_files
 from harness.adapters.nb201_convert import convert_nb201
 from harness.adapters.nb201_files import open_source
 from harness.safe_pickle import load_pickle, load_torch_file
-from nb201_fixtures import FIXTURE_DIR, official_meta_archs, write_simple_dir
+from nb201_fixtures import FIXTURE_DIR, make_arch_file, official_meta_archs, write_simple_dir
 
 HP12 = {"12": {"cifar10": [111]}}
 
@@ -130,9 +130,10 @@ def test_truncated_pth_is_reported_by_name(tmp_path):
 
 
 def test_wrong_directory_says_what_was_expected(tmp_path):
-    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "notes.txt").write_text("hello")
     with pytest.raises(HarnessError, match="expected meta.pickle.pbz2 and one NNNNNN.pickle.pbz2"):
-        convert_nb201(tmp_path, tmp_path / "store", progress=False)
+        convert_nb201(tmp_path / "notes", tmp_path / "store", progress=False)
 
 
 def test_a_file_that_is_not_a_pth(tmp_path):
@@ -189,3 +190,47 @@ def test_existing_destination_needs_overwrite(tmp_path):
     with pytest.raises(HarnessError, match="already exists"):
         convert_nb201(src, dest, progress=False)
     assert convert_nb201(src, dest, overwrite=True, progress=False) == dest
+
+
+def test_overwrite_never_deletes_a_directory_that_is_not_a_store(tmp_path):
+    src = write_simple_dir(tmp_path / "src", [0], official_meta_archs(), HP12)
+    thesis = tmp_path / "important" / "thesis.tex"
+    thesis.parent.mkdir()
+    thesis.write_text("x")
+    with pytest.raises(HarnessError, match="important already exists and is not a harness store"):
+        convert_nb201(src, thesis.parent, overwrite=True, progress=False)
+    assert thesis.read_text() == "x"
+
+
+@pytest.mark.parametrize("layout", ["same", "dest inside src", "src inside dest"])
+def test_destination_overlapping_the_source_is_refused_and_the_source_kept(tmp_path, layout):
+    meta = official_meta_archs()
+    if layout == "src inside dest":
+        dest = convert_nb201(write_simple_dir(tmp_path / "first", [0], meta, HP12), tmp_path / "store", progress=False)
+        src = write_simple_dir(dest / "nats", [0], meta, HP12)
+    else:
+        src = write_simple_dir(tmp_path / "src", [0], meta, HP12)
+        dest = src if layout == "same" else src / "store"
+    files = sorted(src.iterdir())
+    with pytest.raises(HarnessError, match="overlaps the source"):
+        convert_nb201(src, dest, overwrite=True, progress=False)
+    assert sorted(src.iterdir()) == files
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "named"),
+    [
+        ("dataset_seed", None, "'dataset_seed' should be a dict"),
+        ("arch_str", 5, "'arch_str' should be an arch string, found int"),
+        ("all_results", [], "'all_results' should be a dict"),
+        ("dataset_seed", {"cifar10": None}, "'dataset_seed' of cifar10 should be a list of int seeds"),
+    ],
+)
+def test_arch_file_with_a_field_of_the_wrong_type_names_the_file_and_field(tmp_path, field, value, named):
+    meta = official_meta_archs()
+    src = write_simple_dir(tmp_path / "src", [0], meta, HP12)
+    content = make_arch_file(0, meta[0], HP12)
+    content["12"][field] = value
+    (src / "000000.pickle.pbz2").write_bytes(bz2.compress(pickle.dumps(content, protocol=4)))
+    with pytest.raises(HarnessError, match=rf"000000\.pickle\.pbz2 hp=12: {named}"):
+        open_source(src).read(0)

@@ -252,3 +252,9 @@ def test_search_space_size_counts_the_real_configspace_choices():
     per_cell *= len(darts.OPS) ** 8
     assert darts.search_space_size() == per_cell**2
     assert 1e18 < darts.search_space_size() < 1.1e18
+
+
+@pytest.mark.parametrize("seed", [None, 1.5, True])
+def test_sampling_without_an_explicit_int_seed_is_refused(seed):
+    with pytest.raises(HarnessError, match=f"seed must be a non-negative int or a numpy Generator, got {seed}"):
+        darts.sample_encodings(2, seed)

@@ -24,7 +24,7 @@ the official module hash, or by the row index; rows are sorted by hash, a stable
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +32,9 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from harness.benchmark import Absence, Benchmark, Capabilities, Column
+from harness.benchmark import Absence, Benchmark, Capabilities, Column, one_dimensional
 from harness.errors import HarnessError
-from harness.store.columnar import ColumnarStore, StoreWriter, read_rows
+from harness.store.columnar import ColumnarStore, StoreWriter, check_destination, read_rows
 from harness.spaces.nb101 import ModelSpec
 from harness.adapters import nb101_tfrecord as tfrecord
 
@@ -61,7 +61,12 @@ def params_column(budget: int) -> Column:
 
 
 def _hash_array(hashes: Sequence[str] | np.ndarray) -> np.ndarray:
-    return np.asarray(hashes, dtype="S32")
+    """Module hashes as ``S32`` bytes; a longer one is refused (``S32`` would cut it to a real hash)."""
+    array = np.asarray(hashes, dtype="S")
+    if array.dtype.itemsize > 32:
+        longer = array[np.char.str_len(array) > 32][0].decode()
+        raise HarnessError(f"NB101 module hash {longer!r} is longer than 32 characters; a module hash is 32 hex digits")
+    return array.astype("S32")
 
 
 class Nb101Benchmark(Benchmark):
@@ -97,7 +102,7 @@ class Nb101Benchmark(Benchmark):
 
     def row_of_hash(self, hashes: Sequence[str] | np.ndarray | str) -> np.ndarray:
         """Rows of module hashes, vectorised (binary search in the sorted hash column)."""
-        wanted = _hash_array(np.atleast_1d(np.asarray(hashes)))
+        wanted = _hash_array(one_dimensional(np.asarray(hashes), NAME))
         rows = np.searchsorted(self.hashes, wanted)
         found = rows < len(self.hashes)
         found[found] = self.hashes[rows[found]] == wanted[found]
@@ -110,16 +115,14 @@ class Nb101Benchmark(Benchmark):
         return rows.astype(np.int64)
 
     def resolve(self, archs: Any) -> np.ndarray:
-        """Rows for a ModelSpec, a module hash, a row index, or a sequence/array of those."""
-        if isinstance(archs, (ModelSpec, str, int, np.integer)):
+        """Rows for a ModelSpec, a module hash, a row index, or a 1-D sequence/array of those."""
+        if isinstance(archs, (ModelSpec, str, int, np.integer)) or not isinstance(archs, Iterable):
             return self.resolve([archs])
-        items = archs if isinstance(archs, np.ndarray) else list(archs)
+        items = one_dimensional(archs, NAME) if isinstance(archs, np.ndarray) else list(archs)
         if isinstance(items, np.ndarray) and items.dtype.kind in "iu":
             return self._check_rows(items.astype(np.int64))
         if isinstance(items, np.ndarray) and items.dtype.kind in "US":
             return self.row_of_hash(items)
-        if not len(items):
-            raise HarnessError("no architectures given")
         if all(isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in items):
             return self._check_rows(np.asarray(items, dtype=np.int64))
         hashes = []
@@ -185,7 +188,11 @@ def open_benchmark(root: Path | None = None, **options: object) -> Nb101Benchmar
     if store.benchmark != NAME:
         raise HarnessError(f"{root} holds a {store.benchmark!r} store, not {NAME!r}")
     archs = store.table("archs")
-    budgets = tuple(int(b) for b in store.extra["budgets"])
+    budgets = store.extra.get("budgets")
+    if not isinstance(budgets, list) or not budgets or not all(b in BUDGETS for b in budgets):
+        raise HarnessError(
+            f"{root}/manifest.json: extra.budgets is {budgets!r}; an NB101 store lists its epoch budgets, some of {BUDGETS}"
+        )
     columns = [*store.columns, *(params_column(b) for b in budgets)]
     return Nb101Benchmark(
         hashes=archs["hash"].to_numpy(),
@@ -253,6 +260,7 @@ def convert(src: Path, dest: Path, overwrite: bool = False, batch_size: int = 40
     order (the order the official API keeps). Written to a temp dir and renamed.
     """
     src, dest = Path(src), Path(dest)
+    check_destination(src, dest, overwrite)
     started = time.perf_counter()
     data = tfrecord.open_tfrecord(src)
     index = tfrecord.index_records(data, name=str(src))
@@ -276,7 +284,9 @@ def convert(src: Path, dest: Path, overwrite: bool = False, batch_size: int = 40
                 key = record.module_hash.encode()
                 rec_hash[i] = key
                 rec_budget[i] = record.epochs
-                rec_params[i] = record.metrics.trainable_parameters or 0
+                if record.metrics.trainable_parameters is None:
+                    raise HarnessError(f"{where} has no trainable_parameters; every NB101 record holds its parameter count")
+                rec_params[i] = record.metrics.trainable_parameters
                 rec_total[i] = np.nan if record.metrics.total_time is None else record.metrics.total_time
                 for point, evaluation in enumerate(evaluations[1:3]):
                     rec_values[i, point] = [np.nan if getattr(evaluation, f) is None else getattr(evaluation, f) for f in fields]

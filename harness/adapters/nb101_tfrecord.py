@@ -374,6 +374,8 @@ def decode_record(data: bytes, where: str = "record") -> Nb101Record:
     """Parse one record's JSON payload; HarnessError (naming ``where``) if it is not an NB101 record."""
     try:
         module_hash, epochs, raw_adjacency, raw_operations, raw_metrics = json.loads(data.decode("utf-8"))
+        if not isinstance(module_hash, str) or len(module_hash) != 32:
+            raise ValueError(f"module hash {module_hash!r} is not 32 hex digits")
         dim = int(round(len(raw_adjacency) ** 0.5))
         if dim * dim != len(raw_adjacency) or set(raw_adjacency) - {"0", "1"}:
             raise ValueError(f"raw_adjacency {raw_adjacency!r} is not a square 0/1 matrix")
@@ -382,8 +384,8 @@ def decode_record(data: bytes, where: str = "record") -> Nb101Record:
         if len(operations) != dim:
             raise ValueError(f"{len(operations)} operations for a {dim}x{dim} adjacency")
         metrics = decode_model_metrics(base64.b64decode(raw_metrics, validate=True))
-        return Nb101Record(str(module_hash), int(epochs), adjacency.reshape(dim, dim), operations, metrics)
-    except (ValueError, TypeError, UnicodeDecodeError, binascii.Error) as err:
+        return Nb101Record(module_hash, int(epochs), adjacency.reshape(dim, dim), operations, metrics)
+    except (ValueError, TypeError, AttributeError, UnicodeDecodeError, binascii.Error) as err:
         raise HarnessError(f"{where} is not a NAS-Bench-101 record: {err}") from None
 
 

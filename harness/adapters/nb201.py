@@ -18,6 +18,7 @@ learning-rate schedules differ), not prefixes of each other.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.benchmark import Benchmark, Capabilities, Column
+from harness.benchmark import Benchmark, Capabilities, Column, one_dimensional
 from harness.errors import HarnessError
 from harness.spaces import nb201 as space
 from harness.store import ColumnarStore, read_rows
@@ -68,12 +69,12 @@ class NB201Benchmark(Benchmark):
         return self._capabilities
 
     def resolve(self, archs: Any) -> np.ndarray:
-        """Indices of ``archs``: an index, an arch string, a 6-op tuple, or a sequence of those."""
-        if isinstance(archs, (int, np.integer, str)) or _is_op_tuple(archs):
+        """Indices of ``archs``: an index, an arch string, a 6-op tuple, or a 1-D sequence of those."""
+        if isinstance(archs, (int, np.integer, str)) or _is_op_tuple(archs) or not isinstance(archs, Iterable):
             archs = [archs]
         array = np.asarray(archs) if not isinstance(archs, np.ndarray) else archs
         if array.dtype.kind in "iu":
-            rows = array.astype(np.int64).ravel()
+            rows = one_dimensional(array, NAME).astype(np.int64)
             bad = (rows < 0) | (rows >= space.N_ARCHS)
             if bad.any():
                 raise HarnessError(f"unknown NB201 arch index {int(rows[bad][0])}; valid: 0..{space.N_ARCHS - 1}")

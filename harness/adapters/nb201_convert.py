@@ -50,7 +50,7 @@ from harness.adapters.nb201_files import (
 )
 from harness.benchmark import Column
 from harness.errors import HarnessError
-from harness.store import StoreWriter
+from harness.store import StoreWriter, check_destination
 
 BENCHMARK = "nb201"
 MINIMIZE = {"loss": True, "accuracy": False, "time": True, "params": True, "flops": True, "latency": True}
@@ -133,11 +133,12 @@ def convert_nb201(
     ``workers`` processes decode the NATS arch files (default ``os.cpu_count()``; ``1`` reads in this
     process); this process writes the store, in index order, so the store is the same for any count.
     Raises HarnessError for a source that is not NB201 (saying what was expected), for a damaged file
-    (naming it), and when ``dest`` exists and ``overwrite`` is False.
+    (naming it), and for a ``dest`` that overlaps ``src`` or exists and is not a store to overwrite.
     """
     if workers is not None and workers < 1:
         raise HarnessError(f"workers must be at least 1 (or None for os.cpu_count()), got {workers}")
     src, dest = Path(src), Path(dest)
+    check_destination(src, dest, overwrite)
     source = open_source(src)
     indices = source.indices()
     n_rows = len(indices)

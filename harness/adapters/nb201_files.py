@@ -59,6 +59,12 @@ NATS_SUFFIX = ".pickle.pbz2"
 _NATS_ARCH_FILE = re.compile(r"^(\d+)\.pickle\.pbz2$")
 CHUNK_ARCHS = 8  # arch files per task of a reading process (~0.1 s of work)
 _PTH_HP = {"less": "12", "full": "200"}  # nas_201_api: hp2archres['12'] = 'less', ['200'] = 'full'
+# (field, type, what it should be) of an ArchResults state dict
+_ARCH_RESULTS_FIELDS: tuple[tuple[str, type, str], ...] = (
+    ("arch_str", str, "an arch string"),
+    ("dataset_seed", Mapping, "a dict {dataset: [seeds]}"),
+    ("all_results", Mapping, "a dict {(dataset, seed): ResultsCount state dict}"),
+)
 
 
 @dataclass
@@ -327,6 +333,9 @@ def _arch_record(index: int, arch_str: str, per_hp: dict[str, Any], where: str) 
             raise HarnessError(f"{where}: unknown hyper-parameter set {hp!r}; expected {SCHEDULES}")
         if not isinstance(results, Mapping) or not {"all_results", "dataset_seed", "arch_str"} <= set(results):
             raise HarnessError(f"{where} hp={hp}: not an ArchResults state dict (keys {_keys(results)})")
+        for name, kind, expected in _ARCH_RESULTS_FIELDS:
+            if not isinstance(results[name], kind):
+                raise HarnessError(f"{where} hp={hp}: '{name}' should be {expected}, found {type(results[name]).__name__}")
         if results["arch_str"] != arch_str:
             raise HarnessError(
                 f"{where} hp={hp}: holds arch {results['arch_str']!r} but index {index} is {arch_str!r} in meta_archs"
@@ -335,6 +344,8 @@ def _arch_record(index: int, arch_str: str, per_hp: dict[str, Any], where: str) 
         for dataset, seeds in results["dataset_seed"].items():
             if dataset not in DATASETS:
                 raise HarnessError(f"{where} hp={hp}: unknown dataset {dataset!r}; expected one of {DATASETS}")
+            if not isinstance(seeds, (list, tuple)) or not all(isinstance(s, (int, np.integer)) for s in seeds):
+                raise HarnessError(f"{where} hp={hp}: 'dataset_seed' of {dataset} should be a list of int seeds, found {seeds!r}")
             for seed in seeds:
                 run = results["all_results"].get((dataset, seed))
                 if run is None:

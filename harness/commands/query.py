@@ -7,7 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.benchmark import Column
+from harness.errors import HarnessError
 from harness.registry import load_benchmark
+
+EPOCHS_FORMS = "'last', one epoch N, or an inclusive range A:B with A <= B"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--arch", action="append", default=[], help="arch id (index, arch string); repeatable")
     parser.add_argument("--epochs", default=None, help="'last', one epoch, or a range A:B (default: all)")
     parser.add_argument("--mean", action="store_true", help="average over seeds")
-    parser.add_argument("--top", type=int, default=0, help="print the N best archs by this metric at the last epoch")
+    parser.add_argument("--top", type=int, default=None,
+                        help="print the N best archs by this metric (seed mean, last epoch); not with --arch/--epochs")
     parser.set_defaults(func=run)
 
 
@@ -29,38 +34,52 @@ def _parse_arch(text: str) -> int | str:
     return int(text) if text.lstrip("-").isdigit() else text
 
 
+def _parse_epochs(text: str, column: Column) -> int | list[int] | None:
+    """``--epochs``: 'last', one epoch ``N`` or an inclusive range ``A:B``."""
+    if text == "last":
+        return column.epochs[-1] if column.epochs else None
+    try:
+        if ":" not in text:
+            return int(text)
+        start, stop = (int(x) for x in text.split(":"))
+    except ValueError:
+        raise HarnessError(f"--epochs {text!r} is not {EPOCHS_FORMS}") from None
+    if stop < start:
+        raise HarnessError(f"--epochs {text!r} is an empty range (B < A); give {EPOCHS_FORMS}")
+    return list(range(start, stop + 1))
+
+
 def run(args: argparse.Namespace) -> int:
     bench = load_benchmark(args.benchmark, args.root)
     caps = bench.capabilities()
     if args.dataset is None:
+        asked = [flag for flag, given in (("--arch", args.arch), ("--epochs", args.epochs is not None),
+                                          ("--top", args.top is not None), ("--split", args.split is not None)) if given]
+        if asked:
+            raise HarnessError(f"{' and '.join(asked)} {'needs' if len(asked) == 1 else 'need'} --dataset (one of "
+                               f"{', '.join(caps.datasets)}); without it, query prints the benchmark's capabilities")
         print(caps.describe())
         return 0
     if args.split is None:
-        from harness.errors import HarnessError
-
         raise HarnessError(f"pass --split; {args.benchmark} splits: {caps.splits}")
     column = caps.column(args.dataset, args.metric, args.split, args.schedule)
-    epochs: int | list[int] | None
-    if args.epochs is None:
-        epochs = None
-    elif args.epochs == "last":
-        epochs = column.epochs[-1] if column.epochs else None
-    elif ":" in args.epochs:
-        start, stop = (int(x) for x in args.epochs.split(":"))
-        epochs = list(range(start, stop + 1))
-    else:
-        epochs = int(args.epochs)
-    if args.top:
+    if args.top is not None:
+        if args.top < 1:
+            raise HarnessError(f"--top {args.top}: N must be at least 1")
+        if args.arch or args.epochs is not None:
+            raise HarnessError("--top ranks every arch at the last epoch; it cannot be combined with --arch or --epochs")
         last = column.epochs[-1] if column.epochs else None
         rows = np.arange(caps.n_archs) if caps.n_archs is not None else bench.sample(1000, 0)
         result = bench.query(rows, args.dataset, args.metric, args.split, args.schedule, epochs=last, reduce="mean")
         scores = result.values[:, 0, 0]
         order = np.argsort(scores if column.minimize else -scores, kind="stable")
-        order = order[~np.isnan(scores[order])][: args.top]
-        print(f"top {args.top} of {len(rows)} archs by {column} (seed mean, epoch {last}):")
+        order = order[~np.isnan(scores[order])]
+        print(f"top {min(args.top, len(order))} of {len(order)} archs with data by {column} (seed mean, epoch {last}):")
+        order = order[: args.top]
         for rank, pos in enumerate(order, start=1):
             print(f"{rank:3d}. {scores[pos]:8.3f}  {bench.arch_label(rows[pos])}")
         return 0
+    epochs = None if args.epochs is None else _parse_epochs(args.epochs, column)
     archs = [_parse_arch(a) for a in args.arch] or [0]
     result = bench.query(archs, args.dataset, args.metric, args.split, args.schedule, epochs=epochs,
                          reduce="mean" if args.mean else None)

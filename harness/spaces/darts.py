@@ -48,6 +48,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from harness.rng import make_rng
 from harness.errors import HarnessError
 
 OPS: tuple[str, ...] = (
@@ -517,9 +518,9 @@ def sample_encodings(n: int, seed: int | np.random.Generator) -> np.ndarray:
     its ``C(m + 2, 2)`` pairs and each edge's op uniform over the 7 ops, independently (the same law
     as sampling NB301's ConfigSpace). Duplicates (probability ~ n**2 / 2e18) are redrawn.
     """
-    if not isinstance(n, (int, np.integer)) or n < 1:
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
         raise HarnessError(f"cannot sample {n!r} NB301 archs: n must be a positive integer")
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    rng = make_rng(seed)
     out = np.zeros((0, ENCODING_LENGTH), dtype=np.int8)
     while len(out) < n:
         need = n - len(out)

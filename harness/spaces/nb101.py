@@ -168,7 +168,9 @@ class ModelSpec:
         if self.pruned_ops[-1] != OUTPUT:
             found.append(f"last op is {self.pruned_ops[-1]!r}, must be {OUTPUT!r}")
         for op in self.pruned_ops[1:-1]:
-            if op not in OPS:
+            if op in (INPUT, OUTPUT):
+                found.append(f"{op!r} as an inner op ({INPUT!r} may only be the first op, {OUTPUT!r} only the last)")
+            elif op not in OPS:
                 found.append(f"unknown op {op!r} (valid: {', '.join(OPS)})")
         return found
 

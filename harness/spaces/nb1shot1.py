@@ -40,6 +40,7 @@ from functools import cached_property
 
 import numpy as np
 
+from harness.rng import make_rng
 from harness.errors import HarnessError, choices
 from harness.spaces.nb101 import CONV1X1, INPUT, OPS, OUTPUT, ModelSpec
 
@@ -257,8 +258,7 @@ class SearchSpace:
         """``n`` distinct configurations drawn uniformly (without replacement) from the config space."""
         if not 0 < n <= self.n_configs:
             raise HarnessError(f"cannot sample {n} configs from nb1shot1-{self.number}: valid 1..{self.n_configs}")
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-        return [self.config(int(i)) for i in np.sort(rng.choice(self.n_configs, size=n, replace=False))]
+        return [self.config(int(i)) for i in np.sort(make_rng(seed).choice(self.n_configs, size=n, replace=False))]
 
 
 SPACES: dict[int, SearchSpace] = {

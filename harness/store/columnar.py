@@ -36,6 +36,8 @@ from harness.errors import HarnessError
 
 FORMAT = "harness-columnar"
 VERSION = 1
+# manifest key -> the JSON type its value must have
+_MANIFEST_TYPES: dict[str, type] = {"benchmark": str, "source": str, "columns": list, "tables": dict, "extra": dict}
 
 
 def _sha256(path: Path) -> str:
@@ -66,6 +68,42 @@ def _column_from_json(data: dict[str, Any]) -> Column:
     )
 
 
+def _is_store(path: Path) -> bool:
+    """Whether ``path`` is a directory whose ``manifest.json`` says it is a harness store."""
+    try:
+        manifest = json.loads((path / "manifest.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == FORMAT
+
+
+def check_destination(src: Path, dest: Path, overwrite: bool) -> None:
+    """Raise HarnessError unless a store converted from ``src`` may be written at ``dest``.
+
+    ``dest`` may not be ``src``, lie inside it or contain it (writing it would replace or mix with
+    the source); an existing ``dest`` is replaced only with ``overwrite`` and only if it is a store.
+    """
+    src_path, dest_path = src.resolve(), dest.resolve()
+    if src_path == dest_path or src_path in dest_path.parents or dest_path in src_path.parents:
+        raise HarnessError(
+            f"destination {dest} overlaps the source {src} (the same path, or one inside the other); "
+            "write the store to a directory outside the source"
+        )
+    _check_replaceable(dest, overwrite)
+
+
+def _check_replaceable(dest: Path, overwrite: bool) -> None:
+    if not dest.exists():
+        return
+    if not overwrite:
+        raise HarnessError(f"{dest} already exists; choose another destination or pass overwrite=True (CLI: --overwrite)")
+    if not _is_store(dest):
+        raise HarnessError(
+            f"{dest} already exists and is not a harness store (no manifest.json of format {FORMAT!r}); "
+            "overwrite replaces only a store: choose another destination"
+        )
+
+
 def array_shape(column: Column, n_rows: int) -> tuple[int, int, int]:
     """Shape of a column's array: axes of length 1 where the column has no seeds/epochs."""
     return (n_rows, max(1, len(column.seeds)), max(1, len(column.epochs)))
@@ -82,8 +120,7 @@ class StoreWriter:
 
     def __init__(self, dest: str | Path, benchmark: str, source: str, overwrite: bool = False) -> None:
         self.dest = Path(dest)
-        if self.dest.exists() and not overwrite:
-            raise HarnessError(f"{self.dest} already exists; choose another destination or pass overwrite")
+        _check_replaceable(self.dest, overwrite)
         self.benchmark = benchmark
         self.source = source
         self.overwrite = overwrite
@@ -171,21 +208,32 @@ class ColumnarStore:
             raise HarnessError(f"{self.path} is not a harness store: it has no manifest.json")
         try:
             self.manifest: dict[str, Any] = json.loads(manifest_path.read_text())
-        except json.JSONDecodeError as err:
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise HarnessError(f"{manifest_path} is corrupt: {err}") from None
+        if not isinstance(self.manifest, dict):
+            raise HarnessError(f"{manifest_path} is corrupt: it holds a JSON {type(self.manifest).__name__}, not an object")
         if self.manifest.get("format") != FORMAT or self.manifest.get("version") != VERSION:
             raise HarnessError(
                 f"{manifest_path}: format {self.manifest.get('format')!r} v{self.manifest.get('version')!r}; "
                 f"this harness reads {FORMAT!r} v{VERSION}"
             )
+        for key, kind in _MANIFEST_TYPES.items():
+            if not isinstance(self.manifest.get(key), kind):
+                raise HarnessError(
+                    f"{manifest_path} is corrupt: {key!r} should be a JSON {kind.__name__}, found {self.manifest.get(key)!r:.80}; "
+                    f"a store manifest has {', '.join(_MANIFEST_TYPES)}"
+                )
         self.benchmark: str = self.manifest["benchmark"]
-        self._entries = {_column_from_json(e).key: e for e in self.manifest["columns"]}
-        self.columns: tuple[Column, ...] = tuple(_column_from_json(e) for e in self.manifest["columns"])
+        try:
+            self.columns: tuple[Column, ...] = tuple(_column_from_json(e) for e in self.manifest["columns"])
+            self._entries = {column.key: entry for column, entry in zip(self.columns, self.manifest["columns"])}
+            for entry in [*self.manifest["columns"], *self.manifest["tables"].values()]:
+                self._check_file(entry, verify)
+        except HarnessError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise HarnessError(f"{manifest_path} is corrupt: a column or table entry is malformed ({type(err).__name__}: {err})") from None
         self._arrays: dict[tuple[str, str, str, str], np.ndarray] = {}
-        for entry in self.manifest["columns"]:
-            self._check_file(entry, verify)
-        for entry in self.manifest["tables"].values():
-            self._check_file(entry, verify)
 
     def _check_file(self, entry: dict[str, Any], verify: bool) -> None:
         file = self.path / entry["file"]
@@ -200,7 +248,7 @@ class ColumnarStore:
 
     @property
     def extra(self) -> dict[str, Any]:
-        return self.manifest.get("extra", {})
+        return self.manifest["extra"]
 
     def array(self, column: Column) -> np.ndarray:
         """The memory-mapped float32 array of ``column``."""
@@ -218,7 +266,10 @@ class ColumnarStore:
         entry = self.manifest["tables"].get(name)
         if entry is None:
             raise HarnessError(f"store {self.path} has no table {name!r}; tables: {sorted(self.manifest['tables'])}")
-        return pd.read_parquet(self.path / entry["file"])
+        try:
+            return pd.read_parquet(self.path / entry["file"])
+        except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
+            raise HarnessError(f"store {self.path}: {entry['file']} is not a readable parquet table: {err}") from None
 
     def verify(self) -> None:
         """Recompute every checksum; raises HarnessError naming the first file that differs."""
