@@ -24,12 +24,21 @@ ungrouped data", JASA 61, 436-439)
     them in O(N log N) without comparisons.
 
 Formulas, with n0 = N(N-1)/2, n1 and n2 the pairs tied in the score and in the truth, n3 the pairs
-tied in both, nd the discordant pairs, and m = (N + 1) / 2:
+tied in both, nd the discordant pairs, and cx = rx - m, cy = ry - m the average ranks centred on
+their mean m = (N + 1) / 2:
 
     tau_b = (n0 - n1 - n2 + n3 - 2 nd) / sqrt((n0 - n1) (n0 - n2))
-    rho   = (sum rx ry - N m^2) / sqrt((sum rx^2 - N m^2) (sum ry^2 - N m^2))    (average ranks)
+    rho   = sum cx cy / sqrt(sum cx^2 * sum cy^2)
 
-Average ranks are multiples of 1/2, so the rank sums are exact in float64 for N up to ~10^5. A
+The ranks are centred before the products: the uncentred form ``sum rx ry - N m^2`` subtracts two
+sums of ~N^3/3 that agree in their leading digits and, beyond N ~ 10^5, lost enough of them to
+give |rho| > 1. Centred ranks are multiples of 1/2, so their products are multiples of 1/4; each
+sum is taken in blocks of about ``_BLOCK`` terms (a block ends with the run of ties that reaches
+``_BLOCK`` terms), exact in float64 for N up to ~3 * 10^6, and the block totals are added: N / _BLOCK
+roundings instead of N, which would drift (every term of sum cx^2 is k + 1/4 for even N, always
+rounded down once the total passes 2^52). The three sums go through the runs of tied ranks in
+ascending order and end their blocks at the same runs (:func:`_sum_of_squares` for the truth), so
+identical or reversed rankings give exactly +-1 (``sqrt(a * a) == a`` in binary floating point). A
 constant row divides 0 by 0 and gives NaN (``error_model="numpy"``); the caller applies its policy.
 """
 
@@ -39,6 +48,7 @@ import numpy as np
 from numba import njit
 
 _SMALL = 32  # segments (and merge-sort runs) up to this length are insertion-sorted
+_BLOCK = 1024  # Spearman's sums are exact within blocks of this many terms (see the module docstring)
 _JIT = {"nogil": True, "cache": True, "error_model": "numpy"}
 
 
@@ -201,13 +211,34 @@ def wavelet_sums(rows: np.ndarray, zeros: np.ndarray) -> np.ndarray:
 
 
 @njit(**_JIT)
+def _sum_of_squares(centred: np.ndarray) -> float:
+    """``sum c^2`` of non-decreasing centred average ranks, run by run and in the blocks in which
+    :func:`rank_rows` sums the score's ``sum cx^2``, so that equal rankings give equal sums."""
+    n = centred.shape[0]
+    total = 0.0
+    block = 0.0
+    block_end = _BLOCK
+    lo = 0
+    while lo < n:
+        hi = lo + 1
+        while hi < n and centred[hi] == centred[lo]:
+            hi += 1
+        block += (hi - lo) * centred[lo] * centred[lo]
+        if hi >= block_end:
+            total += block
+            block = 0.0
+            block_end = hi + _BLOCK
+        lo = hi
+    return total + block
+
+
+@njit(**_JIT)
 def rank_rows(
     score: np.ndarray,
     transposed: bool,
     sign: float,
     y_order: np.ndarray,
-    y_avg_rank: np.ndarray,
-    y_syy: np.ndarray,
+    y_centred_rank: np.ndarray,
     y_value: np.ndarray,
     y_top_weight: np.ndarray,
     y_dense: np.ndarray,
@@ -221,12 +252,11 @@ def rank_rows(
 
     ``score``: [R, N] (or [N, R] with ``transposed``), NaN-free, oriented by ``sign`` (+1 or -1) so
     that higher is better. The truth comes in its own ascending order: ``y_order`` [T, N] (a stable
-    argsort of each truth row); then, at each position of that order, average ranks [T, N] (with
-    ``y_syy`` [T] the sum of their squares), values and true-top-k weights [T, N] (for top-k and
-    precision@k). For Kendall, per truth variant v (the truth, then e.g. its rounded copy, which
-    sorts the same way): dense ranks [V, T, N] (0-based, non-decreasing along N), the count of
-    zero bits per level [V, T, bits], :func:`wavelet_sums` of the dense ranks [V, T] and the tied
-    pairs n2 [V, T]. V = 0 skips Kendall; ``k = 0`` skips top-k. ``out`` [4 + V, R] receives
+    argsort of each truth row); then, at each position of that order, average ranks minus
+    (N + 1) / 2 [T, N], values and true-top-k weights [T, N] (for top-k and precision@k). For
+    Kendall, per truth variant v (the truth, then e.g. its rounded copy, which sorts the same way):
+    dense ranks [V, T, N] (0-based, non-decreasing along N), the count of zero bits per level
+    [V, T, bits], :func:`wavelet_sums` of the dense ranks [V, T] and the tied pairs n2 [V, T]. V = 0 skips Kendall; ``k = 0`` skips top-k. ``out`` [4 + V, R] receives
     spearman, top_k, precision_at_k, 1.0 where the row is constant, then tau-b per variant.
 
     The row is read in the truth's order and sorted stably, so every run of tied scores comes out
@@ -245,8 +275,11 @@ def rank_rows(
     seq = np.empty(n, dtype=y_dense.dtype)
     cur = np.empty(n, dtype=y_dense.dtype)
     nxt = np.empty(n, dtype=y_dense.dtype)
-    mean_sq = n * ((n + 1) / 2.0) ** 2
+    mean_rank = (n + 1) / 2.0
     n0 = n * (n - 1) / 2.0
+    syy = np.empty(n_truth)
+    for t in range(n_truth):
+        syy[t] = _sum_of_squares(y_centred_rank[t])
     for r in range(rows):
         t = r % n_truth
         for q in range(n):  # oriented; + 0.0 turns -0.0 into 0.0 so that zeros tie
@@ -257,9 +290,12 @@ def rank_rows(
             xs[p] = x[order[p]]
         out[3, r] = 1.0 if xs[0] == xs[n - 1] else 0.0
 
-        # Spearman: each run of equal scores gets its average rank
+        # Spearman: each run of equal scores gets its average rank, centred
         sxy = 0.0
         sxx = 0.0
+        block_xy = 0.0
+        block_xx = 0.0
+        block_end = _BLOCK
         n1 = 0.0
         lo = 0
         while lo < n:
@@ -267,13 +303,21 @@ def rank_rows(
             while hi < n and xs[hi] == xs[lo]:
                 hi += 1
             length = hi - lo
-            rank = lo + (length - 1) / 2.0 + 1.0
+            centred = lo + (length + 1) / 2.0 - mean_rank
             for p in range(lo, hi):
-                sxy += rank * y_avg_rank[t, order[p]]
-            sxx += length * rank * rank
+                block_xy += centred * y_centred_rank[t, order[p]]
+            block_xx += length * centred * centred
+            if hi >= block_end:  # a block ends with the run that reaches _BLOCK terms past the last one
+                sxy += block_xy
+                sxx += block_xx
+                block_xy = 0.0
+                block_xx = 0.0
+                block_end = hi + _BLOCK
             n1 += length * (length - 1) / 2.0
             lo = hi
-        out[0, r] = (sxy - mean_sq) / np.sqrt((sxx - mean_sq) * (y_syy[t] - mean_sq))
+        sxy += block_xy
+        sxx += block_xx
+        out[0, r] = sxy / np.sqrt(sxx * syy[t])
 
         # Kendall tau-b per truth variant: inversions of its dense ranks in the score's order
         for v in range(variants):

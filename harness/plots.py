@@ -97,11 +97,14 @@ def compare_bars(frame: pd.DataFrame, metric: str = "spearman", title: str | Non
 
 
 def save(fig: Figure, stem: str | Path) -> list[Path]:
-    """Write ``stem.png`` (150 dpi) and ``stem.pdf``; returns both paths."""
+    """Write ``stem.png`` (150 dpi) and ``stem.pdf``; returns both paths.
+
+    No creation date or software version is embedded, so the same figure gives the same bytes
+    (re-running an experiment leaves committed results unchanged)."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
-    fig.savefig(paths[0], dpi=150)
-    fig.savefig(paths[1])
+    fig.savefig(paths[0], dpi=150, metadata={"Software": None})
+    fig.savefig(paths[1], metadata={"CreationDate": None, "Producer": None, "Creator": None})
     plt.close(fig)
     return paths

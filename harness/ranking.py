@@ -40,6 +40,7 @@ from typing import Literal
 import numpy as np
 
 from harness.errors import HarnessError, choices
+from harness.rng import is_int, make_rng
 
 NanPolicy = Literal["raise", "drop"]
 ConstantPolicy = Literal["raise", "nan"]
@@ -197,9 +198,8 @@ def rank_metrics(
     transposed = not s.flags.c_contiguous and s.T.flags.c_contiguous  # e.g. values[archs, epochs].T
     array = s.T if transposed else np.ascontiguousarray(s)
     out = np.empty((4 + len(variants), rows))
-    kernels.rank_rows(array, transposed, 1.0 if higher_is_better else -1.0, y_order, avg_rank,
-                      np.einsum("ij,ij->i", avg_rank, avg_rank), truth_values, top_weights, dense, zeros, sorted_sum, tied,
-                      k if top else 0, out)
+    kernels.rank_rows(array, transposed, 1.0 if higher_is_better else -1.0, y_order, avg_rank - (n + 1) / 2.0,
+                      truth_values, top_weights, dense, zeros, sorted_sum, tied, k if top else 0, out)
     constant_rows = out[3] > 0
     if correlation and constant == "raise" and constant_rows.any():
         row = int(np.flatnonzero(constant_rows)[0])
@@ -245,6 +245,14 @@ def precision_at_k(score: np.ndarray, truth: np.ndarray, k: int, *, higher_is_be
 # --------------------------------------------------------------------------- over repetitions
 
 
+def _resampler(n_boot: int, seed: int | np.random.Generator) -> np.random.Generator:
+    """The generator of ``n_boot`` bootstrap draws (:func:`harness.rng.make_rng` of ``seed``); raises
+    unless ``n_boot`` is an integer >= 1 (no draws would give no CI)."""
+    if not is_int(n_boot) or n_boot < 1:
+        raise HarnessError(f"the number of bootstrap draws (n_boot, --bootstrap) must be an integer >= 1, got {n_boot!r}")
+    return make_rng(seed, "the bootstrap seed (seed, --seed)")
+
+
 def summarize(
     values: np.ndarray, axis: int = 0, ci: float | None = None, n_boot: int = 2000, seed: int | np.random.Generator = 0
 ) -> dict[str, np.ndarray]:
@@ -264,8 +272,7 @@ def summarize(
     if ci is not None:
         if not 0.0 < ci < 1.0:
             raise HarnessError(f"ci must be in (0, 1), got {ci}")
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-        draws = rng.integers(0, reps, size=(n_boot, reps))
+        draws = _resampler(n_boot, seed).integers(0, reps, size=(n_boot, reps))
         means = array[draws].mean(axis=1)
         out["ci_low"] = np.quantile(means, (1 - ci) / 2, axis=0)
         out["ci_high"] = np.quantile(means, (1 + ci) / 2, axis=0)
@@ -295,8 +302,7 @@ def bootstrap(
         raise HarnessError(f"bootstrap takes scores [..., N] and one truth [N], got shapes {s.shape} and {t.shape}")
     if not 0.0 < level < 1.0:
         raise HarnessError(f"level must be in (0, 1), got {level}")
-    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    draws = rng.integers(0, t.size, size=(n_boot, t.size))
+    draws = _resampler(n_boot, seed).integers(0, t.size, size=(n_boot, t.size))
     values = rank_metrics(
         s[..., draws], t[draws], higher_is_better=higher_is_better, k=k, metrics=(metric,), constant="nan"
     )[metric]

@@ -27,6 +27,25 @@ def _cell(mean: float, std: float | None, digits: int) -> str:
     return text
 
 
+def _printed(values: np.ndarray, digits: int) -> np.ndarray:
+    """The values as the cells show them (``f"{v:.{digits}f}"`` read back; NaN stays NaN).
+
+    The best cell is chosen on these, so it is the one that prints best: ``np.round`` rounds
+    0.6375 (stored as 0.63749999...) to 0.638 where the format prints 0.637.
+    """
+    return np.array([float(f"{v:.{digits}f}") for v in values], dtype=np.float64)
+
+
+def mean_std(results: pd.DataFrame, by: str | list[str], metric: str) -> tuple[pd.Series, pd.Series]:
+    """Mean and std of ``metric`` over the rows (repetitions) of each group of ``by``.
+
+    The std is the population std, ``sqrt(mean((x - mean)^2))`` (ddof=0, as ``np.std``,
+    :func:`harness.ranking.summarize` and the plots' bands).
+    """
+    grouped = results.groupby(by, sort=False)[metric]
+    return grouped.mean(), grouped.std(ddof=0)
+
+
 def render(
     means: pd.DataFrame,
     stds: pd.DataFrame | None = None,
@@ -39,27 +58,29 @@ def render(
 ) -> str:
     """Render ``means`` (index = row labels, columns = table columns) with optional ``stds`` alongside.
 
-    The best mean per column (by rounded value, so that equal printed values are both bold) is bold.
+    The best mean per column (by printed value, so that equal printed values are both bold) is bold.
     """
     if style not in ("markdown", "latex"):
         raise choices("table style", style, ["markdown", "latex"])
+    if isinstance(digits, bool) or not isinstance(digits, int) or digits < 0:
+        raise HarnessError(f"digits (decimal places) must be an integer >= 0, got {digits!r}")
     if stds is not None and (list(stds.columns) != list(means.columns) or list(stds.index) != list(means.index)):
         raise HarnessError("std table must have the same rows and columns as the mean table")
     header = [row_label or ""] + [str(c) for c in means.columns]
     body: list[list[str]] = []
+    printed = {col: _printed(means[col].to_numpy(np.float64), digits) for col in means.columns}
     best: dict[str, float] = {}
-    for col in means.columns:
-        values = np.round(means[col].to_numpy(np.float64), digits)
+    for col, values in printed.items():
         if np.isnan(values).all():
             continue
         best[col] = np.nanmin(values) if col in lower_is_better else np.nanmax(values)
-    for label, row in means.iterrows():
+    for i, (label, row) in enumerate(means.iterrows()):
         cells = [str(label)]
         for col in means.columns:
             mean = float(row[col])
             std = None if stds is None else float(stds.loc[label, col])
             text = _cell(mean, std, digits)
-            if col in best and not np.isnan(mean) and round(mean, digits) == best[col]:
+            if col in best and printed[col][i] == best[col]:
                 text = f"**{text}**" if style == "markdown" else f"\\textbf{{{text}}}"
             cells.append(text)
         body.append(cells)
@@ -105,9 +126,7 @@ def correlation_table(
     if missing:
         raise HarnessError(f"epoch {missing[0]} is not in this run; epochs: {all_epochs[0]}..{all_epochs[-1]}")
     sub = results[results["epoch"].isin(epochs)]
-    grouped = sub.groupby(["estimator", "epoch"], sort=False)[metric]
-    means = grouped.mean().unstack("epoch")
-    stds = grouped.std(ddof=0).unstack("epoch")
+    means, stds = (stat.unstack("epoch") for stat in mean_std(sub, ["estimator", "epoch"], metric))
     order = list(dict.fromkeys(results["estimator"]))
     means = means.loc[order, list(epochs)]
     stds = stds.loc[order, list(epochs)]

@@ -117,3 +117,24 @@ def test_table_renderer_bolds_the_best_per_column() -> None:
     assert "| x | 0.50 (0.01) | **0.20 (0.00)** |" in md
     low = tables.render(means, None, digits=2, lower_is_better=["b"], style="latex")
     assert "\\textbf{0.10}" in low and "\\textbf{0.70}" in low
+
+
+def test_table_bolds_the_cell_that_prints_best_where_np_round_and_the_format_disagree() -> None:
+    """Pitfall: the best was found with np.round (0.6375 -> 0.638) but cells printed with the format
+    (0.637), so no cell matched and none was bold."""
+    md = tables.render(pd.DataFrame({"spearman": [0.6375, 0.5]}, index=["A", "B"]))
+    assert "| A | **0.637** |" in md and "| B | 0.500 |" in md
+
+
+def test_table_with_negative_digits_raises_naming_the_valid_range() -> None:
+    with pytest.raises(HarnessError, match="digits .* must be an integer >= 0, got -1"):
+        tables.render(pd.DataFrame({"a": [0.5]}), digits=-1)
+
+
+@pytest.mark.parametrize("flags,fragment", [(["--seed", "-1"], "seed"), (["--bootstrap", "-3"], "--bootstrap"),
+                                            (["--bootstrap", "0"], "--bootstrap")])
+def test_cli_compare_negative_seed_or_no_bootstrap_draws_exit_2_with_the_fault(
+        flags: list[str], fragment: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Pitfall: these ended in a numpy traceback, or (--bootstrap 0) exited 0 with NaN CIs."""
+    assert main(["compare", "--out", str(tmp_path), "--no-plot", *flags]) == 2
+    assert fragment in capsys.readouterr().err

@@ -179,6 +179,74 @@ def test_bad_configs_raise_naming_the_fault(change: dict, fragment: str) -> None
         parse_config(_config(**change))
 
 
+@pytest.mark.parametrize(
+    "change,fragment",
+    [({"sampling": {"seed": -1}}, "sampling.seed must be an integer >= 0, got -1"),
+     ({"sampling": {"seed": "abc"}}, "sampling.seed must be an integer >= 0, got 'abc'"),
+     ({"sampling": {"seed": 1.5}}, "sampling.seed must be an integer"),
+     ({"sampling": {"repetitions": True}}, "sampling.repetitions must be an integer >= 1"),
+     ({"sampling": {"dedup_isomorphs": "no"}}, "sampling.dedup_isomorphs must be true or false, got 'no'"),
+     ({"sampling": {"drop_degenerate": 1}}, "sampling.drop_degenerate must be true or false"),
+     ({"skip_unavailable": "no"}, "skip_unavailable must be true or false"),
+     ({"ranking": {"k": "abc"}}, "ranking.k must be an integer >= 1, got 'abc'"),
+     ({"ranking": {"k": 2.7}}, "ranking.k must be an integer >= 1, got 2.7"),
+     ({"ranking": {"epochs": ["x"]}}, "ranking.epochs entry must be an integer >= 1, got 'x'"),
+     ({"ranking": {"epochs": 5}}, "ranking.epochs must be a list")],
+)
+def test_config_values_of_the_wrong_type_are_refused_not_coerced(change: dict, fragment: str) -> None:
+    """Pitfall: ``Sampling(**raw)`` took any type ("no" counted as true), ``int(k)`` truncated 2.7 and
+    raised a bare ValueError for "abc"; a negative seed failed only at the first repetition."""
+    with pytest.raises(HarnessError, match=fragment):
+        parse_config(_config(**change))
+
+
+def test_a_loss_truth_is_ranked_lower_is_better(store: Path) -> None:
+    """Pitfall: the truth column's direction was ignored, so ValLoss against the final validation loss
+    came out near -1 instead of near +1."""
+    cfg = parse_config(_config(estimators=["ValLoss"], truth={"split": "x-valid", "metric": "loss"},
+                               ranking={"metrics": ["spearman"], "epochs": [N_EPOCHS]}))
+    result = run_correlation(cfg, None, root=store, progress=False)
+    assert (result.results["spearman"] > 0.9).all()
+
+
+def test_an_unknown_truth_metric_without_a_split_is_refused_not_read_as_loss(store: Path) -> None:
+    """Pitfall: without [truth] split every metric but accuracy/acc silently became the test loss."""
+    cfg = parse_config(_config(truth={"metric": "bogus"}))
+    with pytest.raises(HarnessError, match="unknown truth metric 'bogus'; valid: 'loss', 'cross_entropy', 'accuracy', 'acc'"):
+        run_correlation(cfg, None, root=store, progress=False)
+
+
+def test_drop_degenerate_on_an_unindexed_space_is_refused_not_ignored() -> None:
+    """Pitfall: NB301 accepted drop_degenerate = true and neither applied nor recorded it."""
+    cfg = parse_config({"name": "toy", "benchmark": "toy", "dataset": "toy", "schedule": "5", "estimators": ["SoVL"],
+                        "sampling": {"n_archs": 30, "repetitions": 1, "drop_degenerate": True}, "truth": {"split": "test"}})
+    with pytest.raises(HarnessError, match="not an indexed space.*drop_degenerate = true"):
+        run_correlation(cfg, None, bench=_Unindexed(), progress=False)
+
+
+def test_cli_correlate_summary_std_is_the_ddof0_std_of_table_and_plot(store: Path, tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """Pitfall: the console summary used pandas' ddof=1 std while ``harness table`` and ``plot`` use ddof=0."""
+    config = tmp_path / "c.toml"
+    config.write_text(to_toml(_config(estimators=["SoTL"], ranking={"metrics": ["spearman"]})))
+    assert main(["correlate", "--config", str(config), "--root", str(store), "--out", str(tmp_path), "--no-progress"]) == 0
+    final = pd.read_parquet(tmp_path / "test-run" / "results.parquet").query("epoch == @N_EPOCHS")["spearman"]
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("SoTL "))
+    assert float(line.split()[2]) == round(float(np.std(final)), 3) != round(float(final.std(ddof=1)), 3)
+
+
+def test_cli_table_bad_epochs_and_digits_exit_2_without_a_traceback(store: Path, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """Pitfall: ``--epochs 1,x`` and ``--digits -1`` ended in a ValueError traceback."""
+    cfg = parse_config(_config(estimators=["SoTL"], sampling={"n_archs": 50, "repetitions": 2}))
+    run_correlation(cfg, tmp_path, root=store, progress=False)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["table", str(tmp_path / "test-run"), "--epochs", "1,x"])
+    assert exit_info.value.code == 2 and "comma-separated integer epochs" in capsys.readouterr().err
+    assert main(["table", str(tmp_path / "test-run"), "--digits", "-1"]) == 2
+    assert "digits (decimal places) must be an integer >= 0, got -1" in capsys.readouterr().err
+
+
 def test_shipped_configs_parse_and_round_trip() -> None:
     for name in ("fig4.4a-cifar10-hp200", "fig4.4b-cifar10-hp12", "fig4.5-cifar100-hp200", "fig4.5-imagenet16-120-hp200"):
         cfg = load_config(REPO / "configs" / f"{name}.toml")

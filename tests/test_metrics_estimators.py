@@ -86,9 +86,11 @@ def test_spec_strings_mappings_and_case() -> None:
 @pytest.mark.parametrize(
     "spec,fragment",
     [("SoTLX", "unknown estimator"), ("SoTL-E(F=2)", "no option 'F'"), ("SoTL-E(E=0)", "positive integer"),
-     ("SoTL-EMA(variant=foo)", "unknown SoTL-EMA variant"), ("SoTL-EMA(mu=1.5)", "mu must be in")],
+     ("SoTL-EMA(variant=foo)", "unknown SoTL-EMA variant"), ("SoTL-EMA(mu=1.5)", "mu must be in"),
+     ("SoTL-E(E=x)", "positive integer, got 'x'"), ("SoTL-E(E=2.5)", "positive integer"),
+     ({"name": "SoTL-EMA", "mu": "x"}, "mu must be in .*got 'x'")],
 )
-def test_bad_specs_raise_naming_the_fault(spec: str, fragment: str) -> None:
+def test_bad_specs_raise_naming_the_fault(spec: str | dict, fragment: str) -> None:
     with pytest.raises(HarnessError, match=fragment):
         get_estimator(spec)(np.array([1.0, 2.0]))
 
@@ -113,3 +115,19 @@ def test_sotl_e_with_one_epoch_is_the_loss_bit_for_bit_so_ties_stay_ties() -> No
     long = curves.window_sum(losses, curves.EXACT_WINDOW + 1)  # the cumulative-sum path
     want = np.array([[row[max(0, t - curves.EXACT_WINDOW):t + 1].sum() for t in range(200)] for row in losses[:3]])
     np.testing.assert_allclose(long[:3], want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("E", [3, curves.EXACT_WINDOW + 4])
+def test_long_windows_keep_nan_and_inf_inside_the_windows_that_hold_them(E: int) -> None:
+    """Pitfall: the difference of running totals C(t) - C(t-E) carried a NaN or inf into every later
+    window (E > EXACT_WINDOW), where the direct sum confines it to the E windows that hold it."""
+    losses = np.ones((4, 40))
+    losses[0, 0] = np.nan
+    losses[1, 5] = np.inf
+    losses[2, 5], losses[2, 30] = np.inf, -np.inf
+    losses[3, 5], losses[3, 8] = np.inf, -np.inf  # both in one window: inf + -inf = NaN
+    with np.errstate(invalid="ignore"):
+        want = np.array([[row[max(0, t - E + 1):t + 1].sum() for t in range(40)] for row in losses])
+    got = curves.window_sum(losses, E)
+    np.testing.assert_array_equal(got, want)  # NaN and +-inf where the direct sum has them, equal elsewhere
+    assert np.isfinite(got[0, E:]).all() and np.isnan(got[0, :E]).all()

@@ -209,3 +209,32 @@ def test_kendall_with_one_truth_per_row_over_many_rows_matches_scipy() -> None:
     got = ranking.kendall(score, truth, higher_is_better=True)
     want = [stats.kendalltau(s, t).statistic for s, t in zip(score, truth)]
     np.testing.assert_allclose(got, want, atol=1e-12)
+
+
+def test_spearman_of_identical_or_reversed_large_rankings_is_exactly_one_not_beyond() -> None:
+    """Pitfall: the uncentred sums ``sum rx ry - N m^2`` cancel ~N^3/3 and gave rho = 1.0000000000048748
+    in magnitude for N = 423,624; centred ranks summed in the same blocks give exactly +-1, ties included."""
+    t = np.arange(423624.0)
+    for truth in (t, np.floor(t / 7)):  # without and with ties
+        assert ranking.spearman(truth, truth, higher_is_better=True) == 1.0
+        assert ranking.spearman(-truth, truth, higher_is_better=True) == -1.0
+
+
+def test_spearman_of_a_large_input_agrees_with_scipy_to_1e_12() -> None:
+    """Pitfall: rounding every one of N additions drifts (each term k + 1/4 rounds down past 2^52);
+    the old sums were off by ~1e-11 at this N."""
+    rng = np.random.default_rng(5)
+    truth = rng.random(423624)
+    for score in (truth + 0.1 * rng.random(truth.size), np.round(truth * 100)):  # without and with ties
+        got = ranking.spearman(score, truth, higher_is_better=True)
+        assert abs(got - stats.spearmanr(score, truth).statistic) < 1e-12
+
+
+@pytest.mark.parametrize("kw,fragment", [({"seed": -1}, "seed"), ({"seed": 1.5}, "seed"), ({"n_boot": -3}, "n_boot"),
+                                         ({"n_boot": 0}, "n_boot")])
+def test_bootstrap_with_a_negative_seed_or_no_draws_raises_instead_of_nan_cis(kw: dict, fragment: str) -> None:
+    """Pitfall: n_boot = 0 returned NaN CIs with a RuntimeWarning; a negative seed or draw count a numpy ValueError."""
+    with pytest.raises(HarnessError, match=fragment):
+        ranking.bootstrap(np.arange(5.0), np.arange(5.0), "spearman", higher_is_better=True, **kw)
+    with pytest.raises(HarnessError, match=fragment):
+        ranking.summarize(np.ones((3, 2)), ci=0.9, **kw)

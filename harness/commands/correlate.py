@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import pandas as pd
+
+from harness import tables
 from harness.experiments.config import load_config
 from harness.experiments.correlation import run_correlation
 
@@ -23,10 +26,11 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     result = run_correlation(config, args.out, root=args.root, run_id=args.run_id, progress=not args.no_progress)
     final = result.results[result.results["epoch"] == result.results["epoch"].max()]
-    summary = final.groupby("estimator", sort=False)["spearman" if "spearman" in final else final.columns[-1]].agg(["mean", "std"])
+    mean, std = tables.mean_std(final, "estimator", "spearman" if "spearman" in final else final.columns[-1])
+    summary = pd.DataFrame({"mean": mean, "std": std})
     print(f"{config.name}: {len(result.results)} rows in {result.info['seconds']:.2f} s -> {result.out_dir}")
     for label, reason in result.info["skipped_estimators"].items():
         print(f"  skipped {label}: {reason}")
-    print(f"at the last epoch (mean, std over {config.sampling.repetitions} repetitions):")
+    print(f"at the last epoch (mean, std with ddof=0 over {config.sampling.repetitions} repetitions):")
     print(summary.round(3).to_string())
     return 0

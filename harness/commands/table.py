@@ -13,16 +13,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("table", help="table of a correlate run: mean (std) at chosen epochs")
     parser.add_argument("run", type=Path, help="run folder, e.g. results/fig4.4a-cifar10-hp200")
     parser.add_argument("--metric", default="spearman")
-    parser.add_argument("--epochs", default=None, help="comma-separated epochs (default: 5/10/25/50/100 %% of training)")
+    parser.add_argument("--epochs", type=_epochs, default=None, help="comma-separated epochs (default: 5/10/25/50/100 %% of training)")
     parser.add_argument("--digits", type=int, default=3)
     parser.set_defaults(func=run)
 
 
+def _epochs(text: str) -> list[int]:
+    """``--epochs``: comma-separated integers, e.g. ``1,10,200``."""
+    try:
+        return [int(e) for e in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"takes comma-separated integer epochs such as 1,10,200, got {text!r}") from None
+
+
 def run(args: argparse.Namespace) -> int:
     results = load_results(args.run)
-    epochs = None if args.epochs is None else [int(e) for e in args.epochs.split(",")]
-    markdown = tables.correlation_table(results, args.metric, epochs=epochs, style="markdown", digits=args.digits)
-    latex = tables.correlation_table(results, args.metric, epochs=epochs, style="latex", digits=args.digits)
+    markdown = tables.correlation_table(results, args.metric, epochs=args.epochs, style="markdown", digits=args.digits)
+    latex = tables.correlation_table(results, args.metric, epochs=args.epochs, style="latex", digits=args.digits)
     (args.run / f"table-{args.metric}.md").write_text(markdown + "\n")
     (args.run / f"table-{args.metric}.tex").write_text(latex + "\n")
     print(markdown)

@@ -106,6 +106,52 @@ def _check_keys(where: str, table: dict[str, Any], valid: set[str]) -> None:
             raise choices(f"key in {where}", key, sorted(valid))
 
 
+def _typed(where: str, value: Any, kind: type[int | bool], minimum: int = 0) -> Any:
+    """``value`` if its type is exactly ``kind`` (a TOML boolean is no integer, a float no integer,
+    a string no boolean) and, for an integer, ``value >= minimum``; else a HarnessError saying what is valid."""
+    if type(value) is not kind or (kind is int and value < minimum):
+        valid = "true or false" if kind is bool else f"an integer >= {minimum}"
+        raise HarnessError(f"{where} must be {valid}, got {value!r}")
+    return value
+
+
+def _sampling(raw: dict[str, Any], source: str) -> Sampling:
+    where = f"{source}: sampling."
+    n_archs = raw.get("n_archs", Sampling.n_archs)
+    if n_archs != "all":
+        _typed(where + 'n_archs (a number of archs, or "all")', n_archs, int, minimum=2)
+    train_seed = raw.get("train_seed", Sampling.train_seed)
+    if isinstance(train_seed, str) and train_seed not in TRAIN_SEED_POLICIES:
+        try:
+            train_seed = int(train_seed)
+        except ValueError:
+            raise choices("train_seed", train_seed, list(TRAIN_SEED_POLICIES) + ["<a seed label>"]) from None
+    return Sampling(
+        n_archs=n_archs,
+        repetitions=_typed(where + "repetitions", raw.get("repetitions", Sampling.repetitions), int, minimum=1),
+        seed=_typed(where + "seed", raw.get("seed", Sampling.seed), int, minimum=0),
+        train_seed=train_seed,
+        dedup_isomorphs=_typed(where + "dedup_isomorphs", raw.get("dedup_isomorphs", False), bool),
+        drop_degenerate=_typed(where + "drop_degenerate", raw.get("drop_degenerate", False), bool),
+    )
+
+
+def _ranking(raw: dict[str, Any], source: str) -> Ranking:
+    where = f"{source}: ranking."
+    metrics, epochs = raw.get("metrics", list(Ranking.metrics)), raw.get("epochs", [])
+    for key, value in (("metrics", metrics), ("epochs", epochs)):
+        if not isinstance(value, (list, tuple)):
+            raise HarnessError(f"{where}{key} must be a list, got {value!r}")
+    for metric in metrics:
+        if metric not in METRICS:
+            raise choices(f"{source}: ranking metric", metric, METRICS)
+    return Ranking(
+        metrics=tuple(metrics),
+        k=_typed(where + "k", raw.get("k", Ranking.k), int, minimum=1),
+        epochs=tuple(_typed(where + "epochs entry", e, int, minimum=1) for e in epochs),
+    )
+
+
 def parse_config(data: dict[str, Any], source: str = "config") -> CorrelationConfig:
     """Validate a config mapping (as read from TOML) and fill in defaults."""
     _check_keys(source, data, _TOP_KEYS)
@@ -118,24 +164,8 @@ def parse_config(data: dict[str, Any], source: str = "config") -> CorrelationCon
     _check_keys(f"{source} [truth]", truth_raw, _TRUTH_KEYS)
     ranking_raw = dict(data.get("ranking", {}))
     _check_keys(f"{source} [ranking]", ranking_raw, _RANKING_KEYS)
-    sampling = Sampling(**sampling_raw)
-    if not (sampling.n_archs == "all" or (isinstance(sampling.n_archs, int) and sampling.n_archs >= 2)):
-        raise HarnessError(f"{source}: sampling.n_archs must be an integer >= 2 or \"all\", got {sampling.n_archs!r}")
-    if not isinstance(sampling.repetitions, int) or sampling.repetitions < 1:
-        raise HarnessError(f"{source}: sampling.repetitions must be a positive integer, got {sampling.repetitions!r}")
-    if isinstance(sampling.train_seed, str) and sampling.train_seed not in TRAIN_SEED_POLICIES:
-        try:
-            sampling = Sampling(**{**asdict(sampling), "train_seed": int(sampling.train_seed)})
-        except ValueError:
-            raise choices("train_seed", sampling.train_seed, list(TRAIN_SEED_POLICIES) + ["<a seed label>"]) from None
-    ranking = Ranking(
-        metrics=tuple(ranking_raw.get("metrics", Ranking.metrics)),
-        k=int(ranking_raw.get("k", Ranking.k)),
-        epochs=tuple(int(e) for e in ranking_raw.get("epochs", ())),
-    )
-    for metric in ranking.metrics:
-        if metric not in METRICS:
-            raise choices(f"{source}: ranking metric", metric, METRICS)
+    sampling = _sampling(sampling_raw, source)
+    ranking = _ranking(ranking_raw, source)
     estimators = tuple(data["estimators"])
     if not estimators:
         raise HarnessError(f"{source}: estimators is empty")
@@ -158,7 +188,7 @@ def parse_config(data: dict[str, Any], source: str = "config") -> CorrelationCon
         schedule=schedule,
         root=str(data.get("root", "")),
         description=str(data.get("description", "")),
-        skip_unavailable=bool(data.get("skip_unavailable", False)),
+        skip_unavailable=_typed(f"{source}: skip_unavailable", data.get("skip_unavailable", False), bool),
         sampling=sampling,
         truth=truth,
         ranking=ranking,

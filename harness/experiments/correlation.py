@@ -15,8 +15,9 @@ Protocol, for a benchmark with learning curves:
    dropped and counted in ``run.json``.
 4. Each estimator's value at every epoch (:mod:`harness.metrics`), then its rank agreement with the
    truth at every epoch at once (:func:`harness.ranking.rank_metrics` on ``[epochs, archs]``),
-   oriented by the estimator's declared direction. The truth defaults to the final test accuracy
-   (seed mean) of the same dataset and schedule.
+   oriented by the estimator's declared direction and the truth column's (a loss truth is better
+   when lower). The truth defaults to the final test accuracy (seed mean) of the same dataset and
+   schedule.
 
 Output (``results/<run-id>/``): ``results.parquet`` and ``results.csv`` (estimator, epoch, repetition,
 n_archs, k, and the metrics), ``config.toml`` (the resolved config), ``run.json`` (data and code
@@ -43,10 +44,10 @@ import pandas as pd
 from tqdm import tqdm
 
 from harness.benchmark import Benchmark, Column
-from harness.errors import HarnessError, NotAvailableError
+from harness.errors import HarnessError, NotAvailableError, choices
 from harness.experiments.config import CorrelationConfig, to_toml
 from harness.metrics import get_estimator, required_columns
-from harness.metrics.registry import Estimator, role_column
+from harness.metrics.registry import METRIC_CANDIDATES, Estimator, role_column
 from harness.ranking import rank_metrics
 from harness.registry import load_benchmark
 
@@ -138,8 +139,10 @@ def _plan(config: CorrelationConfig, bench: Benchmark) -> _Plan:
     if t.split:
         truth = bench.capabilities().column(t.dataset, t.metric, t.split, t.schedule or None)
     else:
-        kind = "acc" if t.metric in ("accuracy", "acc") else "loss"
-        truth = role_column(bench, t.dataset, t.schedule or None, "test", kind)
+        kinds = [kind for kind, names in METRIC_CANDIDATES.items() if t.metric in names]
+        if not kinds:
+            raise choices("truth metric", t.metric, [name for names in METRIC_CANDIDATES.values() for name in names])
+        truth = role_column(bench, t.dataset, t.schedule or None, "test", kinds[0])
     return _Plan(estimators, columns, curve_columns, truth, skipped)
 
 
@@ -287,8 +290,13 @@ def run_correlation(
         info["pool_size"] = int(len(candidates))
         if s.n_archs != "all" and s.n_archs > len(candidates):
             raise HarnessError(f"cannot sample {s.n_archs} archs: the pool has {len(candidates)} (after dedup/drops)")
-    elif s.n_archs == "all" or s.dedup_isomorphs:
-        raise HarnessError(f"{bench.name} is not an indexed space: sample a number of archs and do not dedup isomorphs")
+    else:
+        needs_index = {'n_archs = "all"': s.n_archs == "all", "dedup_isomorphs = true": s.dedup_isomorphs,
+                       "drop_degenerate = true": s.drop_degenerate}
+        refused = [option for option, asked in needs_index.items() if asked]
+        if refused:
+            raise HarnessError(f"{bench.name} is not an indexed space, so [sampling] {', '.join(refused)} is not possible; "
+                               "sample a number of archs, with dedup_isomorphs and drop_degenerate false")
 
     bar = tqdm(total=s.repetitions * len(plan.estimators), desc=f"correlate {config.name}", disable=not progress, unit="est")
     cached = {e.label: cache.load(e) for e in plan.estimators}
@@ -308,6 +316,7 @@ def run_correlation(
         def rank(rep: int, est: Estimator, values: np.ndarray, truth: np.ndarray) -> None:
             reported = values if all_epochs else values[:, report_pos]
             metrics = rank_metrics(reported.T, truth, higher_is_better=est.higher_is_better,
+                                   truth_higher_is_better=not plan.truth.minimize,
                                    k=config.ranking.k, metrics=config.ranking.metrics)
             frame = pd.DataFrame({"estimator": est.label, "epoch": np.asarray(report), "repetition": rep,
                                   "n_archs": metrics.pop("n_archs"), "k": config.ranking.k})

@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from harness.errors import HarnessError, choices
+from harness.rng import is_int
 
 EMA_VARIANTS = ("ema", "ema-sum", "discounted")
 EXACT_WINDOW = 16  # SoTL-E windows up to this many points are summed directly (see window_sum)
@@ -40,10 +41,13 @@ def window_sum(losses: np.ndarray, E: int = 1) -> np.ndarray:
     E points exist (t < E) the window is the first t points.
 
     Windows up to ``EXACT_WINDOW`` points are summed directly, so that E = 1 returns the losses bit
-    for bit and equal windows give equal sums (ties stay ties); longer ones take the difference of
-    two cumulative sums (O(T) for any E, rounding error ~1e-16 of the running total).
+    for bit and equal windows give equal sums (ties stay ties). Longer ones take the difference of
+    two running totals of the finite values, ``C(t) - C(t-E)`` with ``C(t) = sum_{i<=t} L_i`` (O(T)
+    for any E, rounding error ~1e-16 of the running total); a window holding a NaN or an infinity
+    gets what the direct sum gives (NaN; +-inf; NaN for +inf and -inf together), found by the same
+    difference of running counts of each non-finite value, so it reaches no other window.
     """
-    if int(E) != E or E < 1:
+    if not is_int(E) or E < 1:
         raise HarnessError(f"SoTL-E window E must be a positive integer, got {E!r}")
     E = int(E)
     curve = _as_curve(losses)
@@ -52,11 +56,21 @@ def window_sum(losses: np.ndarray, E: int = 1) -> np.ndarray:
         for lag in range(1, min(E, curve.shape[-1])):
             total[..., lag:] += curve[..., :-lag]
         return total
-    total = np.cumsum(curve, axis=-1)
-    shifted = np.zeros_like(total)
-    if E < total.shape[-1]:
-        shifted[..., E:] = total[..., :-E]
-    return total - shifted
+    finite = np.isfinite(curve)
+    total = _trailing(np.cumsum(np.where(finite, curve, 0.0), axis=-1), E)
+    if not finite.all():
+        for special, is_special in ((np.inf, np.isposinf), (-np.inf, np.isneginf), (np.nan, np.isnan)):
+            inside = _trailing(np.cumsum(is_special(curve), axis=-1), E) > 0
+            with np.errstate(invalid="ignore"):  # inf + -inf and nan + x are NaN, as in the direct sum
+                total = np.where(inside, total + special, total)
+    return total
+
+
+def _trailing(running: np.ndarray, E: int) -> np.ndarray:
+    """``running[..., t] - running[..., t-E]`` along the last axis, with ``running[..., t-E] = 0`` for t < E."""
+    out = running.copy()
+    out[..., E:] -= running[..., :-E]
+    return out
 
 
 def moving_average(losses: np.ndarray, variant: str = "ema", mu: float | None = None) -> np.ndarray:
@@ -70,9 +84,11 @@ def moving_average(losses: np.ndarray, variant: str = "ema", mu: float | None = 
     """
     if variant not in EMA_VARIANTS:
         raise choices("SoTL-EMA variant", variant, EMA_VARIANTS)
-    mu = EMA_DEFAULT_MU[variant] if mu is None else float(mu)
-    if not 0.0 <= mu < 1.0:
-        raise HarnessError(f"SoTL-EMA mu must be in [0, 1), got {mu}")
+    if mu is None:
+        mu = EMA_DEFAULT_MU[variant]
+    if isinstance(mu, bool) or not isinstance(mu, (int, float, np.number)) or not 0.0 <= mu < 1.0:
+        raise HarnessError(f"SoTL-EMA mu must be in [0, 1) (a number; None for the variant's default), got {mu!r}")
+    mu = float(mu)
     from scipy.signal import lfilter  # imported here: scipy.signal takes ~1.5 s to import, every CLI call would pay it
 
     curve = _as_curve(losses)
