@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from harness.registry import load_benchmark
-from harness.spaces.nb201 import OPS, arch_to_ops
-from harness.supernet.model import NB201Network, NetworkShape, live_edges, materialise
+from harness.spaces.nb201 import EDGES, N_NODES, OPS, arch_to_ops
+from harness.supernet.model import Cell, NB201Network, NetworkShape, live_edges, materialise
 
 TOY = NetworkShape(channels=4, cells_per_stage=1)
 
@@ -69,6 +69,40 @@ def test_single_path_gives_gradients_only_to_the_arch_ops() -> None:
         assert (p.grad is not None) == live, name
 
 
+def _every_edge_forward(net: NB201Network, x: torch.Tensor, ops: tuple[str, ...]) -> torch.Tensor:
+    """NB201's own cell: every edge computed from its source node, 'none' contributing zeros."""
+
+    def cell(layer: Cell, h: torch.Tensor) -> torch.Tensor:
+        nodes = [h]
+        for node in range(1, N_NODES):
+            total = torch.zeros_like(h)
+            for k, (src, dst) in enumerate(EDGES):
+                if dst == node and ops[k] != "none":
+                    total = total + layer.edges[k][ops[k]](nodes[src])
+            nodes.append(total)
+        return nodes[-1]
+
+    h = net.stem(x)
+    for layer in net.layers:
+        h = cell(layer, h) if isinstance(layer, Cell) else layer(h)
+    return net.classifier(torch.flatten(torch.nn.functional.adaptive_avg_pool2d(net.head(h), 1), 1))
+
+
+@pytest.mark.parametrize("affine, running_stats", [(False, False), (True, False), (False, True), (True, True)])
+def test_skipping_dead_ops_matches_computing_every_edge_under_every_batchnorm_setting(affine, running_stats) -> None:
+    """Ops fed by a node without signal see zeros; with BN affine shifts or running statistics they
+    output BN's shift, not zeros, so they must run (the pitfall: skipping them there was wrong)."""
+    shape = NetworkShape(channels=4, cells_per_stage=1, bn_affine=affine, bn_track_running_stats=running_stats)
+    net = _supernet(shape)
+    x = torch.randn(6, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    dead_source = ("none", "nor_conv_3x3", "nor_conv_3x3", "skip_connect", "nor_conv_1x1", "avg_pool_3x3")
+    for ops in (dead_source, *ARCHS):
+        net.train()
+        torch.testing.assert_close(net(x, ops), _every_edge_forward(net, x, ops), rtol=0, atol=1e-5)
+        net.eval()  # with running statistics: those gathered by the two training passes just above
+        torch.testing.assert_close(net(x, ops), _every_edge_forward(net, x, ops), rtol=0, atol=1e-5)
+
+
 def test_live_edges_skip_ops_without_signal_or_use() -> None:
     # node 1 gets no input: every edge out of it carries zeros
     ops = ("none", "nor_conv_3x3", "nor_conv_3x3", "skip_connect", "nor_conv_1x1", "avg_pool_3x3")
@@ -76,6 +110,9 @@ def test_live_edges_skip_ops_without_signal_or_use() -> None:
     # node 2 feeds nothing: edges into it are unused
     ops = ("nor_conv_3x3", "nor_conv_3x3", "skip_connect", "skip_connect", "nor_conv_1x1", "none")
     assert live_edges(ops) == (True, False, False, True, True, False)
+    # ops on zeros still run when zeros do not stay zero (BN shifts), unused ones still do not
+    ops = ("none", "nor_conv_3x3", "nor_conv_3x3", "skip_connect", "nor_conv_1x1", "avg_pool_3x3")
+    assert live_edges(ops, zeros_stay_zero=False) == (False, True, True, True, True, True)
 
 
 def test_parameter_counts_match_nas_bench_201() -> None:

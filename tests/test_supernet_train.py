@@ -90,3 +90,30 @@ def test_training_applies_the_cosine_lr_at_every_step(tmp_path: Path, monkeypatc
     assert total > 3
     expected = [cosine_lr(i, total, cfg.supernet.lr, cfg.supernet.lr_min) for i in range(total)]
     assert applied == pytest.approx(expected)
+
+
+def test_resuming_under_changed_training_settings_is_refused_not_mixed(tmp_path: Path) -> None:
+    write_cifar10(tmp_path / "data", n_train=200)
+    cfg = _config(tmp_path / "data", epochs=3)
+    train, _ = load_images(cfg, torch.device("cpu"))
+    train_supernet(cfg, 0, train, tmp_path / "run", stop_after_epoch=1, progress=False)
+    changed = cfg.with_overrides(supernet={"lr": 0.5, "epochs": 4})
+    with pytest.raises(HarnessError, match=r"other settings \(supernet.epochs: 3 -> 4; supernet.lr: 0.025 -> 0.5\)"):
+        train_supernet(changed, 0, train, tmp_path / "run", progress=False)
+    assert load_checkpoint(checkpoint_path(tmp_path / "run", 0))["epoch"] == 1  # left as it was
+    # where the data lives, the finetuning settings and the seed list are not the training's business
+    elsewhere = cfg.with_overrides(data={"root": str(tmp_path / "moved"), "limit_valid": 50},
+                                   finetune={"steps": 7}, supernet={"seeds": [0, 5]})
+    assert load_checkpoint(train_supernet(elsewhere, 0, train, tmp_path / "run", progress=False))["epoch"] == 3
+
+
+def test_supernet_and_finetuning_streams_never_coincide() -> None:
+    """Supernet seed 0's epoch 5 and arch 5 of arch seed 0 once drew from the same generator."""
+    from harness import rng
+    from harness.supernet.train import epoch_rng
+
+    for sub_stream in range(3):
+        supernet = epoch_rng(0, 5, sub_stream).integers(0, 2**62, 8)
+        finetune = rng.stream(rng.FINETUNE, 0, 5, sub_stream).integers(0, 2**62, 8)
+        split = rng.stream(rng.SPLIT, 0).integers(0, 2**62, 8)
+        assert not np.array_equal(supernet, finetune) and not np.array_equal(split, np.random.default_rng(0).integers(0, 2**62, 8))

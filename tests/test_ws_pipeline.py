@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -126,6 +128,33 @@ def test_finetuning_is_deterministic(run) -> None:
     pd.testing.assert_frame_equal(before.drop(columns="seconds"), pd.read_parquet(path).drop(columns="seconds"))
 
 
+def test_a_run_folder_refuses_settings_that_would_mix_with_its_results(tmp_path: Path, run, capsys) -> None:
+    _, config, out = run
+    changed = tmp_path / "changed.toml"
+    changed.write_text(config.read_text().replace("steps = 4", "steps = 5"))
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    for verb in (["finetune", "--seed", "0"], ["train", "--seed", "1"], ["prepare"], ["report"]):
+        assert main(["ws", *verb, "--config", str(changed), "--out", str(out), "--no-progress"]) == 2
+        assert "other settings (finetune.steps: 4 -> 5)" in capsys.readouterr().err
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == stamps
+    # the report's own settings may change: re-reporting with another k is what a user does
+    reported = tmp_path / "top3.toml"
+    reported.write_text(config.read_text().replace("top_k = 2", "top_k = 3"))
+    assert main(["ws", "report", "--config", str(reported), "--out", str(out)]) == 0
+    assert "top-3" in capsys.readouterr().out
+    assert main(["ws", "report", "--config", str(config), "--out", str(out)]) == 0  # as it was
+
+
+def test_logs_from_a_supernet_of_other_epochs_are_not_mixed(tmp_path: Path, run) -> None:
+    cfg, _, out = run
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    summary = copy / "supernet-seed0.json"
+    summary.write_text(summary.read_text().replace('"epochs_done": 1', '"epochs_done": 7'))
+    with pytest.raises(HarnessError, match=r"finetuned from the supernet after 7 epochs, but .* now holds epoch 1"):
+        ws.finetune(cfg, 0, ws._read_arch_set(copy), copy, progress=False)
+
+
 def test_bad_config_and_shard_raise(tmp_path: Path, run) -> None:
     _, config, out = run
     bad = tmp_path / "bad.toml"
@@ -136,6 +165,38 @@ def test_bad_config_and_shard_raise(tmp_path: Path, run) -> None:
     with pytest.raises(HarnessError, match="cifar10-valid"):
         load_config(bad)
     assert main(["ws", "finetune", "--config", str(config), "--out", str(out), "--seed", "0", "--shard", "3/2"]) == 2
+
+
+def test_training_steps_without_torch_say_how_to_install_it_before_writing_anything(tmp_path: Path, run, monkeypatch, capsys) -> None:
+    _, config, _ = run
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torch" else real_find_spec(name, *a))
+    for verb in ("run", "train", "finetune"):
+        out = tmp_path / verb
+        seed = [] if verb == "run" else ["--seed", "0"]
+        assert main(["ws", verb, "--config", str(config), "--out", str(out), *seed]) == 2
+        assert 'needs torch, which is not installed: pip install -e ".[train]"' in capsys.readouterr().err
+        assert not out.exists()
+    assert main(["ws", "report", "--config", str(config), "--out", str(run[2]), "--seeds", "0,x"]) == 2
+    assert "--seeds must be comma-separated integers" in capsys.readouterr().err
+
+
+def test_download_flag_fetches_cifar_into_the_data_root(tmp_path: Path, run, monkeypatch, capsys) -> None:
+    import harness.data.formats
+
+    _, config, _ = run
+    asked: list[tuple[str, Path]] = []
+
+    def offline(name: str, root: Path) -> Path:
+        asked.append((name, Path(root)))
+        raise HarnessError("offline in this test")
+
+    monkeypatch.setattr(harness.data.formats, "download_cifar", offline)
+    args = ["ws", "train", "--config", str(config), "--out", str(tmp_path / "run"), "--seed", "0", "--data-root", str(tmp_path)]
+    assert main([*args, "--download"]) == 2
+    assert asked == [("cifar10", tmp_path)] and "offline in this test" in capsys.readouterr().err
+    assert main(args) == 2  # without the flag nothing is fetched: the empty root is reported instead
+    assert len(asked) == 1
 
 
 def test_shipped_configs_load() -> None:
@@ -156,5 +217,9 @@ def test_cifar100_arch_set_is_drawn_from_the_archs_with_200_epoch_truth() -> Non
     assert set(archs.indices) <= set(table.index) and len(set(archs.indices)) == 50
     np.testing.assert_allclose(archs.truth, table.loc[archs.indices, "val_accuracy"].to_numpy())
     assert "NASLib" in archs.truth_source
+    table = pd.DataFrame({"estimator": ["SoTL"], "step": [100], "n_seeds": [1], "spearman_mean": [0.5], "spearman_std": [0.0],
+                          "top_k_mean": [70.0], "top_k_std": [0.0], "thesis_spearman": [np.nan], "thesis_top_k": [np.nan]})
+    header = ws.render_table(cfg, table, archs).splitlines()[0]
+    assert "top-10 val acc % (ours)" in header and "test acc" not in header  # the truth is NASLib's validation accuracy
     with pytest.raises(HarnessError, match="cannot sample"):
         ws.arch_set(cfg.with_overrides(finetune={"n_archs": 800}))

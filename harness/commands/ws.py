@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 from pathlib import Path
 
 from harness.errors import HarnessError
@@ -28,6 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--config", type=Path, required=True, help="TOML config (see configs/ws-*.toml)")
         p.add_argument("--out", type=Path, default=None, help="run directory (default runs/<name>)")
         p.add_argument("--data-root", type=Path, default=None, help="overrides [data] root")
+        p.add_argument("--download", action="store_true", help="CIFAR: fetch the official archive into the data root if missing")
         p.add_argument("--device", default=None, help="overrides [device] device (cpu, cuda, auto)")
         p.add_argument("--no-progress", action="store_true")
         if verb in ("run", "prepare"):
@@ -52,14 +54,28 @@ def _shard(text: str) -> tuple[int, int]:
     return i, n
 
 
+def _seeds(text: str | None) -> list[int] | None:
+    if text is None:
+        return None
+    try:
+        return [int(s) for s in text.split(",")]
+    except ValueError as err:
+        raise HarnessError(f"--seeds must be comma-separated integers (e.g. 0,1,2), got {text!r}") from err
+
+
 def run(args: argparse.Namespace) -> int:
     from harness.experiments import weight_sharing as ws
     from harness.supernet.config import load_config
 
+    if args.ws_command in ("run", "train", "finetune") and importlib.util.find_spec("torch") is None:
+        raise HarnessError(f"'harness ws {args.ws_command}' trains networks and needs torch, which is not installed: "
+                           'pip install -e ".[train]" (prepare and report work without it)')
     cfg = load_config(args.config)
     overrides: dict[str, dict[str, object]] = {}
     if args.data_root is not None:
         overrides["data"] = {"root": str(args.data_root)}
+    if args.download:
+        overrides.setdefault("data", {})["download"] = True
     if args.device is not None:
         overrides["device"] = {"device": args.device}
     if overrides:
@@ -80,7 +96,6 @@ def run(args: argparse.Namespace) -> int:
         paths = ws.finetune(cfg, args.seed, archs, out, _shard(args.shard), progress, args.unfinished_supernet)
         print(f"{len(paths)} arch logs under {ws.log_dir(out, args.seed)}")
     else:
-        seeds = None if args.seeds is None else [int(s) for s in args.seeds.split(",")]
-        ws.report(cfg, out, seeds, args.note, partial=args.partial)
+        ws.report(cfg, out, _seeds(args.seeds), args.note, partial=args.partial)
         print((out / "table.md").read_text())
     return 0

@@ -28,6 +28,7 @@ import numpy as np
 
 from harness.data.formats import ImageSet, read_cifar, read_imagenet16
 from harness.errors import HarnessError, choices
+from harness.rng import SPLIT, stream
 
 DATASETS = ("cifar10-valid", "cifar10", "cifar100", "ImageNet16-120")
 PARTS = ("train", "valid", "test")
@@ -86,7 +87,7 @@ def halves(n: int, seed: int, split_file: Path | None, keys: tuple[str, str]) ->
     if split_file is not None:
         first, second = read_split_file(split_file, keys)
     else:
-        order = np.random.default_rng(seed).permutation(n)
+        order = stream(SPLIT, seed).permutation(n)
         first, second = np.sort(order[: n // 2]), np.sort(order[n // 2 :])
     both = np.concatenate([first, second])
     if len(both) != n or len(np.unique(both)) != n or both.min() < 0 or both.max() >= n:

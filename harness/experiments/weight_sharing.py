@@ -24,7 +24,7 @@
 
 Ground truth: CIFAR-10 (``cifar10-valid`` runs) uses NB201's 200-epoch ``cifar10`` ``ori-test``
 accuracy (seed mean), embedded for all 15,625 archs. For CIFAR-100 and ImageNet16-120 the embedded
-200-epoch truth exists only for the 725 archs of NASLib's zero-cost table (``harness.zerocost``), so
+200-epoch truth exists only for the 725 (ImageNet16-120: 724) archs of NASLib's zero-cost table (``harness.zerocost``), so
 the arch set there is drawn from those archs; a user with the converted official data passes its
 store as ``truth_root`` and gets the 200-epoch ``x-test`` accuracy of any arch.
 
@@ -46,7 +46,7 @@ from harness.metrics import get_estimator
 from harness.ranking import rank_metrics
 from harness.registry import load_benchmark
 from harness.spaces.nb201 import arch_to_ops
-from harness.supernet.config import WSConfig
+from harness.supernet.config import WSConfig, changed_settings
 
 TRUTH_DATASET = {"cifar10-valid": "cifar10", "cifar100": "cifar100", "ImageNet16-120": "ImageNet16-120"}
 CUMULATIVE = ("SoTL", "SoG", "SoGN")  # sums over steps 1..t: undefined (identically 0) at t = 0
@@ -119,7 +119,20 @@ def run_dir(cfg: WSConfig, out: Path | None) -> Path:
     return Path(out) if out is not None else Path("runs") / cfg.name
 
 
+def check_run_config(cfg: WSConfig, out: Path) -> None:
+    """Refuse to add to a run folder made under other settings (checkpoints and logs would mix them);
+    only :data:`harness.supernet.config.LOGISTICS` and the report's settings may change."""
+    saved = Path(out) / "config.json"
+    if not saved.is_file():
+        return
+    changes = changed_settings(json.loads(saved.read_text()), cfg, ("data", "network", "supernet", "finetune", "device"))
+    if changes:
+        raise HarnessError(f"{out} holds a run made under other settings ({'; '.join(changes)}); its checkpoints and "
+                           f"logs would mix with new ones. Use a new --out, or the run's own config ({saved}).")
+
+
 def write_run_files(cfg: WSConfig, archs: ArchSet, out: Path) -> None:
+    check_run_config(cfg, out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, default=list) + "\n")
     archs.frame().to_csv(out / "archs.csv", index=False)
@@ -129,6 +142,7 @@ def train(cfg: WSConfig, seed: int, out: Path, progress: bool = True) -> Path:
     """Train (or resume) the supernet of ``seed`` under ``out``; returns the checkpoint path."""
     from harness.supernet.train import load_images, resolve_device, train_supernet
 
+    check_run_config(cfg, out)
     device = resolve_device(cfg)
     train_images, _ = load_images(cfg, device)
     return train_supernet(cfg, seed, train_images, out, progress=progress)
@@ -154,20 +168,29 @@ def finetune(
     i, n = shard
     if not 0 <= i < n:
         raise HarnessError(f"shard {i}/{n}: need 0 <= i < n")
+    check_run_config(cfg, out)
     device = resolve_device(cfg)
     train_images, valid_images = load_images(cfg, device)
     path = checkpoint_path(out, seed)
     supernet = load_supernet(path, cfg, device, allow_unfinished=unfinished_supernet)
-    _write_supernet_summary(path, out / f"supernet-seed{seed}.json")
+    _write_supernet_summary(path, out / f"supernet-seed{seed}.json", log_dir(out, seed))
     items = archs.items()[i::n]
     return finetune_archs(supernet, items, cfg, train_images, valid_images, log_dir(out, seed), f"seed {seed} [{i}/{n}]", progress)
 
 
-def _write_supernet_summary(checkpoint: Path, dest: Path) -> None:
+def _write_supernet_summary(checkpoint: Path, dest: Path, logs: Path) -> None:
+    """Record the epochs of the supernet that the logs in ``logs`` are finetuned from; refuse to add
+    logs from a supernet trained further (or less) than the one behind the logs already there."""
     from harness.supernet.train import load_checkpoint
 
     state = load_checkpoint(checkpoint)
-    summary = {"epochs_done": int(state["epoch"]), "history": json.loads(state["history"])}
+    epochs = int(state["epoch"])
+    if dest.is_file() and any(logs.glob("arch-*.parquet")):
+        before = json.loads(dest.read_text())["epochs_done"]
+        if before != epochs:
+            raise HarnessError(f"the logs in {logs} were finetuned from the supernet after {before} epochs, but "
+                               f"{checkpoint} now holds epoch {epochs}; move those logs away to finetune again")
+    summary = {"epochs_done": epochs, "history": json.loads(state["history"])}
     dest.write_text(json.dumps(summary, indent=1) + "\n")
 
 
@@ -270,10 +293,11 @@ def render_table(cfg: WSConfig, table: pd.DataFrame, archs: ArchSet, note: str =
     from harness import tables
 
     k = cfg.report.top_k
+    measure = "val acc" if "val_accuracy" in archs.truth_source else "test acc"  # NASLib's table has validation accuracy
     labels = [f"{row.estimator} @ step {row.step}" for row in table.itertuples()]
     columns = {
         "Spearman (ours)": ("spearman_mean", "spearman_std"),
-        f"top-{k} test acc % (ours)": ("top_k_mean", "top_k_std"),
+        f"top-{k} {measure} % (ours)": ("top_k_mean", "top_k_std"),
         "Spearman (thesis)": ("thesis_spearman", None),
         f"top-{k} (thesis)": ("thesis_top_k", None),
     }
@@ -307,6 +331,7 @@ def report(
     otherwise a missing log raises.
     """
     out = Path(out)
+    check_run_config(cfg, out)
     archs = _read_arch_set(out)
     seeds = list(cfg.supernet.seeds if seeds is None else seeds)
     if partial:

@@ -10,6 +10,7 @@ fixes only lr and batch). A TOML file has one table per section ([data], [networ
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -144,6 +145,30 @@ def config_from_dict(content: dict[str, Any]) -> WSConfig:
 
 def load_config(path: str | Path) -> WSConfig:
     return config_from_dict(read_toml(path))
+
+
+# Settings that say where or how fast a run goes, not what it computes (the report's settings only
+# shape the report): a run folder or checkpoint carries on under changes to these, and only these.
+LOGISTICS = frozenset({
+    "name", "data.root", "data.download", "supernet.seeds", "device.device", "device.channels_last",
+    "device.cudnn_benchmark", "device.cuda_graphs", "device.archs_in_flight",
+})
+
+
+def changed_settings(
+    saved: dict[str, Any], cfg: WSConfig, sections: tuple[str, ...], ignore: frozenset[str] = frozenset()
+) -> list[str]:
+    """``"section.key: saved -> now"`` for every setting of ``sections`` outside :data:`LOGISTICS`
+    and ``ignore`` on which the saved config (``WSConfig.to_dict()``, as JSON) and ``cfg`` disagree."""
+    now = json.loads(json.dumps(cfg.to_dict(), default=list))
+    changes = []
+    for section in sections:
+        before, after = saved.get(section, {}), now[section]
+        for key in sorted(set(before) | set(after)):
+            name = f"{section}.{key}"
+            if name not in LOGISTICS and name not in ignore and before.get(key) != after.get(key):
+                changes.append(f"{section}.{key}: {before.get(key)!r} -> {after.get(key)!r}")
+    return changes
 
 
 def _validate(cfg: WSConfig) -> None:

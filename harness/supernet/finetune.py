@@ -39,6 +39,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from harness import rng
 from harness.data.loader import DeviceImages
 from harness.spaces.nb201 import ops_to_arch
 from harness.supernet.config import WSConfig
@@ -91,6 +92,8 @@ class FinetuneRun:
         self.device = train.device
         cuda = self.device.type == "cuda"
         self.stream = torch.cuda.Stream(self.device) if cuda else None
+        if self.stream is not None:  # the supernet's weights were written on the default stream
+            self.stream.wait_stream(torch.cuda.current_stream(self.device))
         self.use_graphs = cuda and cfg.device.cuda_graphs
         ft = cfg.finetune
         self.steps = ft.steps
@@ -102,11 +105,11 @@ class FinetuneRun:
             self.optimizer = torch.optim.SGD(self.params, lr=ft.lr, momentum=ft.momentum, weight_decay=ft.weight_decay)
             # Every random draw of this arch's run, made up front (depends on arch_seed and arch index only).
             rows = self.steps + 1
-            train_index = _index_batches(len(train), ft.batch_size, rows, np.random.default_rng([ft.arch_seed, arch_index, 0]))
-            augment_rng = np.random.default_rng([ft.arch_seed, arch_index, 1])
+            train_index = _index_batches(len(train), ft.batch_size, rows, rng.stream(rng.FINETUNE, ft.arch_seed, arch_index, 0))
+            augment_rng = rng.stream(rng.FINETUNE, ft.arch_seed, arch_index, 1)
             draws = [train.draw_augmentation(augment_rng, ft.batch_size) for _ in range(rows)]
             val_batch = min(ft.val_mini_batch_size, len(valid))
-            val_index = _index_batches(len(valid), val_batch, rows, np.random.default_rng([ft.arch_seed, arch_index, 2]))
+            val_index = _index_batches(len(valid), val_batch, rows, rng.stream(rng.FINETUNE, ft.arch_seed, arch_index, 2))
             self.train_index = train.to_device(train_index)
             self.train_offsets = train.to_device(np.stack([d[0] for d in draws]))
             self.train_flips = train.to_device(np.stack([d[1] for d in draws]))

@@ -74,18 +74,20 @@ def make_op(op: str, channels: int, shape: NetworkShape) -> nn.Module:
     raise ValueError(f"no module for op {op!r}")  # 'none' has no module; callers never ask
 
 
-def live_edges(ops: Sequence[str]) -> tuple[bool, ...]:
+def live_edges(ops: Sequence[str], zeros_stay_zero: bool = True) -> tuple[bool, ...]:
     """For each edge: does its op run in a forward pass?
 
-    An op runs when it is not ``none``, its source node carries a signal (it is reachable from the
-    cell input through non-``none`` edges) and its target node feeds the cell output. Everything
-    else only computes values that are zero or unused: a node with no signal is all zeros, and every
-    op maps zeros to zeros (BatchNorm without affine parameters included), as NB201's own
-    isomorphism rule assumes. Skipping them is exact and saves time.
+    An op runs when it is not ``none`` and its target node feeds the cell output (anything else is
+    unused). With ``zeros_stay_zero`` it must also have a signal at its source node (a node reachable
+    from the cell input through non-``none`` edges): a node with no signal is all zeros, and every
+    op maps zeros to zeros when BatchNorm has neither affine parameters nor running statistics (the
+    default; NB201's own isomorphism rule assumes it), so skipping those ops is exact and saves time.
+    With BN affine parameters or running statistics an op maps zeros to BN's shift instead, so the
+    caller passes ``zeros_stay_zero=False`` and those ops run on zeros, as in NB201's cell.
     """
     reached = {0}
     for node in range(1, N_NODES):
-        if any(ops[k] != "none" and dst == node and src in reached for k, (src, dst) in enumerate(EDGES)):
+        if not zeros_stay_zero or any(ops[k] != "none" and dst == node and src in reached for k, (src, dst) in enumerate(EDGES)):
             reached.add(node)
     needed = {N_NODES - 1}
     for node in range(N_NODES - 2, -1, -1):
@@ -110,7 +112,8 @@ class Cell(nn.Module):
             total: torch.Tensor | None = None
             for k, (src, dst) in enumerate(EDGES):
                 if dst == node and live[k]:
-                    y = self.edges[k][ops[k]](nodes[src])
+                    source = nodes[src]  # None: a node that no op feeds, i.e. zeros
+                    y = self.edges[k][ops[k]](torch.zeros_like(x) if source is None else source)
                     total = y if total is None else total + y
             nodes.append(total)
         out = nodes[-1]
@@ -158,7 +161,7 @@ class NB201Network(nn.Module):
                 raise ValueError("a supernet forward needs the arch's ops")
             ops = self.fixed_ops
         ops = check_ops(ops)
-        live = live_edges(ops)
+        live = live_edges(ops, zeros_stay_zero=not (self.shape.bn_affine or self.shape.bn_track_running_stats))
         h = self.stem(x)
         for layer in self.layers:
             h = layer(h, ops, live) if isinstance(layer, Cell) else layer(h)

@@ -7,7 +7,7 @@ weight decay, gradient clipping, and a per-step cosine schedule
 sampled path get no gradient, so SGD leaves them (and their momentum) untouched in that step.
 
 Randomness: epoch e draws its sample order, augmentation and archs from
-``numpy.random.default_rng([seed, e, stream])``, a pure function of (seed, epoch). Resuming from the
+``harness.rng.stream(SUPERNET, seed, e, sub_stream)``, a pure function of (seed, epoch). Resuming from the
 checkpoint of epoch e therefore replays exactly the streams an uninterrupted run would have used, and
 on a deterministic device ends with the same weights. Network initialisation seeds torch inside
 ``torch.random.fork_rng`` so the caller's global RNG is left as it was.
@@ -29,10 +29,11 @@ import torch
 from tqdm import tqdm
 
 from harness.data.loader import DeviceImages
+from harness import rng
 from harness.data.nb201 import dataset_info, load_nb201
 from harness.errors import HarnessError
 from harness.spaces.nb201 import EDGES, OPS
-from harness.supernet.config import WSConfig
+from harness.supernet.config import WSConfig, changed_settings
 from harness.supernet.model import NB201Network, NetworkShape
 
 STREAM_ORDER, STREAM_AUGMENT, STREAM_ARCH = 0, 1, 2
@@ -102,7 +103,7 @@ def cosine_lr(step: int, total: int, lr: float, lr_min: float) -> float:
 
 
 def epoch_rng(seed: int, epoch: int, stream: int) -> np.random.Generator:
-    return np.random.default_rng([seed, epoch, stream])
+    return rng.stream(rng.SUPERNET, seed, epoch, stream)
 
 
 def sample_ops(rng: np.random.Generator) -> tuple[str, ...]:
@@ -180,6 +181,11 @@ def train_supernet(
     start, history = 0, []
     if path.is_file():
         state = load_checkpoint(path, device)
+        changes = changed_settings(json.loads(state["config"]), cfg, ("data", "network", "supernet", "device"),
+                                   ignore=frozenset({"data.limit_valid"}))  # validation images: finetuning only
+        if changes:
+            raise HarnessError(f"{path} was trained under other settings ({'; '.join(changes)}); resuming would mix "
+                               "two trainings. Resume with its own settings or train into a new folder.")
         net.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start, history = int(state["epoch"]), json.loads(state["history"])
