@@ -10,10 +10,10 @@ index, a real cell's adjacency/ops); values synthetic. The official loader canno
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import resource
 import shutil
-import sys
 import time
 from pathlib import Path
 
@@ -84,4 +84,7 @@ def main(work: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("/tmp/nb101-bench"))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("work", type=Path, nargs="?", default=Path("/tmp/nb101-bench"),
+                        help="scratch folder for the synthetic tfrecord (about 0.5 GB) and its store (default /tmp/nb101-bench)")
+    main(parser.parse_args().work)

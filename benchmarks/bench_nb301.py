@@ -16,6 +16,7 @@ Run: ``python benchmarks/bench_nb301.py``
 
 from __future__ import annotations
 
+import argparse
 import json
 import resource
 import time
@@ -92,4 +93,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
     main()
