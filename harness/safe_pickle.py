@@ -191,8 +191,9 @@ def _built(obj: Any, done: dict[int, Any]) -> Any:
         result = obj.array
     elif isinstance(obj, dict):  # dict and OrderedDict, updated in place (they may be shared or recursive)
         done[key] = obj
-        for name, value in list(obj.items()):
-            obj[name] = _built(value, done)
+        items = [(_built(name, done), _built(value, done)) for name, value in obj.items()]
+        obj.clear()
+        obj.update(items)
         return obj
     elif isinstance(obj, list):
         done[key] = obj
@@ -233,6 +234,8 @@ class SafeUnpickler(pickle.Unpickler):
         self.memo.clear()
         if any(ref() is not None for ref in self.recipes):
             result = _built(result, {})
+            if any(ref() is not None for ref in self.recipes):  # kept alive by a structure _built cannot rebuild
+                raise _Refused("a numpy value inside a recursive tuple")
         return result
 
     def find_class(self, module: str, name: str) -> Any:

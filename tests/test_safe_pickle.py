@@ -144,6 +144,13 @@ def test_simple_numpy_values_load_exactly_under_every_protocol(protocol):
     np.testing.assert_array_equal(loaded["recursive"][0], shared)
 
 
+def test_numpy_values_as_dict_keys_and_in_sets_are_rebuilt_too():
+    data = pickle.dumps({"by_dtype": {np.dtype("<f4"): "float32"}, "set": {np.float64(0.5)}}, protocol=2)
+    loaded = load_pickle(io.BytesIO(data), "keys")
+    assert loaded["by_dtype"] == {np.dtype("<f4"): "float32"} and type(next(iter(loaded["by_dtype"]))) is type(np.dtype("<f4"))
+    assert loaded["set"] == {0.5} and type(next(iter(loaded["set"]))) is np.float64
+
+
 def test_object_arrays_are_refused():
     data = pickle.dumps(np.array([1, "a"], dtype=object), protocol=2)
     with pytest.raises(HarnessError, match=r"refusing to unpickle numpy.dtype\('O8'\).* from objects: not on the allow-list"):
