@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from harness.data import formats
-from harness.data.formats import download_cifar, read_cifar, read_imagenet16
+from harness.data.formats import ImageSet, download_cifar, read_cifar, read_imagenet16
 from harness.data.nb201 import halves, load_nb201, read_split_file
 from harness.errors import HarnessError
 from image_fixtures import write_cifar10, write_imagenet16
@@ -106,6 +106,83 @@ def test_official_split_file_format(tmp_path: Path) -> None:
         halves(6, 0, path, ("train", "valid"))
 
 
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        ({"train": [0.9, 1.7], "valid": [2.2, 3.0]}, "'train' must be a list of ints.*found 0.9"),  # was truncated to 0, 1
+        ({"train": [False, True], "valid": [2, 3]}, "'train' must be a list of ints.*found False"),
+        ({"train": ["0", "1"], "valid": [2, 3]}, "'train' must be a list of ints.*found '0'"),
+        ({"train": ["str", [0, 1]], "valid": [2, 3]}, "'train' must be a list of ints.*found 'str'"),
+        ({"train": [0, 1], "valid": 23}, "'valid' must be a list of ints.*found 23"),
+        (5, "expected a JSON object"),
+    ],
+    ids=["floats", "bools", "strings", "wrong-tag", "number-value", "number-file"],
+)
+def test_split_file_with_non_int_indices_is_refused_not_truncated(tmp_path: Path, content: object, match: str) -> None:
+    path = tmp_path / "split.json"
+    path.write_text(json.dumps(content))
+    with pytest.raises(HarnessError, match=f"split.json.*{match}"):
+        halves(4, 0, path, ("train", "valid"))
+
+
+def test_split_file_for_a_dataset_without_split_is_refused(tmp_path: Path) -> None:
+    write_cifar10(tmp_path, n_train=6)
+    path = tmp_path / "cifar-split.txt"
+    path.write_text(json.dumps({"train": [0, 1, 2], "valid": [3, 4, 5]}))
+    with pytest.raises(HarnessError, match="cifar10 has no split.*'cifar10-valid', 'cifar100', 'ImageNet16-120'"):
+        load_nb201("cifar10", tmp_path, ("train", "test"), split_file=path)
+
+
+def test_missing_split_file_is_named_even_when_its_halves_are_not_read(tmp_path: Path) -> None:
+    write_cifar10(tmp_path)
+    with pytest.raises(HarnessError, match="nope.json does not exist"):
+        load_nb201("cifar10-valid", tmp_path, ("test",), split_file=tmp_path / "nope.json")
+
+
+@pytest.mark.parametrize(
+    ("labels", "match"),
+    [
+        ([0.9] * 20, r"'labels' is float64\[20\]; expected 20 integer labels"),  # was truncated to class 0
+        ([[1]] * 20, r"'labels' is int64\[20, 1\]"),
+        (["a"] * 20, r"'labels' is <U1\[20\]"),
+        ([3] * 19 + [10], "label 10 outside the valid 0..9"),
+    ],
+    ids=["float", "2d", "str", "class-10"],
+)
+def test_float_2d_or_out_of_range_labels_are_refused_not_cast(tmp_path: Path, labels: list, match: str) -> None:
+    write_cifar10(tmp_path)
+    path = tmp_path / "cifar-10-batches-py" / "test_batch"
+    path.write_bytes(pickle.dumps({"data": np.zeros((20, 3072), np.uint8), "labels": labels}))
+    with pytest.raises(HarnessError, match=f"test_batch: {match}"):
+        read_cifar("cifar10", tmp_path, train=False)
+
+
+@pytest.mark.parametrize(
+    ("n", "labels", "match"),
+    [(3, [3, 5, 1001], "label 1001 outside the valid 1..1000"), (0, [], r"data uint8\[0, 768\]; expected uint8 \[N, 768\] with N >= 1")],
+    ids=["label-1001", "empty"],
+)
+def test_imagenet16_label_above_1000_or_empty_file_is_refused(tmp_path: Path, n: int, labels: list, match: str) -> None:
+    folder = tmp_path / "ImageNet16"
+    folder.mkdir()
+    (folder / "val_data").write_bytes(pickle.dumps({"data": np.zeros((n, 768), np.uint8), "labels": labels}))
+    with pytest.raises(HarnessError, match=f"val_data: {match}"):
+        read_imagenet16(tmp_path, train=False)
+
+
+@pytest.mark.parametrize("n_classes", [0, 2000, 12.5])
+def test_imagenet16_n_classes_outside_1_to_1000_is_refused(tmp_path: Path, n_classes: object) -> None:
+    write_imagenet16(tmp_path)
+    with pytest.raises(HarnessError, match=r"n_classes must be an int in 1\.\.1000"):
+        read_imagenet16(tmp_path, train=False, n_classes=n_classes)
+
+
+@pytest.mark.parametrize("labels", [np.zeros((2, 1), np.int64), np.array([0.5, 1.5])])
+def test_image_set_with_2d_or_float_labels_is_refused(labels: np.ndarray) -> None:
+    with pytest.raises(HarnessError, match=r"expected images \[N, 3, H, W\] and integer labels \[N\]"):
+        ImageSet(np.zeros((2, 3, 4, 4), np.uint8), labels)
+
+
 def _tar_of(folder: Path) -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
@@ -113,17 +190,62 @@ def _tar_of(folder: Path) -> bytes:
     return buffer.getvalue()
 
 
+def _serve(monkeypatch: pytest.MonkeyPatch, archive: bytes, official: bool) -> None:
+    """Make download_cifar('cifar10') fetch ``archive``; ``official`` makes the spec's MD5 its MD5."""
+    monkeypatch.setattr(formats.urllib.request, "urlretrieve", lambda url, dest: Path(dest).write_bytes(archive))
+    if official:
+        spec = formats.CIFAR["cifar10"]
+        monkeypatch.setitem(formats.CIFAR, "cifar10", formats.CifarSpec(**{**spec.__dict__, "md5": hashlib.md5(archive).hexdigest()}))
+
+
 def test_download_checks_md5_before_unpacking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_cifar10(tmp_path / "src")
     archive = _tar_of(tmp_path / "src" / "cifar-10-batches-py")
-    monkeypatch.setattr(formats.urllib.request, "urlretrieve", lambda url, dest: Path(dest).write_bytes(archive))
+    _serve(monkeypatch, archive, official=False)
     with pytest.raises(HarnessError, match="MD5"):
         download_cifar("cifar10", tmp_path / "bad")
     assert not (tmp_path / "bad" / "cifar-10-batches-py").exists()
-    spec = formats.CIFAR["cifar10"]
-    monkeypatch.setitem(formats.CIFAR, "cifar10", formats.CifarSpec(**{**spec.__dict__, "md5": hashlib.md5(archive).hexdigest()}))
+    _serve(monkeypatch, archive, official=True)
     folder = download_cifar("cifar10", tmp_path / "good")
     assert len(read_cifar("cifar10", folder.parent, train=True)) == 50
+
+
+def _tarfile_before_extraction_filters(monkeypatch: pytest.MonkeyPatch) -> None:
+    """tarfile as on Python < 3.10.12 / 3.11.4: no data_filter, and extractall takes no filter."""
+    if hasattr(tarfile, "data_filter"):
+        extractall = tarfile.TarFile.extractall
+        monkeypatch.delattr(tarfile, "data_filter")
+        monkeypatch.setattr(
+            tarfile.TarFile, "extractall", lambda self, path=".", members=None: extractall(self, path, members, filter="fully_trusted")
+        )
+
+
+def test_download_unpacks_on_python_without_tar_filters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write_cifar10(tmp_path / "src")
+    _serve(monkeypatch, _tar_of(tmp_path / "src" / "cifar-10-batches-py"), official=True)
+    _tarfile_before_extraction_filters(monkeypatch)
+    folder = download_cifar("cifar10", tmp_path / "data")
+    assert len(read_cifar("cifar10", folder.parent, train=True)) == 50
+
+
+@pytest.mark.parametrize("kind", ["dotdot", "absolute", "symlink"])
+def test_unsafe_archive_member_is_refused_without_tar_filters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    write_cifar10(tmp_path / "src")
+    target = tmp_path / "escaped"
+    member = tarfile.TarInfo({"dotdot": "cifar-10-batches-py/../../escaped", "absolute": str(target), "symlink": "link"}[kind])
+    if kind == "symlink":
+        member.type, member.linkname = tarfile.SYMTYPE, str(target)
+    else:
+        member.size = 1
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        tar.add(tmp_path / "src" / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+        tar.addfile(member, io.BytesIO(b"x"))
+    _serve(monkeypatch, buffer.getvalue(), official=True)
+    _tarfile_before_extraction_filters(monkeypatch)
+    with pytest.raises(HarnessError, match="refusing member"):
+        download_cifar("cifar10", tmp_path / "data")
+    assert not target.exists() and not (tmp_path / "data" / "cifar-10-batches-py").exists()
 
 
 def test_offline_download_raises_harness_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

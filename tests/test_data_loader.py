@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from harness.data.formats import ImageSet
 from harness.data.loader import DeviceImages
 from harness.data.nb201 import dataset_info
+from harness.errors import HarnessError
 
 
 def _reference(image: np.ndarray, offset: tuple[int, int], flip: bool, pad: int, mean, std) -> np.ndarray:
@@ -53,3 +55,31 @@ def test_draws_come_only_from_the_callers_generator() -> None:
     assert all(np.array_equal(u, v) for u, v in zip(a, b))
     assert torch.equal(before, torch.random.get_rng_state())
     assert a[0].min() >= 0 and a[0].max() <= 8
+
+
+def _four_cifar_images() -> DeviceImages:
+    return DeviceImages(ImageSet(np.zeros((4, 3, 32, 32), np.uint8), np.arange(4)), dataset_info("cifar10"))
+
+
+@pytest.mark.parametrize("index", [[4], [-1], [1.7], [[0, 1]]])
+def test_out_of_range_negative_or_float_index_is_refused_not_wrapped(index: list) -> None:
+    with pytest.raises(HarnessError, match=r"1-D integer array with values in 0\.\.3"):
+        _four_cifar_images().batch(np.array(index))
+
+
+@pytest.mark.parametrize("batch_size", [0, 5, 2.0])
+def test_batch_size_outside_1_to_split_size_is_refused(batch_size: object) -> None:
+    with pytest.raises(HarnessError, match=r"batch_size must be an int in 1\.\.4"):
+        _four_cifar_images().epoch_batches(np.random.default_rng(0), batch_size)
+
+
+def test_gather_offsets_without_flips_is_refused() -> None:
+    data = _four_cifar_images()
+    with pytest.raises(HarnessError, match="offsets and flips together"):
+        data.gather(torch.arange(2), torch.zeros((2, 2), dtype=torch.int64))
+
+
+def test_images_of_another_side_than_the_dataset_info_are_refused() -> None:
+    images = ImageSet(np.zeros((2, 3, 16, 16), np.uint8), np.arange(2))
+    with pytest.raises(HarnessError, match="images are 16x16 but the dataset info is for 32x32"):
+        DeviceImages(images, dataset_info("cifar10"))

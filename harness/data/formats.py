@@ -23,11 +23,12 @@ import tarfile
 import tempfile
 import urllib.request
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
 from harness.errors import HarnessError, choices
+from harness.rng import is_int
 from harness.safe_pickle import load_pickle
 
 
@@ -39,8 +40,18 @@ class ImageSet:
     labels: np.ndarray
 
     def __post_init__(self) -> None:
-        if self.images.ndim != 4 or self.images.shape[1] != 3 or len(self.images) != len(self.labels):
-            raise HarnessError(f"bad image set: images {self.images.shape}, labels {self.labels.shape}")
+        images, labels = self.images, self.labels
+        if (
+            images.ndim != 4
+            or images.shape[1] != 3
+            or labels.ndim != 1
+            or not np.issubdtype(labels.dtype, np.integer)
+            or len(images) != len(labels)
+        ):
+            raise HarnessError(
+                f"bad image set: images {images.dtype}{list(images.shape)}, labels {labels.dtype}{list(labels.shape)}; "
+                "expected images [N, 3, H, W] and integer labels [N]"
+            )
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -87,6 +98,7 @@ CIFAR: dict[str, CifarSpec] = {
 IMAGENET16_FOLDER_NAMES = ("ImageNet16", "imagenet16", "ImageNet16-120")
 IMAGENET16_TRAIN_FILES = tuple(f"train_data_batch_{i}" for i in range(1, 11))
 IMAGENET16_VAL_FILE = "val_data"
+IMAGENET16_CLASSES = 1000  # labels in the files are 1-based: 1..1000
 
 
 def _md5(path: Path) -> str:
@@ -120,10 +132,24 @@ def download_cifar(name: str, root: Path) -> Path:
         got = _md5(archive)
         if got != spec.md5:
             raise HarnessError(f"{spec.url}: MD5 {got} != official {spec.md5}; refusing the download")
-        with tarfile.open(archive, "r:gz") as tar:
-            tar.extractall(tmp, filter="data")
+        _extract(archive, tmp)
         (Path(tmp) / spec.folder).rename(folder)
     return folder
+
+
+def _extract(archive: Path, dest: str) -> None:
+    """Unpack ``archive`` into ``dest``; no member may land outside it or be a link or device."""
+    with tarfile.open(archive, "r:gz") as tar:
+        if hasattr(tarfile, "data_filter"):  # Python >= 3.10.12 / 3.11.4
+            tar.extractall(dest, filter="data")
+            return
+        for member in tar.getmembers():
+            name = PurePosixPath(member.name)
+            if name.is_absolute() or ".." in name.parts or not (member.isfile() or member.isdir()):
+                raise HarnessError(
+                    f"{archive}: refusing member {member.name!r}; only files and folders inside the archive are allowed"
+                )
+        tar.extractall(dest)
 
 
 def _cifar_spec(name: str) -> CifarSpec:
@@ -138,21 +164,28 @@ def _str_keys(obj: object, path: Path) -> dict[str, object]:
     return {(k.decode("latin1") if isinstance(k, bytes) else str(k)): v for k, v in obj.items()}
 
 
-def _read_batch(path: Path, label_key: str, side: int, label_offset: int = 0) -> ImageSet:
+def _read_batch(path: Path, label_key: str, side: int, first_label: int, n_classes: int) -> ImageSet:
+    """One batch file; its labels must be ints in ``first_label..first_label + n_classes - 1`` (shifted to 0-based)."""
     if not path.is_file():
         raise HarnessError(f"missing data file {path}")
     record = _str_keys(load_pickle(path, encoding="latin1"), path)
     for key in ("data", label_key):
         if key not in record:
             raise HarnessError(f"{path}: no {key!r} entry (has {sorted(record)}); not a {label_key!r} batch file")
-    data = np.asarray(record["data"])
-    labels = np.asarray(record[label_key], dtype=np.int64) - label_offset
+    try:
+        data, labels = np.asarray(record["data"]), np.asarray(record[label_key])
+    except ValueError as err:  # a ragged list
+        raise HarnessError(f"{path}: 'data' or {label_key!r} is not a rectangular array ({err})") from err
     pixels = 3 * side * side
-    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != pixels or len(data) != len(labels):
-        raise HarnessError(
-            f"{path}: data {data.dtype}{list(data.shape)} with {len(labels)} labels; expected uint8 [N, {pixels}]"
-        )
-    return ImageSet(data.reshape(-1, 3, side, side), labels)
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != pixels or len(data) == 0:
+        raise HarnessError(f"{path}: data {data.dtype}{list(data.shape)}; expected uint8 [N, {pixels}] with N >= 1")
+    if not np.issubdtype(labels.dtype, np.integer) or labels.shape != (len(data),):
+        raise HarnessError(f"{path}: {label_key!r} is {labels.dtype}{list(labels.shape)}; expected {len(data)} integer labels")
+    last = first_label + n_classes - 1
+    outside = labels[(labels < first_label) | (labels > last)]
+    if len(outside):
+        raise HarnessError(f"{path}: label {outside[0]} outside the valid {first_label}..{last}")
+    return ImageSet(data.reshape(-1, 3, side, side), labels.astype(np.int64) - first_label)
 
 
 def _concat(parts: list[ImageSet]) -> ImageSet:
@@ -169,10 +202,7 @@ def read_cifar(name: str, root: Path, train: bool) -> ImageSet:
             f"or download it (online) with download_cifar({name!r}, root)"
         )
     files = spec.train_files if train else spec.test_files
-    out = _concat([_read_batch(folder / f, spec.label_key, side=32) for f in files])
-    if out.labels.min() < 0 or out.labels.max() >= spec.n_classes:
-        raise HarnessError(f"{folder}: labels outside 0..{spec.n_classes - 1}")
-    return out
+    return _concat([_read_batch(folder / f, spec.label_key, 32, 0, spec.n_classes) for f in files])
 
 
 def find_imagenet16(root: Path) -> Path:
@@ -188,10 +218,11 @@ def find_imagenet16(root: Path) -> Path:
 
 def read_imagenet16(root: Path, train: bool, n_classes: int = 120) -> ImageSet:
     """ImageNet16 train or val images restricted to classes 1..n_classes, labels shifted to 0-based."""
+    if not is_int(n_classes) or not 1 <= n_classes <= IMAGENET16_CLASSES:
+        raise HarnessError(
+            f"n_classes must be an int in 1..{IMAGENET16_CLASSES} (ImageNet16's classes; NB201 uses 120), got {n_classes!r}"
+        )
     folder = find_imagenet16(root)
     files = IMAGENET16_TRAIN_FILES if train else (IMAGENET16_VAL_FILE,)
-    data = _concat([_read_batch(folder / f, "labels", side=16, label_offset=1) for f in files])
-    keep = data.labels < n_classes
-    if data.labels.min() < 0:
-        raise HarnessError(f"{folder}: ImageNet16 labels must be 1-based")
-    return data.subset(np.flatnonzero(keep))
+    data = _concat([_read_batch(folder / f, "labels", 16, 1, IMAGENET16_CLASSES) for f in files])
+    return data.subset(np.flatnonzero(data.labels < n_classes))

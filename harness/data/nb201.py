@@ -28,10 +28,11 @@ import numpy as np
 
 from harness.data.formats import ImageSet, read_cifar, read_imagenet16
 from harness.errors import HarnessError, choices
-from harness.rng import SPLIT, stream
+from harness.rng import SPLIT, is_int, stream
 
 DATASETS = ("cifar10-valid", "cifar10", "cifar100", "ImageNet16-120")
 PARTS = ("train", "valid", "test")
+SPLIT_FILE_DATASETS = ("cifar10-valid", "cifar100", "ImageNet16-120")  # the ones split in halves
 
 
 @dataclass(frozen=True)
@@ -71,27 +72,37 @@ def read_split_file(path: Path, keys: tuple[str, str]) -> tuple[np.ndarray, np.n
         content = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise HarnessError(f"cannot read NB201 split file {path}: {err}") from err
-    out = []
-    for key in keys:
-        if key not in content:
-            raise HarnessError(f"split file {path} has no {key!r} list (has {sorted(content)})")
-        value = content[key]
-        if isinstance(value, list) and len(value) == 2 and value[0] == "int" and isinstance(value[1], list):
-            value = value[1]
-        out.append(np.asarray(value, dtype=np.int64))
-    return out[0], out[1]
+    if not isinstance(content, dict):
+        raise HarnessError(f"split file {path}: expected a JSON object with keys {keys}, got {type(content).__name__}")
+    return _index_list(path, content, keys[0]), _index_list(path, content, keys[1])
+
+
+def _index_list(path: Path, content: dict[str, object], key: str) -> np.ndarray:
+    """``content[key]``: a list of ints, bare or in NB201's ``["int", [...]]`` form."""
+    if key not in content:
+        raise HarnessError(f"split file {path} has no {key!r} list (has {sorted(content)})")
+    value = content[key]
+    if isinstance(value, list) and len(value) == 2 and value[0] == "int" and isinstance(value[1], list):
+        value = value[1]
+    bad = [v for v in value if not is_int(v)] if isinstance(value, list) else [value]
+    if bad:
+        raise HarnessError(
+            f"split file {path}: {key!r} must be a list of ints or [\"int\", [ints]]; found {bad[0]!r}"
+        )
+    return np.asarray(value, dtype=np.int64)
 
 
 def halves(n: int, seed: int, split_file: Path | None, keys: tuple[str, str]) -> tuple[np.ndarray, np.ndarray]:
     """Two disjoint index sets covering ``range(n)``: from the split file, or a seeded permutation."""
-    if split_file is not None:
-        first, second = read_split_file(split_file, keys)
-    else:
+    if split_file is None:
         order = stream(SPLIT, seed).permutation(n)
-        first, second = np.sort(order[: n // 2]), np.sort(order[n // 2 :])
-    both = np.concatenate([first, second])
-    if len(both) != n or len(np.unique(both)) != n or both.min() < 0 or both.max() >= n:
-        raise HarnessError(f"split {keys} must partition range({n}); got {len(first)} + {len(second)} indices")
+        return np.sort(order[: n // 2]), np.sort(order[n // 2 :])
+    first, second = read_split_file(split_file, keys)
+    if not np.array_equal(np.sort(np.concatenate([first, second])), np.arange(n)):
+        raise HarnessError(
+            f"split file {split_file}: {keys} must partition range({n}) (each index exactly once); "
+            f"got {len(first)} + {len(second)} indices"
+        )
     return first, second
 
 
@@ -109,6 +120,11 @@ def load_nb201(
             raise choices("dataset part", part, PARTS)
     if dataset == "cifar10" and "valid" in parts:
         raise HarnessError("NB201's cifar10 has no validation split; use cifar10-valid (25k/25k of train)")
+    if split_file is not None:
+        if dataset not in SPLIT_FILE_DATASETS:
+            raise HarnessError(f"{dataset} has no split, so it takes no split file; only {SPLIT_FILE_DATASETS} do")
+        if not Path(split_file).is_file():
+            raise HarnessError(f"split file {split_file} does not exist (or is not a file)")
     root = Path(root)
     out: dict[str, ImageSet] = {}
     if dataset.startswith("cifar10"):
