@@ -19,7 +19,9 @@ NASLib encoding is the ``arch`` column. :func:`open_zerocost` exposes a table as
 
 from __future__ import annotations
 
+import ast
 import json
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -27,14 +29,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.benchmark import Benchmark, Capabilities, Column
+from harness.benchmark import Benchmark, Capabilities, Column, one_dimensional
 from harness.errors import HarnessError, choices
+from harness.rng import is_int
+from harness.spaces import darts
+from harness.spaces import nb101 as nb101_space
+from harness.spaces import nb201 as nb201_space
 
 BENCHMARKS = ("nb101", "nb201", "nb301")
 COST_METRICS = ("params", "flops")
 # Training budget that ``val_accuracy`` refers to, used as the column's schedule.
 SCHEDULES = {"nb101": "108", "nb201": "200", "nb301": "final"}
 VALID_SPLITS = {"nb101": "valid", "nb201": "x-valid", "nb301": "valid"}
+DATASETS = {"nb101": ("cifar10",), "nb201": ("cifar10", "cifar100", "ImageNet16-120"), "nb301": ("cifar10",)}
+_KEY_EXAMPLES = {"nb101": "(0, 1, 1, ..., 2, 4, 1)", "nb201": "(0, 2, 3, 2, 3, 1)", "nb301": "[[(0, 4), (1, 3), ...], [...]]"}
 _TOP_KEYS = {"nb101": "nasbench101", "nb301": "nasbench301"}
 _NOT_PROXIES = {"idx", "arch", "val_accuracy"}
 
@@ -43,8 +51,11 @@ def read_naslib_json(path: str | Path, benchmark: str) -> pd.DataFrame:
     """Parse a NASLib zero-cost JSON file into a tidy frame (one row per dataset and arch).
 
     Columns: ``dataset``, ``arch`` (the NASLib key, verbatim), ``val_accuracy``, one column per
-    proxy score (NaN where the file lacks it). For NB201 also ``naslib_idx``, ``arch_str`` and
-    ``index`` (official order). Raises HarnessError for a file that is not this format.
+    proxy score (NaN where the record has no such proxy, as NB201 cifar10 lacks synflow for one arch).
+    For NB201 also ``naslib_idx``, ``arch_str`` and ``index`` (official order). Raises HarnessError
+    naming the file and key for a file that is not this format: an unknown dataset, a key that is not
+    an arch of ``benchmark``, one arch under two spellings of its key, a score or accuracy that is not a
+    number (``null`` included), a proxy record without ``"score"``.
     """
     if benchmark not in BENCHMARKS:
         raise choices("zero-cost benchmark", benchmark, BENCHMARKS)
@@ -60,49 +71,84 @@ def read_naslib_json(path: str | Path, benchmark: str) -> pd.DataFrame:
     if not isinstance(data, dict) or not data:
         raise HarnessError(f"{path} is not a NASLib zero-cost file: expected {{dataset: {{arch: record}}}}")
     rows: list[dict[str, Any]] = []
+    codes: list[tuple[int, ...]] = []
+    spelling: dict[tuple[int, ...], str] = {}  # one key per arch across the file
     for dataset, records in data.items():
-        if not isinstance(records, dict):
+        if dataset not in DATASETS[benchmark]:
+            raise choices(f"dataset in NASLib {benchmark} zero-cost file {path}", dataset, DATASETS[benchmark])
+        if not isinstance(records, dict) or not records:
             raise HarnessError(f"{path}: dataset {dataset!r} does not map archs to records")
         for arch, record in records.items():
+            where = f"{path}: {dataset} arch {arch!r}"
+            try:
+                code = _arch_code(benchmark, arch)
+            except HarnessError as err:
+                raise HarnessError(f"{where}: {err}") from None
+            first = spelling.setdefault(code, arch)
+            if first != arch:
+                raise HarnessError(f"{where} is the arch of key {first!r} spelled differently; each arch has one key")
             if not isinstance(record, dict) or "val_accuracy" not in record:
-                raise HarnessError(f"{path}: record of {dataset} arch {arch} has no val_accuracy")
-            row: dict[str, Any] = {"dataset": dataset, "arch": arch, "val_accuracy": float(record["val_accuracy"])}
+                raise HarnessError(f"{where}: the record has no val_accuracy")
+            accuracy = _number(record["val_accuracy"], f"{where} val_accuracy")
+            row: dict[str, Any] = {"dataset": dataset, "arch": arch, "val_accuracy": accuracy}
             for key, value in record.items():
                 if key in _NOT_PROXIES:
                     continue
-                score = value["score"] if isinstance(value, dict) else value
-                row[key] = float(score)
+                if isinstance(value, dict) and "score" not in value:
+                    raise HarnessError(f"{where}: proxy {key!r} is a record without \"score\" (keys {sorted(value)})")
+                row[key] = _number(value["score"] if isinstance(value, dict) else value, f"{where} proxy {key!r}")
             if benchmark == "nb201":
-                row["naslib_idx"] = int(record["idx"]) if "idx" in record else -1
+                idx = str(record.get("idx", -1))  # NASLib writes it as a string, e.g. "534"; -1: absent
+                if idx != "-1" and not idx.isdecimal():
+                    raise HarnessError(f"{where}: idx must be a non-negative integer, got {record['idx']!r}")
+                row["naslib_idx"] = int(idx)
             rows.append(row)
+            codes.append(code)
     frame = pd.DataFrame(rows)
     if benchmark == "nb201":
-        frame = _add_nb201_index(frame)
+        frame = _add_nb201_index(frame, codes)
     scores = sorted(c for c in frame.columns if c not in {"dataset", "arch", "val_accuracy", "naslib_idx", "arch_str", "index"})
     lead = ["dataset", "arch"] + [c for c in ("index", "arch_str", "naslib_idx") if c in frame.columns]
     return frame[lead + ["val_accuracy"] + scores]
 
 
-def _add_nb201_index(frame: pd.DataFrame) -> pd.DataFrame:
-    """Map NASLib's 6-int tuples to arch strings and official indices (raises if one does not map)."""
+def _number(value: object, what: str) -> float:
+    """``value`` as a float if it is a JSON number; raises naming ``what`` otherwise (null, strings, bools)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise HarnessError(f"{what} must be a number, got {value!r}")
+    return float(value)
+
+
+def _arch_code(benchmark: str, key: str) -> tuple[int, ...]:
+    """The integers of NASLib arch key ``key``, validated as an arch of ``benchmark`` (raises HarnessError)."""
+    try:
+        value = ast.literal_eval(key)
+    except (ValueError, SyntaxError, TypeError):
+        raise HarnessError(f"not a NASLib {benchmark} arch key: expected e.g. {_KEY_EXAMPLES[benchmark]!r}") from None
+    if benchmark == "nb301":
+        darts.compact_to_encoding(value)  # raises naming the fault
+        return tuple(int(v) for cell in value for pair in cell for v in pair)
+    if not isinstance(value, tuple) or not all(is_int(v) for v in value):
+        raise HarnessError(f"not a NASLib {benchmark} arch key: expected a tuple of integers, e.g. {_KEY_EXAMPLES[benchmark]!r}")
+    if benchmark == "nb201":
+        nb201_space.naslib_tuple_to_ops(value)
+    else:
+        nb101_space.spec_from_naslib(value).check()
+    return value
+
+
+def _add_nb201_index(frame: pd.DataFrame, codes: list[tuple[int, ...]]) -> pd.DataFrame:
+    """Map NASLib's 6-int tuples (``codes``, one per row) to arch strings and official indices."""
     from harness.adapters.nb201 import embedded_table
-    from harness.spaces import nb201 as space
 
     official = {arch: i for i, arch in enumerate(embedded_table()["arch_str"].tolist())}
-    arch_strs, indices = [], []
-    for key in frame["arch"]:
-        try:
-            code = tuple(int(c) for c in key.strip("()").split(","))
-        except ValueError:
-            raise HarnessError(f"not a NASLib NB201 encoding: {key!r}") from None
-        arch = space.ops_to_arch(space.naslib_tuple_to_ops(code))
+    arch_strs = [nb201_space.ops_to_arch(nb201_space.naslib_tuple_to_ops(code)) for code in codes]
+    for key, arch in zip(frame["arch"], arch_strs):
         if arch not in official:
             raise HarnessError(f"NASLib arch {key} maps to {arch}, which is not in the NB201 table")
-        arch_strs.append(arch)
-        indices.append(official[arch])
     frame = frame.copy()
     frame["arch_str"] = arch_strs
-    frame["index"] = np.asarray(indices, dtype=np.int64)
+    frame["index"] = np.asarray([official[arch] for arch in arch_strs], dtype=np.int64)
     return frame
 
 
@@ -150,36 +196,75 @@ class ZeroCostBenchmark(Benchmark):
             for proxy in proxies_of(part):
                 if part[proxy].notna().any():
                     add("zc", proxy, False, f"zero-cost proxy {proxy} (NASLib score, higher is better)")
-        notes = ("NASLib zero-cost table (NAS-Bench-Suite-Zero); archs are NASLib encodings",)
+        notes: tuple[str, ...] = (
+            "NASLib zero-cost table (NAS-Bench-Suite-Zero); archs are row numbers in the table's own order or NASLib key strings",
+        )
+        if benchmark == "nb201":
+            notes += ("row numbers are not NB201 indices: rows_of_nb201(index) maps those",)
         self._capabilities = Capabilities(self.name, tuple(columns), len(self.archs), notes)
 
     def capabilities(self) -> Capabilities:
         return self._capabilities
 
     def resolve(self, archs: Any) -> np.ndarray:
-        """Rows of ``archs``: row numbers or NASLib encoding strings (one or many)."""
-        if isinstance(archs, (int, np.integer, str)):
+        """Rows of ``archs``: a row number (the table's own order, not an NB201 index) or a NASLib key
+        string such as ``"(0, 2, 3, 2, 3, 1)"``, or a 1-D sequence of those.
+
+        A NASLib tuple is refused, not read as row numbers: give its key string ``str(t)``. NB201
+        indices: :meth:`rows_of_nb201`.
+        """
+        if self.space == "nb201" and _is_naslib_nb201_tuple(archs):
+            raise HarnessError(
+                f"{archs!r} is a NASLib NB201 tuple, not {len(archs)} row numbers of {self.name}: look it up by its key "
+                f"string zc.resolve({str(archs)!r}); an NB201 index with zc.rows_of_nb201(index); row numbers as a list"
+            )
+        if is_int(archs) or isinstance(archs, str):
             archs = [archs]
-        array = np.asarray(archs)
-        if array.dtype.kind in "iu":  # row numbers: one vectorised range check
-            bad = (array < 0) | (array >= len(self.archs))
-            if bad.any():
-                raise HarnessError(f"row {int(array[bad][0])} out of range for {self.name}: valid 0..{len(self.archs) - 1}")
-            return array.astype(np.int64).ravel()
-        out = np.empty(len(archs), dtype=np.int64)
-        for i, arch in enumerate(archs):
-            if isinstance(arch, (int, np.integer)):
-                if not 0 <= int(arch) < len(self.archs):
-                    raise HarnessError(f"row {int(arch)} out of range for {self.name}: valid 0..{len(self.archs) - 1}")
-                out[i] = int(arch)
-            elif isinstance(arch, str) and arch in self._row:
-                out[i] = self._row[arch]
-            else:
-                raise HarnessError(f"arch {arch!r} is not in the {self.name} table (give a row number or NASLib encoding)")
-        return out
+        elif isinstance(archs, np.ndarray):
+            archs = one_dimensional(archs, self.name).tolist()
+        elif not isinstance(archs, Iterable):
+            raise HarnessError(
+                f"{self.name} archs must be a row number 0..{len(self.archs) - 1}, a NASLib key string or a 1-D sequence "
+                f"of those; got {archs!r}"
+            )
+        archs = list(archs)
+        return np.fromiter((self._row_of(arch) for arch in archs), dtype=np.int64, count=len(archs))
+
+    def _row_of(self, arch: Any) -> int:
+        if is_int(arch):
+            if not 0 <= arch < len(self.archs):
+                raise HarnessError(f"row {int(arch)} out of range for {self.name}: valid 0..{len(self.archs) - 1}")
+            return int(arch)
+        if isinstance(arch, str) and arch in self._row:
+            return self._row[arch]
+        raise HarnessError(
+            f"arch {arch!r} is not in the {self.name} table: give a row number 0..{len(self.archs) - 1} or a NASLib key "
+            f"string such as {self.archs[0]!r}"
+        )
+
+    def rows_of_nb201(self, indices: Any) -> np.ndarray:
+        """Rows of official NB201 indices (one or a 1-D sequence; the table's ``index`` column)."""
+        if self.space != "nb201":
+            raise HarnessError(f"rows_of_nb201 needs the nb201 zero-cost table, this is {self.name}")
+        wanted = one_dimensional(np.asarray(indices), self.name)
+        if wanted.dtype.kind not in "iu":
+            raise HarnessError(f"NB201 indices are integers 0..{nb201_space.N_ARCHS - 1}, got {indices!r}")
+        row_of_index = dict(zip(self.frame["index"], self.frame["arch"].map(self._row)))
+        missing = [int(i) for i in wanted if i not in row_of_index]
+        if missing:
+            raise HarnessError(
+                f"NB201 index {missing[0]} is not among the {len(row_of_index)} archs of the {self.name} table "
+                f"({len(missing)} of {len(wanted)} missing); the table's indices are its 'index' column"
+            )
+        return np.asarray([row_of_index[i] for i in wanted], dtype=np.int64)
 
     def _read(self, column: Column, rows: np.ndarray, seed_pos: np.ndarray, epoch_pos: np.ndarray) -> np.ndarray:
         return self._values[column.key][rows][:, None, None]
+
+
+def _is_naslib_nb201_tuple(value: Any) -> bool:
+    """A tuple of 6 integers in 0..4: NASLib's NB201 encoding (the key of the nb201 table)."""
+    return isinstance(value, tuple) and len(value) == 6 and all(is_int(c) and 0 <= c <= 4 for c in value)
 
 
 def open_zerocost(benchmark: str = "nb201", path: str | Path | None = None) -> ZeroCostBenchmark:

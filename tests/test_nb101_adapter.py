@@ -173,3 +173,12 @@ def test_hash_longer_than_32_characters_is_refused_not_truncated(converted):
     longer = bench.hash_of(3)[0] + "0"
     with pytest.raises(HarnessError, match=f"hash '{longer}' is longer than 32 characters"):
         bench.query(np.array([longer]), "cifar10", "accuracy", "valid", "108")
+
+
+def test_a_list_mixing_row_indices_and_hashes_names_the_mix():
+    """Pitfall: resolve([0, hash]) said "cannot read NB101 arch 0 ... give a row index", though 0 is one."""
+    bench = load_benchmark("nb101")
+    with pytest.raises(HarnessError, match=r"mix row indices \(e.g. 0\) with ModelSpecs or module hashes") as err:
+        bench.resolve([0, bench.hash_of(1)[0]])
+    assert "cannot read" not in str(err.value)
+    assert bench.resolve(bench.hash_of([0, 1])).tolist() == [0, 1]

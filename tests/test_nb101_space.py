@@ -155,3 +155,16 @@ def test_input_as_an_inner_op_is_not_called_an_unknown_op():
     with pytest.raises(HarnessError, match=r"first op is 'conv3x3-bn-relu', must be 'input'; 'input' as an inner op") as err:
         ModelSpec(np.eye(3, k=1, dtype=int), [CONV3X3, INPUT, OUTPUT]).hash()
     assert "unknown op" not in str(err.value)
+
+
+@pytest.mark.parametrize("matrix,ops,fragment", [
+    ([[0, 1], [0]], [INPUT, OUTPUT], r"square 0/1 matrix .*got \[\[0, 1\], \[0\]\]"),
+    ([[0, 1], [0, 0]], None, "ops must be a list or tuple of op names"),
+    ([[0, 1], [0, 0]], "io", "ops must be a list or tuple of op names .*got 'io'"),
+    ([[0, 1], [0, 0]], [INPUT, 1], "ops must be a list or tuple of op names"),
+])
+def test_ragged_matrix_or_ops_that_are_not_a_list_of_names_are_refused(matrix, ops, fragment):
+    """Pitfall: a ragged matrix raised numpy's ValueError, ops=None a TypeError, and ops="io" was read
+    as the two ops 'i', 'o'."""
+    with pytest.raises(HarnessError, match=fragment):
+        ModelSpec(matrix, ops)

@@ -53,3 +53,16 @@ def test_through_a_converted_store(tmp_path):
     configs = _configs_in_embedded(2)
     res = bench.query(configs, "cifar10", "accuracy", "valid", "108", epochs=108)
     assert res.values.shape == (len(configs), 3, 1) and res.mask.all()
+
+
+@pytest.mark.parametrize("archs", ["abc", 1.0, None, np.zeros((2, 2), dtype=int)])
+def test_archs_that_are_not_configs_or_indices_raise_harness_error(archs):
+    """Pitfall: "abc" was iterated (the error named 'a'); 1.0 and None raised TypeError."""
+    bench = load_benchmark("nb1shot1-1")
+    with pytest.raises(HarnessError, match=r"nb1shot1-1 archs must be .*1-D sequence|shape \(2, 2\)"):
+        bench.resolve(archs)
+
+
+def test_capabilities_say_configs_are_not_distinct_cells():
+    notes = load_benchmark("nb1shot1-1").capabilities().notes
+    assert any("14,580 configurations are 2,685 cells" in note for note in notes)

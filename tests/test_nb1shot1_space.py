@@ -97,7 +97,7 @@ def test_bad_configs_are_refused():
         SPACES[1].validate(Config(1, ((0,), (0, 1), (0, 3), (0, 1), (0, 1)), ("maxpool3x3",) * 4))
     with pytest.raises(HarnessError, match="op"):
         SPACES[1].validate(Config(1, SPACES[1].graphs[0], ("conv5x5",) * 4))
-    with pytest.raises(HarnessError, match="out of range"):
+    with pytest.raises(HarnessError, match="config index must be an integer 0..14579, got 14580"):
         SPACES[1].config(14580)
     with pytest.raises(HarnessError, match="search space"):
         search_space(4)
@@ -108,3 +108,68 @@ def test_configspace_dict_round_trip():
     values = {f"choice_block_{i}_parents": p for i, p in enumerate(c.parents, 1)}
     values.update({f"choice_block_{i}_op": op for i, op in enumerate(c.ops, 1)})
     assert SPACES[3].from_configspace(values) == c
+
+
+def _configspace_values(config: Config) -> dict[str, object]:
+    values: dict[str, object] = {f"choice_block_{i}_parents": p for i, p in enumerate(config.parents, 1)}
+    values.update({f"choice_block_{i}_op": op for i, op in enumerate(config.ops, 1)})
+    return values
+
+
+def test_configspace_parents_read_back_from_json_as_strings_are_parsed():
+    """Pitfall: ConfigSpace values saved to JSON come back as "(0, 1)"; int("(") raised ValueError."""
+    c = SPACES[1].config(1234)
+    values = {key: str(v) if key.endswith("parents") else v for key, v in _configspace_values(c).items()}
+    assert values["choice_block_1_parents"] == "(0,)"
+    assert SPACES[1].from_configspace(values) == c
+
+
+@pytest.mark.parametrize("values,fragment", [
+    (None, "ConfigSpace values are a dict"),
+    ([1, 2], "ConfigSpace values are a dict"),
+    ({"choice_block_1_parents": 0}, r"unknown parents of node 1 .* 0; valid: \(0,\)"),
+    ({"choice_block_1_parents": "(0, 7)"}, r"unknown parents of node 1 .* '\(0, 7\)'; valid: \(0,\)"),
+])
+def test_malformed_configspace_values_raise_harness_error(values, fragment):
+    """Pitfall: an int parent, None or a list instead of the dict raised TypeError."""
+    if isinstance(values, dict):
+        values = {**_configspace_values(SPACES[1].config(0)), **values}
+    with pytest.raises(HarnessError, match=fragment):
+        SPACES[1].from_configspace(values)
+
+
+def test_config_with_list_parents_is_normalised_so_index_and_spec_work():
+    """Pitfall: a list among the parents passed validate, then index() raised 'unhashable type: list'."""
+    c = SPACES[1].config(4321)
+    listed = Config(1, tuple(list(p) for p in c.parents), list(c.ops))
+    assert SPACES[1].validate(listed) == c
+    assert SPACES[1].index(listed) == 4321
+    assert SPACES[1].to_spec(listed).hash() == SPACES[1].to_spec(c).hash()
+
+
+@pytest.mark.parametrize("index", [1.7, "3", True, -1])
+def test_config_index_must_be_an_integer_not_truncated(index):
+    """Pitfall: config(1.7) silently returned config 1 and config("3") config 3."""
+    with pytest.raises(HarnessError, match="config index must be an integer 0..14579"):
+        SPACES[1].config(index)
+
+
+@pytest.mark.parametrize("n", [2.5, "2", 0])
+def test_sample_size_must_be_an_integer(n):
+    """Pitfall: sample(2.5, seed=0) ended in a numpy TypeError."""
+    with pytest.raises(HarnessError, match="n must be an integer 1..14580"):
+        SPACES[1].sample(n, seed=0)
+
+
+def test_space_number_must_be_an_integer():
+    """Pitfall: search_space(1.0) and search_space(True) returned space 1 (dict lookup by equality)."""
+    for number in (1.0, True):
+        with pytest.raises(HarnessError, match="search space"):
+            search_space(number)
+
+
+def test_sampled_configs_are_not_distinct_cells_as_documented():
+    """The docstring's numbers: 500 configs of space 1 (seed 0) are 234 distinct NB101 cells."""
+    configs = SPACES[1].sample(500, seed=0)
+    assert len({SPACES[1].to_spec(c).hash() for c in configs}) == 234
+    assert "234 distinct cells" in (SPACES[1].sample.__doc__ or "")

@@ -148,6 +148,13 @@ def test_missing_or_corrupt_model_directory_is_reported(tmp_path):
         load_benchmark("nb301", root=tmp_path)
 
 
+def test_root_given_as_a_str_opens_like_a_path():
+    """Pitfall: open_benchmark("/path") raised TypeError (str / str) instead of opening the folder."""
+    arch = darts.genotype_to_encoding(DARTS_V2)
+    by_str = nb301.open_benchmark(str(EMBEDDED)).final(arch, "cifar10", "accuracy", "valid", "98")
+    assert by_str == nb301.open_benchmark(EMBEDDED).final(arch, "cifar10", "accuracy", "valid", "98")
+
+
 def test_encoding_json_with_other_codes_is_refused(tmp_path):
     shutil.copy(EMBEDDED / "model_v2.onnx", tmp_path)
     encoding = json.loads((EMBEDDED / "encoding_v2.json").read_text())

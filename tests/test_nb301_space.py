@@ -218,6 +218,22 @@ def test_genotype_string_is_parsed_not_executed():
         darts.parse_genotype("Genotype(normal=__import__('os').getcwd(), reduce=[])")
 
 
+def test_concat_other_than_nodes_2_to_5_is_refused_not_ignored():
+    """Pitfall: normal_concat / reduce_concat were ignored, so a cell concatenating other nodes than
+    NB301's 2..5 got the encoding (and the prediction) of a different network."""
+    genotype = darts.parse_genotype(DARTS_V2)
+    assert genotype.normal_concat == genotype.reduce_concat == (2, 3, 4, 5)
+    for name, concat in (("normal_concat", (2,)), ("reduce_concat", range(2, 5)), ("normal_concat", None)):
+        with pytest.raises(HarnessError, match=f"{name} is .*NB301 cells concatenate nodes 2..5"):
+            darts.genotype_to_encoding(genotype._replace(**{name: concat}))
+        with pytest.raises(HarnessError, match=f"{name} is"):
+            darts.genotype_to_compact(genotype._replace(**{name: concat}))
+    with pytest.raises(HarnessError, match=r"reduce_concat is \[2, 3\]"):
+        darts.genotype_to_encoding(DARTS_V2.replace("reduce_concat=range(2, 6)", "reduce_concat=[2, 3]"))
+    same = DARTS_V2.replace("normal_concat=range(2, 6)", "normal_concat=[2, 3, 4, 5]").replace(", reduce_concat=range(2, 6)", "")
+    np.testing.assert_array_equal(darts.genotype_to_encoding(same), darts.genotype_to_encoding(DARTS_V2))
+
+
 # ---------------------------------------------------------------------------------------------- sampling, size
 
 

@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from harness.benchmark import Absence, Benchmark, Capabilities, Column, one_dimensional
 from harness.errors import HarnessError
+from harness.rng import is_int
 from harness.store.columnar import ColumnarStore, StoreWriter, check_destination, read_rows
 from harness.spaces.nb101 import ModelSpec
 from harness.adapters import nb101_tfrecord as tfrecord
@@ -82,6 +83,7 @@ class Nb101Benchmark(Benchmark):
         array_of: Callable[[Column], np.ndarray],
         spec_table: Callable[[], pd.DataFrame],
         notes: Sequence[str] = (),
+        elsewhere: str = "",
     ) -> None:
         self.hashes = _hash_array(hashes)
         if len(self.hashes) > 1 and not (self.hashes[:-1] < self.hashes[1:]).all():
@@ -92,7 +94,7 @@ class Nb101Benchmark(Benchmark):
         self._specs: pd.DataFrame | None = None
         self._capabilities = Capabilities(
             benchmark=NAME, columns=tuple(columns), n_archs=len(self.hashes), notes=tuple(notes),
-            absent=(Absence(NO_LOSSES, metric="loss"),),
+            absent=(Absence(NO_LOSSES, metric="loss"),), elsewhere=elsewhere,
         )
 
     def capabilities(self) -> Capabilities:
@@ -123,7 +125,7 @@ class Nb101Benchmark(Benchmark):
             return self._check_rows(items.astype(np.int64))
         if isinstance(items, np.ndarray) and items.dtype.kind in "US":
             return self.row_of_hash(items)
-        if all(isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in items):
+        if all(is_int(a) for a in items):
             return self._check_rows(np.asarray(items, dtype=np.int64))
         hashes = []
         for a in items:
@@ -131,10 +133,16 @@ class Nb101Benchmark(Benchmark):
                 hashes.append(a.hash())
             elif isinstance(a, str) and len(a) == 32:
                 hashes.append(a)
-            else:
+            elif not is_int(a):
                 raise HarnessError(
                     f"cannot read NB101 arch {a!r}: give a ModelSpec, a 32-hex module hash or a row index 0..{len(self.hashes) - 1}"
                 )
+        if len(hashes) < len(items):
+            first = next(a for a in items if is_int(a))
+            raise HarnessError(
+                f"NB101 archs mix row indices (e.g. {first}) with ModelSpecs or module hashes; give one kind per list: "
+                "all row indices, or all ModelSpecs/32-hex module hashes"
+            )
         return self.row_of_hash(hashes)
 
     def _check_rows(self, rows: np.ndarray) -> np.ndarray:
@@ -244,6 +252,9 @@ def open_embedded() -> Nb101Benchmark:
             "embedded: 1,000 real cells, one training run each (which of the 3 repeats is not recorded); "
             "validation accuracy only; convert the official tfrecord for all 423,624 cells and all metrics",
         ),
+        elsewhere=("the embedded table holds validation accuracy of 1,000 cells only; for test accuracy, the "
+                   "halfway epoch and all 423,624 cells, convert the official tfrecord (harness data convert nb101) "
+                   "and pass root= (--root)"),
     )
 
 

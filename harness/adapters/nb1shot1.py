@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 
 from harness.adapters import nb101
-from harness.benchmark import Benchmark, Capabilities, Column
+from harness.benchmark import Benchmark, Capabilities, Column, one_dimensional
 from harness.errors import HarnessError
+from harness.rng import is_int
 from harness.spaces.nb1shot1 import Config, SearchSpace, search_space
 
 
@@ -32,8 +33,14 @@ class Nb1Shot1Benchmark(Benchmark):
             benchmark=self.name,
             columns=inner.columns,
             n_archs=space.n_configs,
-            notes=(*inner.notes, f"archs are NAS-Bench-1Shot1 space {space.number} configurations (index 0..{space.n_configs - 1})"),
+            notes=(
+                *inner.notes,
+                f"archs are NAS-Bench-1Shot1 space {space.number} configurations (index 0..{space.n_configs - 1})",
+                "distinct configurations are not distinct NB101 cells (unused ops, isomorphs): e.g. space 1's 14,580 "
+                "configurations are 2,685 cells, and sample(500, seed=0) holds 234 distinct cells",
+            ),
             absent=inner.absent,
+            elsewhere=inner.elsewhere,
         )
 
     def capabilities(self) -> Capabilities:
@@ -41,15 +48,25 @@ class Nb1Shot1Benchmark(Benchmark):
 
     def configs(self, archs: Any) -> list[Config]:
         """The configurations named by ``archs`` (a Config, an index, or a sequence of those)."""
-        items = [archs] if isinstance(archs, (Config, int, np.integer)) else list(np.atleast_1d(archs) if isinstance(archs, np.ndarray) else archs)
+        if isinstance(archs, Config) or is_int(archs):
+            items = [archs]
+        elif isinstance(archs, np.ndarray):
+            items = list(one_dimensional(archs, self.name))
+        elif isinstance(archs, (list, tuple, range)):
+            items = list(archs)
+        else:
+            raise HarnessError(
+                f"{self.name} archs must be a Config, an index 0..{self.space.n_configs - 1} or a 1-D sequence of those; "
+                f"got {archs!r}"
+            )
         if not items:
             raise HarnessError("no architectures given")
         out = []
         for a in items:
             if isinstance(a, Config):
                 out.append(self.space.validate(a))
-            elif isinstance(a, (int, np.integer)) and not isinstance(a, bool):
-                out.append(self.space.config(int(a)))
+            elif is_int(a):
+                out.append(self.space.config(a))
             else:
                 raise HarnessError(f"cannot read {self.name} arch {a!r}: give a Config or an index 0..{self.space.n_configs - 1}")
         return out
@@ -77,4 +94,4 @@ class Nb1Shot1Benchmark(Benchmark):
 
 def open_benchmark(root: Path | None = None, space: int = 1, **options: object) -> Nb1Shot1Benchmark:
     """Space ``space`` (1, 2 or 3) over the NB101 data at ``root`` (None: embedded table)."""
-    return Nb1Shot1Benchmark(search_space(int(space)), nb101.open_benchmark(root, **options))
+    return Nb1Shot1Benchmark(search_space(space), nb101.open_benchmark(root, **options))

@@ -112,14 +112,11 @@ _NOTES = (
 class OnnxSurrogate:
     """Backend A: YAHPO's ONNX model, one session call per 8,192 (arch, epoch) rows."""
 
-    def __init__(self, model_dir: Path | None, threads: int | None = None):
+    def __init__(self, model_dir: str | Path | None, threads: int | None = None):
         import onnxruntime as ort
 
-        if model_dir is None:
-            base = resources.files("harness.embedded") / "nb301"
-            model_path, encoding_path = Path(str(base / MODEL_FILE)), Path(str(base / ENCODING_FILE))
-        else:
-            model_path, encoding_path = model_dir / MODEL_FILE, model_dir / ENCODING_FILE
+        base = resources.files("harness.embedded") / "nb301" if model_dir is None else Path(model_dir)
+        model_path, encoding_path = Path(str(base / MODEL_FILE)), Path(str(base / ENCODING_FILE))
         for path in (model_path, encoding_path):
             if not path.is_file():
                 raise HarnessError(
@@ -293,7 +290,7 @@ def load_official_ensemble(
 
 
 def open_benchmark(
-    root: Path | None,
+    root: str | Path | None,
     nb_models: str | Path | None = None,
     version: str = "1.0",
     noise: bool = False,

@@ -11,8 +11,9 @@ Representations handled here (every conversion is exact; tests check each round 
 * **genotype** (DARTS style): :class:`Genotype` with ``normal`` and ``reduce`` lists of 8
   ``(op, input)`` pairs, entries ``2m`` and ``2m + 1`` feeding intermediate node ``m + 2``. Any object
   with ``.normal`` and ``.reduce`` (the DARTS namedtuple) and the printed string
-  ``"Genotype(normal=[...], normal_concat=..., reduce=[...], reduce_concat=...)"`` are accepted. The
-  ``*_concat`` fields are ignored: NB301 cells always concatenate nodes 2..5.
+  ``"Genotype(normal=[...], normal_concat=..., reduce=[...], reduce_concat=...)"`` are accepted. NB301
+  cells always concatenate nodes 2..5: a ``*_concat`` other than ``range(2, 6)`` is refused (a
+  missing one means ``range(2, 6)``).
 * **encoding** (this package's row key): ``int8[32]``. For cell ``c`` (0 normal, 1 reduce), node
   ``m`` (0..3) and edge ``e`` (0, 1): position ``16c + 4m + 2e`` holds the input node and
   ``16c + 4m + 2e + 1`` the op index into :data:`OPS`. It is *canonical*: the two edges of a node
@@ -48,7 +49,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from harness.rng import make_rng
+from harness.rng import is_int, make_rng
 from harness.errors import HarnessError
 
 OPS: tuple[str, ...] = (
@@ -168,42 +169,72 @@ def _op_index(op: Any, where: str) -> int:
     return OPS.index(op)
 
 
-def genotype_to_encoding(genotype: Any) -> np.ndarray:
-    """Canonical ``int8[32]`` encoding of a genotype (object with ``.normal``/``.reduce``, or its string)."""
+def _check_concat(concat: Any, name: str) -> tuple[int, ...]:
+    """``concat`` if it is NB301's ``range(2, 6)`` (as a range, list or tuple); raises otherwise."""
+    if not isinstance(concat, (range, list, tuple)) or tuple(concat) != _CONCAT:
+        raise HarnessError(
+            f"a DARTS genotype's {name} is {concat!r}; NB301 cells concatenate nodes 2..5: range(2, 6) = {list(_CONCAT)}"
+        )
+    return _CONCAT
+
+
+def _genotype_pairs(genotype: Any) -> np.ndarray:
+    """``(input, op index)`` pairs ``[2, 8, 2]`` of a genotype (or its string), in the genotype's order.
+
+    Checks the form (8 pairs per cell, known ops, integer inputs, concat ``range(2, 6)``), not the graph:
+    :func:`check_encodings` does that.
+    """
     if isinstance(genotype, str):
         genotype = parse_genotype(genotype)
-    out = np.zeros((2, N_NODES, 2, 2), dtype=np.int64)
+    out = np.zeros((2, 2 * N_NODES, 2), dtype=np.int64)
     for c, cell_name in enumerate(CELLS):
         cell = getattr(genotype, cell_name, None)
         if cell is None or isinstance(cell, str) or len(cell) != 2 * N_NODES:
             n = "missing" if cell is None else (len(cell) if not isinstance(cell, str) else "a string")
             raise HarnessError(f"a DARTS genotype's {cell_name} cell lists 8 (op, input) pairs; got {n}")
+        _check_concat(getattr(genotype, f"{cell_name}_concat", _CONCAT), f"{cell_name}_concat")
         for k, pair in enumerate(cell):
             where = f"{cell_name} cell node {k // 2 + 2}"
             if not isinstance(pair, Sequence) or isinstance(pair, str) or len(pair) != 2:
                 raise HarnessError(f"{where}: expected an (op, input) pair, got {pair!r}")
             op, source = pair
-            if isinstance(source, (bool, np.bool_)) or not isinstance(source, (int, np.integer)):
+            if not is_int(source):
                 raise HarnessError(f"{where}: input must be an integer node id, got {source!r}")
-            out[c, k // 2, k % 2] = (int(source), _op_index(op, where))
-    return check_encodings(out.reshape(ENCODING_LENGTH))
+            out[c, k] = (int(source), _op_index(op, where))
+    return out
+
+
+def _pairs_to_genotype(pairs: np.ndarray) -> Genotype:
+    cells = [tuple((OPS[int(op)], int(src)) for src, op in pairs[c]) for c in range(2)]
+    return Genotype(normal=cells[0], normal_concat=_CONCAT, reduce=cells[1], reduce_concat=_CONCAT)
+
+
+def genotype_to_encoding(genotype: Any) -> np.ndarray:
+    """Canonical ``int8[32]`` encoding of a genotype (object with ``.normal``/``.reduce``, or its string)."""
+    return check_encodings(_genotype_pairs(genotype).reshape(ENCODING_LENGTH))
 
 
 def encoding_to_genotype(enc: Any) -> Genotype:
     """The DARTS genotype of one encoding (edges of a node ordered by input)."""
-    view = check_encodings(enc).reshape(2, N_NODES * 2, 2)
-    cells = [tuple((OPS[int(op)], int(src)) for src, op in view[c]) for c in range(2)]
-    return Genotype(normal=cells[0], normal_concat=_CONCAT, reduce=cells[1], reduce_concat=_CONCAT)
+    return _pairs_to_genotype(check_encodings(enc).reshape(2, 2 * N_NODES, 2))
+
+
+def _literal(node: ast.expr) -> Any:
+    """``ast.literal_eval`` that also reads ``range(a, b)``, as DARTS prints the concat fields."""
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "range" and not node.keywords:
+        return range(*(ast.literal_eval(arg) for arg in node.args))
+    return ast.literal_eval(node)
 
 
 def parse_genotype(text: str) -> Genotype:
     """Parse a printed DARTS genotype ``Genotype(normal=[('op', i), ...], ..., reduce=[...], ...)``.
 
-    The string is parsed, not run: only the ``normal`` and ``reduce`` literals are read with
-    ``ast.literal_eval`` (``*_concat`` may be anything, e.g. ``range(2, 6)``, and is ignored).
+    The string is parsed, not run: the ``normal`` and ``reduce`` literals are read with
+    ``ast.literal_eval``; ``normal_concat``/``reduce_concat``, when given, must be ``range(2, 6)`` (or
+    the list or tuple 2..5).
     """
     expected = (
-        "\"Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=..., reduce=[...], reduce_concat=...)\""
+        "\"Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=range(2, 6), reduce=[...], reduce_concat=range(2, 6))\""
     )
     try:
         tree = ast.parse(text.strip(), mode="eval").body
@@ -212,13 +243,18 @@ def parse_genotype(text: str) -> Genotype:
     fields = {kw.arg: kw.value for kw in getattr(tree, "keywords", [])} if isinstance(tree, ast.Call) else {}
     if not {"normal", "reduce"} <= set(fields):
         raise HarnessError(f"not a DARTS genotype string: {text[:80]!r}; expected {expected}")
-    cells = {}
-    for name in ("normal", "reduce"):
+    values: dict[str, Any] = {}
+    for name in ("normal", "normal_concat", "reduce", "reduce_concat"):
         try:
-            cells[name] = tuple(tuple(p) if isinstance(p, (list, tuple)) else p for p in ast.literal_eval(fields[name]))
+            values[name] = _literal(fields[name]) if name in fields else _CONCAT
+            if name in CELLS:
+                values[name] = tuple(tuple(p) if isinstance(p, (list, tuple)) else p for p in values[name])
         except (ValueError, SyntaxError, TypeError) as exc:
-            raise HarnessError(f"cannot read the {name} cell of DARTS genotype string {text[:80]!r}: {exc}") from None
-    return Genotype(cells["normal"], _CONCAT, cells["reduce"], _CONCAT)
+            raise HarnessError(f"cannot read the {name} of DARTS genotype string {text[:80]!r}: {exc}") from None
+    return Genotype(
+        values["normal"], _check_concat(values["normal_concat"], "normal_concat"),
+        values["reduce"], _check_concat(values["reduce_concat"], "reduce_concat"),
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -401,46 +437,47 @@ def is_compact(obj: Any) -> bool:
         return (
             len(obj) == 2
             and all(len(cell) == 2 * N_NODES for cell in obj)
-            and all(len(p) == 2 and all(isinstance(v, (int, np.integer)) for v in p) for cell in obj for p in cell)
+            and all(len(p) == 2 and all(is_int(v) for v in p) for cell in obj for p in cell)
         )
     except TypeError:
         return False
 
 
-def _parse_compact(compact: Any) -> Any:
-    if not isinstance(compact, str):
-        return compact
-    try:
-        return ast.literal_eval(compact)
-    except (ValueError, SyntaxError) as exc:
-        raise HarnessError(f"cannot parse NASLib compact arch {compact[:80]!r}: {exc}") from None
+def _compact_pairs(compact: Any) -> np.ndarray:
+    """``(input, op index)`` pairs ``[2, 8, 2]`` of a NASLib compact arch (or its string), in its order.
 
-
-def compact_to_encoding(compact: Any) -> np.ndarray:
-    """Canonical encoding of a NASLib compact arch (or its string, as keys of NASLib's JSON files)."""
-    compact = _parse_compact(compact)
+    Checks the form, not the graph: :func:`check_encodings` does that.
+    """
+    if isinstance(compact, str):
+        try:
+            compact = ast.literal_eval(compact)
+        except (ValueError, SyntaxError) as exc:
+            raise HarnessError(f"cannot parse NASLib compact arch {compact[:80]!r}: {exc}") from None
     if not is_compact(compact):
         raise HarnessError(
             f"a NASLib compact DARTS arch is 2 cells of 8 (input, op) integer pairs; got {str(compact)[:80]!r}"
         )
-    return check_encodings(np.asarray(compact, dtype=np.int64).reshape(ENCODING_LENGTH))
+    return np.asarray(compact, dtype=np.int64)
+
+
+def compact_to_encoding(compact: Any) -> np.ndarray:
+    """Canonical encoding of a NASLib compact arch (or its string, as keys of NASLib's JSON files)."""
+    return check_encodings(_compact_pairs(compact).reshape(ENCODING_LENGTH))
 
 
 def genotype_to_compact(genotype: Any) -> Compact:
     """NASLib compact of a genotype, keeping the genotype's pair order."""
-    if isinstance(genotype, str):
-        genotype = parse_genotype(genotype)
-    genotype_to_encoding(genotype)  # validates
-    cells = [tuple((int(src), OPS.index(op)) for op, src in getattr(genotype, cell)) for cell in CELLS]
-    return (cells[0], cells[1])
+    pairs = _genotype_pairs(genotype)
+    check_encodings(pairs.reshape(ENCODING_LENGTH))
+    normal, reduce = (tuple((int(src), int(op)) for src, op in cell) for cell in pairs)
+    return (normal, reduce)
 
 
 def compact_to_genotype(compact: Any) -> Genotype:
     """DARTS genotype of a NASLib compact arch, keeping its pair order."""
-    compact = _parse_compact(compact)
-    compact_to_encoding(compact)  # validates
-    cells = [tuple((OPS[int(op)], int(src)) for src, op in cell) for cell in compact]
-    return Genotype(cells[0], _CONCAT, cells[1], _CONCAT)
+    pairs = _compact_pairs(compact)
+    check_encodings(pairs.reshape(ENCODING_LENGTH))
+    return _pairs_to_genotype(pairs)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -518,7 +555,7 @@ def sample_encodings(n: int, seed: int | np.random.Generator) -> np.ndarray:
     its ``C(m + 2, 2)`` pairs and each edge's op uniform over the 7 ops, independently (the same law
     as sampling NB301's ConfigSpace). Duplicates (probability ~ n**2 / 2e18) are redrawn.
     """
-    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+    if not is_int(n) or n < 1:
         raise HarnessError(f"cannot sample {n!r} NB301 archs: n must be a positive integer")
     rng = make_rng(seed)
     out = np.zeros((0, ENCODING_LENGTH), dtype=np.int8)

@@ -131,9 +131,14 @@ class ModelSpec:
     pruned_ops: tuple[str, ...] | None = field(init=False, repr=False)
 
     def __init__(self, matrix: Sequence[Sequence[int]] | np.ndarray, ops: Sequence[str]) -> None:
-        array = np.asarray(matrix)
-        if array.ndim != 2 or array.shape[0] != array.shape[1]:
-            raise HarnessError(f"NB101 matrix must be square, got shape {array.shape}")
+        if not isinstance(ops, (list, tuple)) or not all(isinstance(op, str) for op in ops):
+            raise HarnessError(f"NB101 ops must be a list or tuple of op names such as {[INPUT, CONV3X3, OUTPUT]}; got {ops!r}")
+        try:
+            array: np.ndarray | None = np.asarray(matrix)
+        except ValueError:  # ragged rows
+            array = None
+        if array is None or array.ndim != 2 or array.shape[0] != array.shape[1]:
+            raise HarnessError(f"NB101 matrix must be a square 0/1 matrix (V rows of V entries), got {matrix!r}")
         if array.shape[0] != len(ops):
             raise HarnessError(f"NB101 spec has a {array.shape[0]}x{array.shape[0]} matrix but {len(ops)} ops")
         if array.size and not np.isin(array, (0, 1)).all():
@@ -142,7 +147,7 @@ class ModelSpec:
         if not is_upper_triangular(array):
             raise HarnessError("NB101 matrix must be upper triangular (edges go from lower to higher vertex index)")
         object.__setattr__(self, "matrix", array)
-        object.__setattr__(self, "ops", tuple(str(op) for op in ops))
+        object.__setattr__(self, "ops", tuple(ops))
         pruned = prune(array, self.ops) if array.shape[0] >= 2 else None
         object.__setattr__(self, "pruned_matrix", None if pruned is None else pruned[0])
         object.__setattr__(self, "pruned_ops", None if pruned is None else tuple(pruned[1]))

@@ -33,14 +33,15 @@ Configurations are enumerated in a fixed order: parent choices of nodes 1..k+1 i
 
 from __future__ import annotations
 
+import ast
 import itertools
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 
-from harness.rng import make_rng
+from harness.rng import is_int, make_rng
 from harness.errors import HarnessError, choices
 from harness.spaces.nb101 import CONV1X1, INPUT, OPS, OUTPUT, ModelSpec
 
@@ -95,15 +96,15 @@ class SearchSpace:
 
     def config(self, index: int) -> Config:
         """The configuration at ``index`` of the enumeration order."""
-        if not 0 <= int(index) < self.n_configs:
-            raise HarnessError(f"nb1shot1-{self.number} config index {index} out of range 0..{self.n_configs - 1}")
+        if not is_int(index) or not 0 <= index < self.n_configs:
+            raise HarnessError(f"nb1shot1-{self.number} config index must be an integer 0..{self.n_configs - 1}, got {index!r}")
         graph_index, op_index = divmod(int(index), len(OPS) ** self.n_blocks)
         digits = np.base_repr(op_index, base=len(OPS)).zfill(self.n_blocks)
         return Config(self.number, self.graphs[graph_index], tuple(OPS[int(d)] for d in digits))
 
     def index(self, config: Config) -> int:
         """Position of ``config`` in the enumeration order (validates it)."""
-        self.validate(config)
+        config = self.validate(config)
         graph_index = self._graph_index[config.parents]
         op_index = 0
         for op in config.ops:
@@ -115,30 +116,43 @@ class SearchSpace:
         return {graph: i for i, graph in enumerate(self.graphs)}
 
     def validate(self, config: Config) -> Config:
+        """``config`` checked against this space, with parents as tuples of ints and ops as a tuple.
+
+        Parents may be given as lists or in the string form ConfigSpace values take in JSON, ``"(0, 1)"``.
+        """
         if config.space != self.number:
             raise HarnessError(f"config belongs to nb1shot1-{config.space}, not nb1shot1-{self.number}")
-        if len(config.parents) != len(self.in_degrees):
+        return self._checked(config.parents, config.ops)
+
+    def _checked(self, parents: object, ops: object) -> Config:
+        if not isinstance(parents, (list, tuple)) or len(parents) != len(self.in_degrees):
             raise HarnessError(
-                f"nb1shot1-{self.number} configs give parents for {len(self.in_degrees)} nodes, got {len(config.parents)}"
+                f"nb1shot1-{self.number} configs give parents for {len(self.in_degrees)} nodes (a tuple), got {parents!r}"
             )
-        for node, (parents, allowed) in enumerate(zip(config.parents, self.parent_choices), start=1):
-            if tuple(parents) not in allowed:
-                raise choices(f"parents of node {node} in nb1shot1-{self.number}", tuple(parents), allowed)
-        if len(config.ops) != self.n_blocks:
-            raise HarnessError(f"nb1shot1-{self.number} configs have {self.n_blocks} ops, got {len(config.ops)}")
-        for op in config.ops:
+        if not isinstance(ops, (list, tuple)) or len(ops) != self.n_blocks:
+            raise HarnessError(f"nb1shot1-{self.number} configs have {self.n_blocks} ops (a tuple), got {ops!r}")
+        for op in ops:
             if op not in OPS:
                 raise choices("op", op, OPS)
-        return config
+        checked = tuple(
+            _parents(value, node, allowed, self.number)
+            for node, (value, allowed) in enumerate(zip(parents, self.parent_choices), start=1)
+        )
+        return Config(self.number, checked, tuple(ops))
 
-    def from_configspace(self, values: dict[str, object]) -> Config:
+    def from_configspace(self, values: Mapping[str, object]) -> Config:
         """A configuration from the official ConfigSpace dict (``choice_block_{i}_parents``/``_op``)."""
+        if not isinstance(values, Mapping):
+            raise HarnessError(
+                f"nb1shot1-{self.number} ConfigSpace values are a dict such as "
+                f"{{'choice_block_1_parents': (0,), 'choice_block_1_op': {OPS[0]!r}, ...}}; got {values!r}"
+            )
         try:
-            parents = tuple(tuple(int(p) for p in values[f"choice_block_{i}_parents"]) for i in range(1, self.n_blocks + 2))  # type: ignore[attr-defined]
-            ops = tuple(str(values[f"choice_block_{i}_op"]) for i in range(1, self.n_blocks + 1))
+            parents = [values[f"choice_block_{i}_parents"] for i in range(1, self.n_blocks + 2)]
+            ops = [values[f"choice_block_{i}_op"] for i in range(1, self.n_blocks + 1)]
         except KeyError as err:
             raise HarnessError(f"nb1shot1-{self.number} config lacks {err.args[0]!r}") from None
-        return self.validate(Config(self.number, parents, ops))
+        return self._checked(parents, ops)
 
     # -- mapping to NB101 ----------------------------------------------------------------------
 
@@ -152,7 +166,7 @@ class SearchSpace:
 
     def to_spec(self, config: Config) -> ModelSpec:
         """The NB101 spec of ``config``: 7 vertices, padded with an unused vertex in spaces 1 and 2."""
-        self.validate(config)
+        config = self.validate(config)
         matrix = self.adjacency(config.parents)
         ops = [INPUT, *config.ops, OUTPUT]
         if self.padded:
@@ -255,10 +269,26 @@ class SearchSpace:
                 yield Config(self.number, graph, tuple(ops))
 
     def sample(self, n: int, seed: int | np.random.Generator) -> list[Config]:
-        """``n`` distinct configurations drawn uniformly (without replacement) from the config space."""
-        if not 0 < n <= self.n_configs:
-            raise HarnessError(f"cannot sample {n} configs from nb1shot1-{self.number}: valid 1..{self.n_configs}")
+        """``n`` distinct configurations drawn uniformly (without replacement) from the config space.
+
+        Distinct configurations are not distinct NB101 cells: ops of blocks without outputs, and
+        isomorphic graphs, give the same cell. Space 1's 14,580 configurations are 2,685 cells, and
+        ``sample(500, seed=0)`` holds 234 distinct cells; compare ``to_spec(c).hash()`` to count them.
+        """
+        if not is_int(n) or not 0 < n <= self.n_configs:
+            raise HarnessError(f"cannot sample {n!r} configs from nb1shot1-{self.number}: n must be an integer 1..{self.n_configs}")
         return [self.config(int(i)) for i in np.sort(make_rng(seed).choice(self.n_configs, size=n, replace=False))]
+
+
+def _parents(value: object, node: int, allowed: tuple[tuple[int, ...], ...], number: int) -> tuple[int, ...]:
+    """Parents of ``node`` as a tuple of ints: a tuple or list of ints, or its string ``"(0, 1)"``."""
+    try:
+        parsed = ast.literal_eval(value) if isinstance(value, str) else value
+    except (ValueError, SyntaxError, TypeError):
+        parsed = None
+    if isinstance(parsed, (list, tuple)) and all(is_int(p) for p in parsed) and tuple(parsed) in allowed:
+        return tuple(int(p) for p in parsed)
+    raise choices(f"parents of node {node} in nb1shot1-{number} (a tuple of ints, or its string)", value, allowed)
 
 
 SPACES: dict[int, SearchSpace] = {
@@ -269,6 +299,6 @@ SPACES: dict[int, SearchSpace] = {
 
 
 def search_space(number: int) -> SearchSpace:
-    if number not in SPACES:
+    if not is_int(number) or number not in SPACES:
         raise choices("NAS-Bench-1Shot1 search space", number, list(SPACES))
     return SPACES[number]
