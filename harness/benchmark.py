@@ -73,6 +73,8 @@ class Capabilities:
 
     ``absent`` lists what the benchmark does not record at all (NAS-Bench-101 has no losses); asking
     for it raises :class:`NotAvailableError` with that message instead of a list of valid names.
+    ``elsewhere`` says where the columns this data lacks can be had (the embedded tables: "convert the
+    official files"); it ends the error for an unknown schedule, split or metric.
     """
 
     benchmark: str
@@ -80,6 +82,7 @@ class Capabilities:
     n_archs: int | None  # None for a space too large to enumerate (NAS-Bench-301)
     notes: tuple[str, ...] = ()
     absent: tuple[Absence, ...] = ()
+    elsewhere: str = ""
 
     @property
     def datasets(self) -> tuple[str, ...]:
@@ -115,29 +118,27 @@ class Capabilities:
         schedule = str(schedule)
         in_schedule = [c for c in cols if c.schedule == schedule]
         if not in_schedule:
-            raise choices(f"schedule for {self.benchmark} {dataset}", schedule, _unique(c.schedule for c in cols))
+            raise self.unknown(f"schedule for {self.benchmark} {dataset}", schedule, (c.schedule for c in cols))
         in_split = [c for c in in_schedule if c.split == split]
         if not in_split:
-            raise choices(
-                f"split for {self.benchmark} {dataset} schedule {schedule}",
-                split,
-                _unique(c.split for c in in_schedule),
-            )
+            raise self.unknown(f"split for {self.benchmark} {dataset} schedule {schedule}", split, (c.split for c in in_schedule))
         for c in in_split:
             if c.metric == metric:
                 return c
-        raise choices(
-            f"metric for {self.benchmark} {dataset} schedule {schedule} split {split}",
-            metric,
-            _unique(c.metric for c in in_split),
-        )
+        raise self.unknown(f"metric for {self.benchmark} {dataset} schedule {schedule} split {split}", metric,
+                            (c.metric for c in in_split))
+
+    def unknown(self, what: str, got: str, valid: Iterable[str]) -> HarnessError:
+        """The "unknown X; valid: ..." error, ending with where the rest can be had (``elsewhere``)."""
+        error = choices(what, got, _unique(valid))
+        return HarnessError(f"{error}; {self.elsewhere}") if self.elsewhere else error
 
     def describe(self) -> str:
         """A human-readable listing, one line per column."""
         lines = [f"{self.benchmark}: {self.n_archs if self.n_archs is not None else 'unbounded'} archs"]
         for c in self.columns:
             seeds = ",".join(str(s) for s in c.seeds) or "-"
-            epochs = f"{c.epochs[0]}..{c.epochs[-1]} ({len(c.epochs)})" if c.epochs else "-"
+            epochs = _epoch_span(c.epochs) + f" ({len(c.epochs)})" if c.epochs else "-"
             direction = "min" if c.minimize else "max"
             lines.append(f"  {c}  seeds={seeds}  epochs={epochs}  [{direction}]")
         lines.extend(f"  note: {n}" for n in self.notes)
@@ -280,6 +281,12 @@ def _select_seeds(column: Column, seeds: SeedsArg) -> tuple[np.ndarray, tuple[Se
     return np.asarray(pos, dtype=np.int64), tuple(column.seeds[p] for p in pos)
 
 
+def _epoch_span(epochs: tuple[int, ...]) -> str:
+    """``"1..200"`` for three or more consecutive epochs, else the list (``"200"``, ``"54,108"``)."""
+    consecutive = len(epochs) > 2 and list(epochs) == list(range(epochs[0], epochs[-1] + 1))
+    return f"{epochs[0]}..{epochs[-1]}" if consecutive else ",".join(str(e) for e in epochs)
+
+
 def _select_epochs(column: Column, epochs: EpochsArg) -> tuple[np.ndarray, tuple[int, ...]]:
     if not column.epochs:
         if epochs is not None:
@@ -288,7 +295,7 @@ def _select_epochs(column: Column, epochs: EpochsArg) -> tuple[np.ndarray, tuple
     stored = np.asarray(column.epochs)
     if epochs is None:
         return np.arange(len(stored)), column.epochs
-    span = f"{stored[0]}..{stored[-1]}" if np.array_equal(stored, np.arange(stored[0], stored[-1] + 1)) else str(column.epochs)
+    span = _epoch_span(column.epochs)
     wanted = np.atleast_1d(np.asarray(epochs))
     if wanted.ndim != 1 or not wanted.size or wanted.dtype.kind not in "iu":
         raise HarnessError(

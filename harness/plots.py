@@ -1,6 +1,7 @@
 """Figures, headless (matplotlib Agg), separate from computation: they read result frames only.
 
-* :func:`correlation_vs_epoch`: one line per estimator (mean over repetitions) with a +-1 std band;
+* :func:`correlation_vs_epoch`: one line per estimator (mean over repetitions) with a +-1 std band
+  (clipped to the metric's range);
   the x axis is the epoch, or, with ``fraction=True``, the fraction of training t/T on a log axis
   as in the thesis's Fig. 4.4 and 4.5; also the finetuning-step curves of a weight-sharing run
   (thesis Fig. 4.6a).
@@ -22,6 +23,9 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from harness.errors import HarnessError, choices  # noqa: E402
+from harness.ranking import METRICS  # noqa: E402
+
+VALUE_RANGE = {"spearman": (-1.0, 1.0), "kendall": (-1.0, 1.0), "sparse_kendall": (-1.0, 1.0), "precision_at_k": (0.0, 1.0)}
 
 
 def correlation_vs_epoch(
@@ -38,9 +42,8 @@ def correlation_vs_epoch(
     The defaults plot a correlation run (epochs, repetitions); a weight-sharing run passes
     ``x="step", over="seed"`` (finetuning steps, supernet seeds). ``ax`` draws into an existing panel.
     """
-    needed = {"estimator", x, over, metric}
-    if not needed <= set(results.columns):
-        raise choices("plot metric", metric, [c for c in results.columns if c not in ("estimator", x, over)])
+    if metric not in METRICS or not {"estimator", x, over, metric} <= set(results.columns):
+        raise choices("plot metric", metric, [m for m in METRICS if m in results.columns])
     if results.empty:
         raise HarnessError("no results to plot")
     if ax is None:
@@ -48,14 +51,21 @@ def correlation_vs_epoch(
     else:
         fig = ax.figure
     last = float(results[x].max())
+    drawn: dict[str, pd.DataFrame] = {}
     for estimator, part in results.groupby("estimator", sort=False):
         stats = part.groupby(x)[metric].agg(["mean", lambda v: float(np.std(v))])
         stats.columns = ["mean", "std"]
         xs = stats.index.to_numpy(np.float64)
         xs = xs / last if fraction else xs
         marker = "o" if len(xs) < 10 else None  # sparse series (ValAcc every 100 steps) show their points
-        (line,) = ax.plot(xs, stats["mean"], label=str(estimator), linewidth=1.6, marker=marker)
-        ax.fill_between(xs, stats["mean"] - stats["std"], stats["mean"] + stats["std"], color=line.get_color(), alpha=0.2, linewidth=0)
+        # an estimator that ranks exactly like one drawn before (SoVL-E with E = 1 and ValLoss) hides it: say so
+        same = [name for name, other in drawn.items() if other.index.equals(stats.index) and np.allclose(other, stats, rtol=0, atol=1e-12)]
+        label = f"{estimator} (= {same[0]}, drawn over it)" if same else str(estimator)
+        drawn[str(estimator)] = stats
+        (line,) = ax.plot(xs, stats["mean"], label=label, linewidth=1.6, marker=marker)
+        low, high = VALUE_RANGE.get(metric, (-np.inf, np.inf))  # a band past +-1 would show impossible values
+        ax.fill_between(xs, np.clip(stats["mean"] - stats["std"], low, high), np.clip(stats["mean"] + stats["std"], low, high),
+                        color=line.get_color(), alpha=0.2, linewidth=0)
     if fraction:
         ax.set_xscale("log")
         ax.set_xlabel(f"fraction of training {x}s (log scale)")
@@ -63,7 +73,7 @@ def correlation_vs_epoch(
         ax.set_xlabel("finetuning step" if x == "step" else x)
     ax.set_ylabel(f"{metric.replace('_', ' ')} with ground truth")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="lower right", title=f"mean, band \u00b11 std over {over}s", title_fontsize=8)
     if title:
         ax.set_title(title, fontsize=10)
     return fig

@@ -84,15 +84,27 @@ def _prepare(
                 raise choices("nan policy", nan, ["raise", "drop"])
             raise HarnessError(
                 f"{int(np.isnan(s2).sum())} NaN score value(s) in {int(bad_s.sum())} arch(s) and "
-                f"{int(bad_t.sum())} arch(s) with NaN truth; pass nan='drop' to drop those archs explicitly"
+                f"{int(bad_t.sum())} arch(s) with NaN truth{_nan_rows(s2)}; pass nan='drop' to drop those "
+                "archs explicitly"
             )
         s2 = s2[:, keep]
         t2 = t2[:, keep]
     if s2.shape[-1] < 2:
-        raise HarnessError(f"rank agreement needs at least 2 archs, got {s2.shape[-1]}")
+        dropped = f" after dropping the {int(bad.sum())} of {n} with a NaN score or truth{_nan_rows(s.reshape(-1, n))}" if bad.any() else ""
+        raise HarnessError(f"rank agreement needs at least 2 archs, got {s2.shape[-1]}{dropped}")
     # x + 0.0 and 0.0 - x both turn -0.0 into 0.0, so that zeros tie
     t2 = t2 + 0.0 if truth_higher_is_better else 0.0 - t2
     return s2, t2, lead
+
+
+def _nan_rows(scores: np.ndarray) -> str:
+    """Where the NaN scores are, when they fill whole rows (score rows are usually epochs): a split
+    evaluated only at the last epoch, say, is NaN in every row but the last."""
+    rows = np.flatnonzero(np.isnan(scores).all(axis=1))
+    if len(rows) == 0 or len(scores) == 1:
+        return ""
+    shown = f"{rows[0]}..{rows[-1]}" if len(rows) > 3 and rows[-1] - rows[0] == len(rows) - 1 else ", ".join(map(str, rows[:10]))
+    return f" (score rows {shown} of 0..{len(scores) - 1} are NaN for every arch: no values there)"
 
 
 # ------------------------------------------------------------------------------------------ truth

@@ -18,6 +18,9 @@ from harness.errors import HarnessError, choices
 Style = Literal["markdown", "latex"]
 
 
+PERFECT_AT_ONE = ("spearman", "kendall", "sparse_kendall")  # rank correlations: 1 = the truth's own ranking
+
+
 def _cell(mean: float, std: float | None, digits: int) -> str:
     if np.isnan(mean):
         return "n/a"
@@ -55,10 +58,14 @@ def render(
     lower_is_better: Sequence[str] = (),
     row_label: str = "",
     caption: str | None = None,
+    unranked: pd.DataFrame | None = None,
+    unranked_note: str = "",
 ) -> str:
     """Render ``means`` (index = row labels, columns = table columns) with optional ``stds`` alongside.
 
     The best mean per column (by printed value, so that equal printed values are both bold) is bold.
+    Cells where the boolean frame ``unranked`` is True are marked with a dagger, take no part in
+    choosing the best, and ``unranked_note`` explains the dagger under the table.
     """
     if style not in ("markdown", "latex"):
         raise choices("table style", style, ["markdown", "latex"])
@@ -68,27 +75,35 @@ def render(
         raise HarnessError("std table must have the same rows and columns as the mean table")
     header = [row_label or ""] + [str(c) for c in means.columns]
     body: list[list[str]] = []
+    skip = np.zeros(means.shape, dtype=bool) if unranked is None else unranked.loc[means.index, means.columns].to_numpy(bool)
+    dagger = "\u2020" if style == "markdown" else "$^\\dagger$"
     printed = {col: _printed(means[col].to_numpy(np.float64), digits) for col in means.columns}
     best: dict[str, float] = {}
-    for col, values in printed.items():
-        if np.isnan(values).all():
+    for j, (col, values) in enumerate(printed.items()):
+        ranked = np.where(skip[:, j], np.nan, values)
+        if np.isnan(ranked).all():
             continue
-        best[col] = np.nanmin(values) if col in lower_is_better else np.nanmax(values)
+        best[col] = np.nanmin(ranked) if col in lower_is_better else np.nanmax(ranked)
     for i, (label, row) in enumerate(means.iterrows()):
         cells = [str(label)]
-        for col in means.columns:
+        for j, col in enumerate(means.columns):
             mean = float(row[col])
             std = None if stds is None else float(stds.loc[label, col])
             text = _cell(mean, std, digits)
-            if col in best and printed[col][i] == best[col]:
+            if skip[i, j]:
+                text += dagger
+            elif col in best and printed[col][i] == best[col]:
                 text = f"**{text}**" if style == "markdown" else f"\\textbf{{{text}}}"
             cells.append(text)
         body.append(cells)
+    note = f"{dagger} {unranked_note}" if skip.any() and unranked_note else ""
     if style == "markdown":
         lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
         lines += ["| " + " | ".join(cells) + " |" for cells in body]
         if caption:
             lines = [f"**{caption}**", ""] + lines
+        if note:
+            lines += ["", note]
         return "\n".join(lines)
     escape = lambda s: s.replace("_", "\\_").replace("%", "\\%").replace("&", "\\&")  # noqa: E731
     lines = ["\\begin{table}[t]", "\\centering"]
@@ -100,7 +115,10 @@ def render(
     lines.append("\\midrule")
     for cells in body:
         lines.append(" & ".join([escape(cells[0])] + cells[1:]) + " \\\\")
-    lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
+    lines += ["\\bottomrule", "\\end{tabular}"]
+    if note:
+        lines.append(f"\\par\\smallskip {escape(note).replace(escape(dagger), dagger)}")
+    lines.append("\\end{table}")
     return "\n".join(lines)
 
 
@@ -130,5 +148,11 @@ def correlation_table(
     order = list(dict.fromkeys(results["estimator"]))
     means = means.loc[order, list(epochs)]
     stds = stds.loc[order, list(epochs)]
-    means.columns = stds.columns = [f"epoch {e}" for e in epochs]
-    return render(means, stds, style=style, digits=digits, row_label="estimator", caption=f"{metric}: mean (std) over repetitions")
+    # A correlation of exactly 1 in every repetition: the estimator ranks as the truth itself (ValAcc
+    # at the epoch the truth is read from, say); it is marked and not counted as the best.
+    perfect = sub.groupby(["estimator", "epoch"], sort=False)[metric].agg(lambda v: metric in PERFECT_AT_ONE and bool((v == 1.0).all()))
+    perfect = perfect.unstack("epoch").loc[order, list(epochs)].fillna(False).astype(bool)
+    means.columns = stds.columns = perfect.columns = [f"epoch {e}" for e in epochs]
+    return render(means, stds, style=style, digits=digits, row_label="estimator", caption=f"{metric}: mean (std) over repetitions",
+                  unranked=perfect, unranked_note="ranks exactly as the ground truth in every repetition (the estimator "
+                  "is the truth at that epoch, e.g. ValAcc where the truth is read): not a prediction, not bolded")

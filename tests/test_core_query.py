@@ -364,3 +364,21 @@ def test_capabilities_list_each_absence_once():
     lines = load_benchmark("nb301").capabilities().describe().splitlines()
     absent = [line for line in lines if line.lstrip().startswith("absent:")]
     assert absent and len(absent) == len(set(absent))
+
+
+def test_epochs_that_are_not_consecutive_are_listed_not_shown_as_a_range():
+    """NB101's halfway and final evaluations (54, 108) once printed as '54..108 (2)'."""
+    from harness.benchmark import Capabilities
+
+    column = Column("cifar10", "108", "valid", "accuracy", (0, 1, 2), (54, 108), False)
+    caps = Capabilities("nb101", (column,), 10)
+    assert "epochs=54,108 (2)" in caps.describe()
+    from harness.benchmark import _select_epochs
+
+    with pytest.raises(HarnessError, match=r"epoch 60 out of range .* valid epochs: 54,108$"):
+        _select_epochs(column, [60])
+
+
+def test_a_schedule_the_embedded_table_lacks_says_how_to_get_it():
+    with pytest.raises(HarnessError, match=r"valid: '12'; the embedded table holds final accuracies only .* convert the official files"):
+        load_benchmark("nb201").query(0, "cifar100", "accuracy", "x-valid", "200")

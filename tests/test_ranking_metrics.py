@@ -238,3 +238,14 @@ def test_bootstrap_with_a_negative_seed_or_no_draws_raises_instead_of_nan_cis(kw
         ranking.bootstrap(np.arange(5.0), np.arange(5.0), "spearman", higher_is_better=True, **kw)
     with pytest.raises(HarnessError, match=fragment):
         ranking.summarize(np.ones((3, 2)), ci=0.9, **kw)
+
+
+def test_nan_errors_say_which_score_rows_are_empty_for_every_arch():
+    """A split evaluated only at the last epoch is NaN in every earlier row; the error once said only
+    '995 NaN score value(s)' or, with nan='drop', 'needs at least 2 archs, got 0'."""
+    scores = np.full((200, 5), np.nan)
+    scores[-1] = np.arange(5.0)
+    with pytest.raises(HarnessError, match=r"score rows 0\.\.198 of 0\.\.199 are NaN for every arch"):
+        ranking.rank_metrics(scores, np.arange(5.0), higher_is_better=True)
+    with pytest.raises(HarnessError, match=r"got 0 after dropping the 5 of 5 .*score rows 0\.\.198"):
+        ranking.rank_metrics(scores, np.arange(5.0), higher_is_better=True, nan="drop")

@@ -57,13 +57,14 @@ class NB201Benchmark(Benchmark):
 
     name = NAME
 
-    def __init__(self, arch_strings: list[str], columns: tuple[Column, ...], source: str, notes: tuple[str, ...]):
+    def __init__(self, arch_strings: list[str], columns: tuple[Column, ...], source: str, notes: tuple[str, ...],
+                 elsewhere: str = ""):
         if len(arch_strings) != space.N_ARCHS:
             raise HarnessError(f"an NB201 arch table has {space.N_ARCHS} rows, this one has {len(arch_strings)}")
         self.arch_strings = arch_strings
         self.source = source
         self._index = {arch: i for i, arch in enumerate(arch_strings)}
-        self._capabilities = Capabilities(NAME, columns, space.N_ARCHS, notes)
+        self._capabilities = Capabilities(NAME, columns, space.N_ARCHS, notes, elsewhere=elsewhere)
 
     def capabilities(self) -> Capabilities:
         return self._capabilities
@@ -109,7 +110,11 @@ class NB201Benchmark(Benchmark):
     def non_degenerate(self, archs: Any, threshold: float = DEGENERATE_ACCURACY) -> np.ndarray:
         """``archs`` whose CIFAR-10 200-epoch test accuracy (seed mean) is above ``threshold`` (chance)."""
         rows = self.resolve(archs)
-        accuracy = self.final(rows, "cifar10", "accuracy", "ori-test", "200")
+        try:
+            accuracy = self.final(rows, "cifar10", "accuracy", "ori-test", "200")
+        except HarnessError as err:
+            raise HarnessError(f"dropping degenerate archs needs each arch's CIFAR-10 200-epoch test accuracy: {err}; "
+                               "the embedded data has it for all 15,625 archs, a partial store may not") from None
         return rows[accuracy > threshold]
 
 
@@ -133,7 +138,10 @@ class _TableBenchmark(NB201Benchmark):
             "embedded table: final accuracies only (seed mean); convert the official files for curves",
             "cifar100 and ImageNet16-120 have only the 12-epoch finals here",
         )
-        super().__init__(frame["arch_str"].tolist(), tuple(columns), "embedded", notes)
+        elsewhere = ("the embedded table holds final accuracies only (cifar100 and ImageNet16-120: 12-epoch); "
+                     "for curves and the rest, convert the official files (harness data convert nb201) and pass "
+                     "root= (--root)")
+        super().__init__(frame["arch_str"].tolist(), tuple(columns), "embedded", notes, elsewhere)
         self._values = {key: frame[name].to_numpy(np.float64) for name, key in _EMBEDDED_COLUMNS.items()}
         self._params = frame[_EMBEDDED_PARAMS].to_numpy(np.float64)
 

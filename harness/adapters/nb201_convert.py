@@ -58,7 +58,7 @@ _COPY_ROWS = 2048  # rows per chunk when moving scratch arrays into the final on
 NOTES = (
     "seeds are ragged: a seed an architecture was not trained with is NaN",
     "hp=200: cifar10-valid ori-test, and cifar100/ImageNet16-120 x-valid and x-test, are evaluated "
-    "only after the last epoch (earlier epochs NaN)",
+    "only after the last epoch (their loss and accuracy are NaN earlier; their time is listed every epoch)",
     "time = seconds of that one epoch (official cur_time); the official all_time is its running sum",
 )
 

@@ -20,8 +20,9 @@ What the real files contain (checked on the genuine 3-arch NATS sample): hp=12 t
 with seeds 111 and 777 and the other datasets with seed 111; hp=200 uses seeds 777, 888, 999. At
 hp=200 the ``ori-test`` split of ``cifar10-valid`` and the ``x-valid``/``x-test`` splits of
 ``cifar100`` and ``ImageNet16-120`` are evaluated only after the last epoch; ``eval_times`` still
-lists every epoch, but the official API raises for those epochs (no loss/accuracy), so we keep a
-split's time only at the epochs where it was evaluated.
+lists every epoch. The official ``get_metrics`` raises at those epochs (no loss/accuracy), but
+``get_more_info``'s ``*-all-time`` sums every listed time, so we keep them all: a split's ``time``
+can exist at epochs where its loss and accuracy are NaN.
 
 Everything is read through :mod:`harness.safe_pickle` (never plain ``pickle``), and every damaged,
 truncated or unexpected input raises HarnessError naming the file.
@@ -378,7 +379,9 @@ def _run_record(hp: str, dataset: str, seed: int, run: Any, where: str) -> RunRe
             loss, accuracy, time = losses[split], accuracies[split], times[split]
             if not np.array_equal(np.isnan(loss), np.isnan(accuracy)):
                 raise HarnessError(f"{where}: split {split} has loss and accuracy at different epochs")
-            time[np.isnan(loss)] = np.nan  # the official API gives no time where it gives no loss
+            # ``time`` keeps every epoch the file lists, also where the split has no loss/accuracy (at
+            # hp=200 the last-epoch-only splits list an evaluation time for all 200 epochs): the official
+            # ``*-all-time`` is the sum of these, which dropping them would make up to 200x too small.
             curves[(split, "loss")], curves[(split, "accuracy")], curves[(split, "time")] = loss, accuracy, time
         latencies = run.get("latency")
         latency = sum(float(x) for x in latencies) / len(latencies) if latencies else math.nan

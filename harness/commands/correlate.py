@@ -29,6 +29,9 @@ def run(args: argparse.Namespace) -> int:
     mean, std = tables.mean_std(final, "estimator", "spearman" if "spearman" in final else final.columns[-1])
     summary = pd.DataFrame({"mean": mean, "std": std})
     print(f"{config.name}: {len(result.results)} rows in {result.info['seconds']:.2f} s -> {result.out_dir}")
+    if result.info.get("dropped_no_truth_or_curve"):
+        print(f"  pool: {result.info['pool_size']} archs with a truth and a curve; "
+              f"{result.info['dropped_no_truth_or_curve']} dropped for lacking one")
     for label, reason in result.info["skipped_estimators"].items():
         print(f"  skipped {label}: {reason}")
     print(f"at the last epoch (mean, std with ddof=0 over {config.sampling.repetitions} repetitions):")

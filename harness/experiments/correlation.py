@@ -289,7 +289,9 @@ def run_correlation(
         candidates = np.flatnonzero(keep)
         info["pool_size"] = int(len(candidates))
         if s.n_archs != "all" and s.n_archs > len(candidates):
-            raise HarnessError(f"cannot sample {s.n_archs} archs: the pool has {len(candidates)} (after dedup/drops)")
+            raise HarnessError(f"cannot sample {s.n_archs} archs: the pool has {len(candidates)} archs with a truth "
+                               f"and a curve ({int((~keep).sum())} of {len(keep)} dropped for lacking one, after "
+                               "dedup/drops); a converted sample of the official files holds only a few archs")
     else:
         needs_index = {'n_archs = "all"': s.n_archs == "all", "dedup_isomorphs = true": s.dedup_isomorphs,
                        "drop_degenerate = true": s.drop_degenerate}

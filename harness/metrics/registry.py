@@ -122,6 +122,15 @@ class Estimator:
 
 
 def _static(values: np.ndarray) -> np.ndarray:
+    """A static estimator's score is the recorded value itself: score(a) = v(a), one per architecture.
+
+    The values are the benchmark's parameter count or FLOPs, or a zero-cost proxy's score as NASLib
+    computed it at initialisation (NAS-Bench-Suite-Zero, Krishnakumar et al. 2022): grad_norm, snip
+    (Lee et al. 2019), grasp (Wang et al. 2020), fisher (Turner et al. 2020), synflow (Tanaka et al.
+    2020) and jacov as collected by Abdelfattah et al. 2021; nwot (Mellor et al. 2021), epe_nas (Lopes
+    et al. 2021), zen (Lin et al. 2021), l2_norm and plain (NASLib baselines). All are ranked higher is
+    better, NASLib's orientation; params and FLOPs are the size baselines of the same paper.
+    """
     return np.asarray(values, dtype=np.float64).copy()
 
 
@@ -229,7 +238,7 @@ def required_columns(
     if schedule is not None:
         schedule = str(schedule)
         if schedule not in {c.schedule for c in columns}:
-            raise choices(f"schedule for {bench.name} {dataset}", schedule, sorted({c.schedule for c in columns}))
+            raise caps.unknown(f"schedule for {bench.name} {dataset}", schedule, sorted({c.schedule for c in columns}))
     out: dict[str, Column] = {}
     for signal in estimator.inputs:
         if signal in STEP_SIGNALS:

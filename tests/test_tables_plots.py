@@ -1,0 +1,62 @@
+"""Tables and figures of a correlation run: what they mark, bold, label and clip."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness import plots, tables
+from harness.errors import HarnessError
+
+
+def _run(values: dict[str, list[list[float]]]) -> pd.DataFrame:
+    """A correlation-run frame: estimator -> [repetition][epoch] spearman values (epochs 1..E)."""
+    rows = []
+    for estimator, reps in values.items():
+        for rep, series in enumerate(reps):
+            for epoch, value in enumerate(series, start=1):
+                rows.append({"estimator": estimator, "epoch": epoch, "repetition": rep, "spearman": value,
+                             "n_archs": 350, "k": 10})
+    return pd.DataFrame(rows)
+
+
+def test_an_estimator_that_is_the_truth_is_marked_and_never_bolded_as_best():
+    """NB301's ValAcc at epoch 98 is the truth itself (rho = 1 in every repetition); it was bolded as best."""
+    run = _run({"ValAcc": [[0.4, 1.0], [0.5, 1.0]], "ValLoss": [[0.3, 0.88], [0.4, 0.87]]})
+    text = tables.correlation_table(run, epochs=[1, 2])
+    lines = {line.split(" | ")[0].strip("| "): line for line in text.splitlines() if line.startswith("| Val")}
+    assert "1.000 (0.000)\u2020" in lines["ValAcc"] and "**1.000" not in text
+    assert "**0.875 (0.005)**" in lines["ValLoss"]  # the best real estimator at epoch 2
+    assert "**0.450 (0.050)**" in lines["ValAcc"]  # a perfect score elsewhere does not bar it from epoch 1
+    assert "\u2020 ranks exactly as the ground truth in every repetition" in text
+    latex = tables.correlation_table(run, epochs=[1, 2], style="latex")
+    assert "1.000 (0.000)$^\\dagger$" in latex and "\\par\\smallskip $^\\dagger$ ranks exactly" in latex
+    # a single repetition at 1.0 among others is a (lucky) prediction, not the truth: no mark
+    run = _run({"ValAcc": [[0.4, 1.0], [0.5, 0.99]], "ValLoss": [[0.3, 0.88], [0.4, 0.87]]})
+    assert "\u2020" not in tables.correlation_table(run, epochs=[1, 2])
+
+
+def test_plot_labels_an_estimator_drawn_over_an_identical_one_and_clips_bands_to_the_valid_range():
+    run = _run({"ValLoss": [[0.5, 0.95], [0.7, 0.99]], "SoVL-E": [[0.5, 0.95], [0.7, 0.99]], "SoVL": [[0.1, 0.2], [0.2, 0.3]]})
+    fig = plots.correlation_vs_epoch(run)
+    ax = fig.axes[0]
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert labels == ["ValLoss", "SoVL-E (= ValLoss, drawn over it)", "SoVL"]
+    assert ax.get_legend().get_title().get_text() == "mean, band \u00b11 std over repetitions"
+    tops = [collection.get_paths()[0].vertices[:, 1].max() for collection in ax.collections]
+    assert max(tops) <= 1.0  # 0.97 + 0.02 std and 0.6 + 0.1 stay inside; no band past rho = 1
+    with pytest.raises(HarnessError, match=r"unknown plot metric 'n_archs'; valid: 'spearman'"):
+        plots.correlation_vs_epoch(run, metric="n_archs")
+    plots.plt.close(fig)
+
+
+def test_bands_past_one_are_clipped_for_correlations_only():
+    # epoch 2: 1.0, 1.0, 0.1 -> mean 0.7, std 0.424: an unclipped band would reach 1.124
+    run = _run({"ValAcc": [[0.9, 1.0], [0.9, 1.0], [0.9, 0.1]]})
+    run["top_k"] = run["spearman"] * 100
+    top = plots.correlation_vs_epoch(run).axes[0].collections[0].get_paths()[0].vertices[:, 1].max()
+    assert top == pytest.approx(1.0)
+    top_k = plots.correlation_vs_epoch(run, metric="top_k").axes[0].collections[0].get_paths()[0].vertices[:, 1].max()
+    assert top_k == pytest.approx(70 + 100 * np.std([1.0, 1.0, 0.1]))  # accuracy bands are not clipped
+    plots.plt.close("all")
