@@ -36,10 +36,13 @@ give |rho| > 1. Centred ranks are multiples of 1/2, so their products are multip
 sum is taken in blocks of about ``_BLOCK`` terms (a block ends with the run of ties that reaches
 ``_BLOCK`` terms), exact in float64 for N up to ~3 * 10^6, and the block totals are added: N / _BLOCK
 roundings instead of N, which would drift (every term of sum cx^2 is k + 1/4 for even N, always
-rounded down once the total passes 2^52). The three sums go through the runs of tied ranks in
-ascending order and end their blocks at the same runs (:func:`_sum_of_squares` for the truth), so
-identical or reversed rankings give exactly +-1 (``sqrt(a * a) == a`` in binary floating point). A
-constant row divides 0 by 0 and gives NaN (``error_model="numpy"``); the caller applies its policy.
+rounded down once the total passes 2^52). Within a run of tied scores the truth's centred ranks
+are summed first (exact: halves) and multiplied once by the run's centred rank. The three sums go
+through the runs in ascending order and end their blocks at the same runs (:func:`_sum_of_squares`
+for the truth), so a score that ranks exactly as the truth gives exactly 1 (the same products,
+rounded the same way, and ``sqrt(a * a) == a`` in binary floating point). Other results can be off
+by a few ulps, so rho is clamped to [-1, 1]. A constant row divides 0 by 0 and gives NaN
+(``error_model="numpy"``); the caller applies its policy.
 """
 
 from __future__ import annotations
@@ -304,8 +307,10 @@ def rank_rows(
                 hi += 1
             length = hi - lo
             centred = lo + (length + 1) / 2.0 - mean_rank
+            run_y = 0.0
             for p in range(lo, hi):
-                block_xy += centred * y_centred_rank[t, order[p]]
+                run_y += y_centred_rank[t, order[p]]
+            block_xy += centred * run_y
             block_xx += length * centred * centred
             if hi >= block_end:  # a block ends with the run that reaches _BLOCK terms past the last one
                 sxy += block_xy
@@ -317,7 +322,12 @@ def rank_rows(
             lo = hi
         sxy += block_xy
         sxx += block_xx
-        out[0, r] = sxy / np.sqrt(sxx * syy[t])
+        rho = sxy / np.sqrt(sxx * syy[t])
+        if rho > 1.0:  # a NaN (constant row) fails both tests and stays NaN
+            rho = 1.0
+        elif rho < -1.0:
+            rho = -1.0
+        out[0, r] = rho
 
         # Kendall tau-b per truth variant: inversions of its dense ranks in the score's order
         for v in range(variants):

@@ -59,7 +59,7 @@ def correlation_vs_epoch(
         xs = xs / last if fraction else xs
         marker = "o" if len(xs) < 10 else None  # sparse series (ValAcc every 100 steps) show their points
         # an estimator that ranks exactly like one drawn before (SoVL-E with E = 1 and ValLoss) hides it: say so
-        same = [name for name, other in drawn.items() if other.index.equals(stats.index) and np.allclose(other, stats, rtol=0, atol=1e-12)]
+        same = [name for name, other in drawn.items() if other.index.equals(stats.index) and np.allclose(other, stats, rtol=0, atol=1e-12, equal_nan=True)]
         label = f"{estimator} (= {same[0]}, drawn over it)" if same else str(estimator)
         drawn[str(estimator)] = stats
         (line,) = ax.plot(xs, stats["mean"], label=label, linewidth=1.6, marker=marker)

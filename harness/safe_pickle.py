@@ -61,6 +61,10 @@ class _Refused(Exception):
     """Internal: the pickle asks for something the allow-list forbids (message: what it was)."""
 
 
+class _Damaged(Exception):
+    """Internal: a numpy value whose data does not fit its shape (message: what is wrong)."""
+
+
 class _DtypeRecipe:
     """``numpy.dtype(descr, align, copy)`` plus its BUILD state, as a pickle writes a dtype.
 
@@ -108,15 +112,32 @@ def _checked_array(raw: object, dtype: np.dtype, shape: object, fortran: bool) -
     if isinstance(raw, str):  # Python 2 pickles read with encoding="latin1" hold bytes as text
         raw = raw.encode("latin1")
     if isinstance(raw, pickle.PickleBuffer):
-        raw = raw.raw().tobytes()
-    if not isinstance(raw, (bytes, bytearray)):
+        raw = raw.raw()
+    if not isinstance(raw, (bytes, bytearray, memoryview)):
         raise _Refused(f"a numpy array whose data is a {type(raw).__name__}")
     if not isinstance(shape, tuple) or not all(type(n) is int and n >= 0 for n in shape):
         raise _Refused(f"a numpy array of shape {shape!r}")
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(raw) != expected:
-        raise _Refused(f"a numpy array of shape {shape} and dtype {dtype} with {len(raw)} data bytes, not {expected}")
-    return np.ndarray(shape, dtype, buffer=bytearray(raw), order="F" if fortran else "C")
+        raise _Damaged(f"a numpy array of shape {shape} and dtype {dtype} has {len(raw)} data bytes, not {expected}")
+    # one copy, into memory the array owns (writable), in the layout the file gives
+    return np.frombuffer(raw, dtype, count=expected // max(dtype.itemsize, 1)).reshape(shape, order="F" if fortran else "C").copy(order="K")
+
+
+class _NdarrayToken:
+    """``numpy.ndarray`` as a pickle names it, for the one use data files make of it: the first
+    argument of ``_reconstruct``. Calling it is refused: ``numpy.ndarray(shape, dtype, buffer)``
+    takes any dtype (object included, so file bytes would become pointers) and can hand out
+    uninitialised memory. Left in a result, it becomes ``numpy.ndarray`` again."""
+
+    def __call__(self, *args: object, **kwargs: object) -> None:
+        raise _Refused("a direct call of numpy.ndarray(...)")
+
+    def __repr__(self) -> str:
+        return "numpy.ndarray"
+
+
+_NDARRAY = _NdarrayToken()
 
 
 class _ArrayRecipe:
@@ -127,7 +148,7 @@ class _ArrayRecipe:
     """
 
     def __init__(self, cls: object, shape: object = (0,), typecode: object = b"b") -> None:
-        if cls is not np.ndarray:
+        if cls is not _NDARRAY:
             raise _Refused(f"_reconstruct of {cls!r} (only numpy.ndarray)")
         self.array: np.ndarray | None = None
 
@@ -165,7 +186,7 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
         ("builtins", "bytearray"): bytearray,
         ("builtins", "bytes"): bytes,  # protocol 2 writes b"" as bytes()
         ("_codecs", "encode"): _latin1_encode,
-        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "ndarray"): _NDARRAY,
         ("numpy", "dtype"): _DtypeRecipe,
     }
     for package in ("numpy.core", "numpy._core"):
@@ -183,6 +204,8 @@ def _built(obj: Any, done: dict[int, Any]) -> Any:
     key = id(obj)
     if key in done:
         return done[key]
+    if obj is _NDARRAY:
+        return np.ndarray
     if isinstance(obj, _DtypeRecipe):
         result: Any = obj.dtype
     elif isinstance(obj, _ArrayRecipe):
@@ -207,6 +230,37 @@ def _built(obj: Any, done: dict[int, Any]) -> Any:
     return result
 
 
+class _Recipes:
+    """The recipes one load makes: constructors that remember what they made, so that afterwards
+    the result's recipes are swapped for what they built (:func:`_built`) and any left where the
+    swap cannot reach (an object's ``__dict__``, a recursive tuple) is refused, never returned."""
+
+    def __init__(self) -> None:
+        self._made: list[weakref.ref[Any]] = []
+        self.walk_always = False  # set when a load may leave non-recipe tokens (numpy.ndarray) in the result
+
+    def maker(self, cls: type) -> Callable[..., Any]:
+        def make(*args: Any) -> Any:
+            recipe = cls(*args)
+            self._made.append(weakref.ref(recipe))
+            return recipe
+
+        return make
+
+    def _alive(self) -> bool:
+        return any(ref() is not None for ref in self._made)
+
+    def finish(self, result: Any) -> Any:
+        """``result`` with its recipes swapped; skipped when no recipe outlived the load (scalars use
+        up their dtype recipe), which is the case for the NATS files. Call after the unpickler's memo
+        is gone."""
+        if self.walk_always or self._alive():
+            result = _built(result, {})
+            if self._alive():
+                raise _Refused("a numpy value in a place the harness does not rebuild (an object's attributes, a recursive tuple)")
+        return result
+
+
 class _TorchTensorFound(Exception):
     """Internal: a torch file holds tensors, which only torch itself can rebuild."""
 
@@ -217,26 +271,13 @@ class SafeUnpickler(pickle.Unpickler):
     def __init__(self, file: IO[bytes], source_name: str, encoding: str = "ASCII") -> None:
         super().__init__(file, encoding=encoding)
         self.source_name = source_name
-        self.recipes: list[weakref.ref[Any]] = []  # every recipe made, to know whether any is in the result
-
-    def _recipe(self, cls: type) -> Callable[..., Any]:
-        def make(*args: Any) -> Any:
-            recipe = cls(*args)
-            self.recipes.append(weakref.ref(recipe))
-            return recipe
-
-        return make
+        self.recipes = _Recipes()
 
     def load_built(self) -> Any:
-        """Load, then swap recipes for what they built; skipped when no recipe outlived the load
-        (scalars consume their dtype recipe), which is the case for the NATS files."""
+        """Load, then swap the recipes for what they built (:meth:`_Recipes.finish`)."""
         result = self.load()
         self.memo.clear()
-        if any(ref() is not None for ref in self.recipes):
-            result = _built(result, {})
-            if any(ref() is not None for ref in self.recipes):  # kept alive by a structure _built cannot rebuild
-                raise _Refused("a numpy value inside a recursive tuple")
-        return result
+        return self.recipes.finish(result)
 
     def find_class(self, module: str, name: str) -> Any:
         # Python 2 pickles name builtins '__builtin__' etc.; map them as pickle's own find_class does.
@@ -248,7 +289,9 @@ class SafeUnpickler(pickle.Unpickler):
             if module.split(".")[0] == "torch":
                 raise _TorchTensorFound(f"{module}.{name}")
             raise HarnessError(f"refusing to unpickle {module}.{name} from {self.source_name}: not on the allow-list")
-        return self._recipe(allowed) if allowed in (_DtypeRecipe, _ArrayRecipe) else allowed
+        if allowed is _NDARRAY:
+            self.recipes.walk_always = True
+        return self.recipes.maker(allowed) if allowed in (_DtypeRecipe, _ArrayRecipe) else allowed
 
     def persistent_load(self, pid: Any) -> Any:
         # torch files reference tensor storages by persistent id.
@@ -271,6 +314,8 @@ def _unpickle(stream: IO[bytes], name: str, encoding: str) -> Any:
         raise
     except _Refused as err:
         raise HarnessError(f"refusing to unpickle {err} from {name}: not on the allow-list") from None
+    except _Damaged as err:
+        raise HarnessError(f"{name} is corrupt: {err}") from None
     except RecursionError:
         raise HarnessError(f"{name} is nested too deeply to read") from None
     except EOFError:
@@ -400,10 +445,18 @@ def _torch_load_weights_only(path: Path, name: str) -> Any:
             f"{name} holds torch tensors; reading it needs torch (pip install torch), which is not installed"
         ) from None
     # torch's own weights-only unpickler, given this module's numpy recipes under the names pickles use
-    # (its BUILD accepts only registered types, so the recipes' checks run there too).
-    numpy_globals = [(obj, f"{module}.{attr}") for (module, attr), obj in ALLOWED_GLOBALS.items() if module != "builtins"]
+    # (its BUILD accepts only registered types, so the recipe classes are registered as well).
+    recipes = _Recipes()
+    recipes.walk_always = True
+    numpy_globals: list[Any] = [
+        (recipes.maker(obj) if obj in (_DtypeRecipe, _ArrayRecipe) else obj, f"{module}.{attr}")
+        for (module, attr), obj in ALLOWED_GLOBALS.items() if module != "builtins"
+    ]
+    numpy_globals += [(cls, f"harness.safe_pickle.{cls.__name__}") for cls in (_DtypeRecipe, _ArrayRecipe)]
     try:
         with torch.serialization.safe_globals(numpy_globals):
-            return _built(torch.load(path, map_location="cpu", weights_only=True), {})
+            return recipes.finish(torch.load(path, map_location="cpu", weights_only=True))
+    except _Refused as err:
+        raise HarnessError(f"refusing to unpickle {err} from {name}: not on the allow-list") from None
     except Exception as err:  # torch raises UnpicklingError/RuntimeError for refused globals and damage
         raise HarnessError(f"torch.load(weights_only=True) refused or failed on {name}: {str(err)[:500]}") from None

@@ -129,10 +129,13 @@ def correlation_table(
     fractions: Sequence[float] = (0.05, 0.1, 0.25, 0.5, 1.0),
     style: Style = "markdown",
     digits: int = 3,
+    truth_lower_is_better: bool = False,
 ) -> str:
     """Table of a correlation-vs-epoch run: rows = estimators, columns = epochs, cells "mean (std)".
 
     ``epochs`` picks the columns; by default the epochs nearest to the given ``fractions`` of training.
+    ``truth_lower_is_better`` (a loss truth) makes the lowest ``top_k`` (the truth's mean over the
+    chosen archs) the best.
     """
     if metric not in results.columns:
         raise choices("table metric", metric, [c for c in results.columns if c not in ("estimator", "epoch", "repetition")])
@@ -150,9 +153,14 @@ def correlation_table(
     stds = stds.loc[order, list(epochs)]
     # A correlation of exactly 1 in every repetition: the estimator ranks as the truth itself (ValAcc
     # at the epoch the truth is read from, say); it is marked and not counted as the best.
-    perfect = sub.groupby(["estimator", "epoch"], sort=False)[metric].agg(lambda v: metric in PERFECT_AT_ONE and bool((v == 1.0).all()))
+    # With fewer than 10 archs a perfect ranking can be chance (1/10! for 10), so those are not marked.
+    enough = sub["n_archs"] >= 10 if "n_archs" in sub else True
+    exact = (sub[metric] == 1.0) & enough if metric in PERFECT_AT_ONE else pd.Series(False, index=sub.index)
+    perfect = exact.groupby([sub["estimator"], sub["epoch"]], sort=False).all()
     perfect = perfect.unstack("epoch").loc[order, list(epochs)].fillna(False).astype(bool)
     means.columns = stds.columns = perfect.columns = [f"epoch {e}" for e in epochs]
+    lower = list(means.columns) if metric == "top_k" and truth_lower_is_better else []
     return render(means, stds, style=style, digits=digits, row_label="estimator", caption=f"{metric}: mean (std) over repetitions",
+                  lower_is_better=lower,
                   unranked=perfect, unranked_note="ranks exactly as the ground truth in every repetition (the estimator "
                   "is the truth at that epoch, e.g. ValAcc where the truth is read): not a prediction, not bolded")

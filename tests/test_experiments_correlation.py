@@ -191,7 +191,11 @@ def test_bad_configs_raise_naming_the_fault(change: dict, fragment: str) -> None
      ({"ranking": {"k": "abc"}}, "ranking.k must be an integer >= 1, got 'abc'"),
      ({"ranking": {"k": 2.7}}, "ranking.k must be an integer >= 1, got 2.7"),
      ({"ranking": {"epochs": ["x"]}}, "ranking.epochs entry must be an integer >= 1, got 'x'"),
-     ({"ranking": {"epochs": 5}}, "ranking.epochs must be a list")],
+     ({"ranking": {"epochs": 5}}, "ranking.epochs must be a list"),
+     ({"ranking": {"metrics": []}}, "ranking.metrics is empty; valid: spearman"),
+     ({"sampling": {"train_seed": True}}, "sampling.train_seed .* must be an integer >= 0, got True"),
+     ({"sampling": {"train_seed": 1.5}}, "sampling.train_seed .* must be an integer >= 0, got 1.5"),
+     ({"sampling": {"train_seed": -3}}, "sampling.train_seed .* must be an integer >= 0, got -3")],
 )
 def test_config_values_of_the_wrong_type_are_refused_not_coerced(change: dict, fragment: str) -> None:
     """Pitfall: ``Sampling(**raw)`` took any type ("no" counted as true), ``int(k)`` truncated 2.7 and

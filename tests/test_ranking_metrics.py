@@ -249,3 +249,17 @@ def test_nan_errors_say_which_score_rows_are_empty_for_every_arch():
         ranking.rank_metrics(scores, np.arange(5.0), higher_is_better=True)
     with pytest.raises(HarnessError, match=r"got 0 after dropping the 5 of 5 .*score rows 0\.\.198"):
         ranking.rank_metrics(scores, np.arange(5.0), higher_is_better=True, nan="drop")
+
+
+def test_spearman_stays_within_one_and_is_exactly_one_for_the_truth_with_heavy_ties():
+    """Asymmetric ties once gave rho(-t, t) = -1.000000000000001 and a 40 % tie run gave
+    rho(t, t) = 0.9999999999987 at NB101 size (the table's 'equals the truth' mark relies on 1.0)."""
+    rng = np.random.default_rng(0)
+    n = 423_624
+    floor_ties = np.floor(rng.permutation(n) / 27.0)
+    floor_ties[:5000] = 0.0
+    one_big_run = np.round(rng.normal(size=n), 2)
+    one_big_run[rng.random(n) < 0.4] = 0.5
+    for truth in (floor_ties, one_big_run):
+        assert ranking.spearman(truth, truth, higher_is_better=True) == 1.0
+        assert -1.0 <= ranking.spearman(-truth, truth, higher_is_better=True) <= -1.0 + 1e-12

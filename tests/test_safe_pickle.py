@@ -36,6 +36,12 @@ _FORGE = textwrap.dedent(
         def __reduce__(self):
             return (np.dtype, (self.descr, False, True), self.state)
 
+    class Call:
+        def __init__(self, function, args):
+            self.function, self.args = function, args
+        def __reduce__(self):
+            return (self.function, self.args)
+
     class Array:
         def __init__(self, dtype, shape, data):
             self.dtype, self.shape, self.data = dtype, shape, data
@@ -80,10 +86,12 @@ def _load_forged(tmp_path, build: str) -> subprocess.CompletedProcess[str]:
         ("Array(Dtype('S2', (3, '|', None, None, None, -1, -1, 0x3f)), (1,), b'A' * 2)", "numpy dtype state"),
         # An object dtype on its own.
         ("Dtype('O8', (3, '|', None, None, None, -1, -1, 0x3f))", "numpy.dtype('O8')"),
-        # An array whose data is shorter than shape x itemsize.
-        ("Array(Dtype('f8', (3, '<', None, None, None, -1, -1, 0)), (4,), b'A' * 8)", "8 data bytes, not 32"),
+        # numpy.ndarray called directly: it takes any dtype and a buffer, so 8 file bytes became a pointer.
+        ("Call(np.ndarray, ((1,), 'O', b'A' * 8))", "a direct call of numpy.ndarray"),
+        ("Call(np.ndarray, ((4,), 'f8'))", "a direct call of numpy.ndarray"),  # uninitialised memory
     ],
-    ids=["object-field-in-void", "fields-added-to-str", "object-flags-on-float", "size-change-on-bytes", "object-dtype", "short-data"],
+    ids=["object-field-in-void", "fields-added-to-str", "object-flags-on-float", "size-change-on-bytes", "object-dtype",
+         "ndarray-called-with-object-dtype", "ndarray-called-uninitialised"],
 )
 def test_forged_numpy_state_is_refused_before_numpy_builds_it(tmp_path, build, what):
     result = _load_forged(tmp_path, build)
@@ -91,6 +99,11 @@ def test_forged_numpy_state_is_refused_before_numpy_builds_it(tmp_path, build, w
     assert result.stdout.startswith("REFUSED refusing to unpickle"), result.stdout
     assert what in result.stdout
     assert "forged.pkl" in result.stdout
+
+
+def test_array_data_that_does_not_fit_its_shape_is_reported_as_corrupt(tmp_path):
+    result = _load_forged(tmp_path, "Array(Dtype('f8', (3, '<', None, None, None, -1, -1, 0)), (4,), b'A' * 8)")
+    assert "forged.pkl is corrupt: a numpy array of shape (4,) and dtype float64 has 8 data bytes, not 32" in result.stdout
 
 
 def test_the_unforged_version_of_the_same_recipe_loads(tmp_path):
@@ -173,5 +186,26 @@ def test_torch_files_with_tensors_get_the_same_numpy_checks(tmp_path):
     np.testing.assert_array_equal(loaded["curve"], np.arange(4.0))
     bad = tmp_path / "bad.pth"
     torch.save({"weights": torch.arange(3.0), "x": np.array([1, "a"], dtype=object)}, bad)
-    with pytest.raises(HarnessError, match=r"refused or failed on .*bad\.pth.*numpy.dtype\('O8'\)"):
+    with pytest.raises(HarnessError, match=r"refusing to unpickle numpy.dtype\('O8'\).* from .*bad\.pth"):
         load_torch_file(bad)
+
+
+class _HidesInAttributes:
+    """Pickles as an OrderedDict whose BUILD state goes to its __dict__, where the numpy values hide."""
+
+    def __reduce__(self):
+        import collections
+
+        return (collections.OrderedDict, (), {"hidden": np.dtype("f8"), "array": np.arange(3.0)})
+
+
+def test_numpy_values_hidden_in_object_attributes_are_refused_not_returned_as_recipes(tmp_path):
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "hidden.pth"
+    torch.save({"weights": torch.ones(2), "x": _HidesInAttributes()}, path)
+    with pytest.raises(HarnessError, match=r"refusing to unpickle a numpy value in a place the harness does not rebuild"):
+        load_torch_file(path)
+
+
+def test_the_ndarray_class_itself_as_a_value_loads_as_the_class():
+    assert load_pickle(io.BytesIO(pickle.dumps({"kind": np.ndarray}, protocol=2)), "cls") == {"kind": np.ndarray}

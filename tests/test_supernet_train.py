@@ -117,3 +117,62 @@ def test_supernet_and_finetuning_streams_never_coincide() -> None:
         finetune = rng.stream(rng.FINETUNE, 0, 5, sub_stream).integers(0, 2**62, 8)
         split = rng.stream(rng.SPLIT, 0).integers(0, 2**62, 8)
         assert not np.array_equal(supernet, finetune) and not np.array_equal(split, np.random.default_rng(0).integers(0, 2**62, 8))
+
+
+def test_settings_are_compared_as_they_act_amp_only_on_cuda_split_seed_only_without_a_split_file(tmp_path: Path) -> None:
+    """Pitfall pinned: resuming a CPU run on CUDA silently switched fp32 to bf16 (device counted as
+    logistics), while flipping amp on a CPU run, which changes nothing, was refused."""
+    import json
+
+    from harness.supernet.config import changed_settings
+
+    cpu = _config(tmp_path)
+    saved = json.loads(json.dumps(cpu.to_dict(), default=list))
+    sections = ("data", "network", "supernet", "device")
+    assert changed_settings(saved, cpu.with_overrides(device={"amp": False}), sections) == []
+    assert changed_settings(saved, cpu.with_overrides(device={"device": "cuda"}), sections) == ["device.amp: False -> True"]
+    with_file = json.loads(json.dumps(cpu.with_overrides(data={"split_file": "split.txt"}).to_dict(), default=list))
+    assert changed_settings(with_file, cpu.with_overrides(data={"split_file": "split.txt", "split_seed": 7}), sections) == []
+    assert changed_settings(saved, cpu.with_overrides(data={"split_seed": 7}), sections) == ["data.split_seed: 0 -> 7"]
+
+
+def test_a_checkpoint_from_before_the_tagged_streams_is_not_resumed(tmp_path: Path) -> None:
+    write_cifar10(tmp_path / "data", n_train=200)
+    cfg = _config(tmp_path / "data", epochs=2)
+    train, _ = load_images(cfg, torch.device("cpu"))
+    path = train_supernet(cfg, 0, train, tmp_path / "run", stop_after_epoch=1, progress=False)
+    state = load_checkpoint(path)
+    del state["streams"]  # what the harness wrote before the streams carried a purpose tag
+    torch.save(state, path)
+    with pytest.raises(HarnessError, match=r"random streams of an older harness \(version 1, now 2\)"):
+        train_supernet(cfg, 0, train, tmp_path / "run", progress=False)
+
+
+@pytest.mark.parametrize(
+    ("section", "values", "message"),
+    [
+        ("supernet", {"seeds": []}, "supernet.seeds must be distinct integers >= 0"),
+        ("supernet", {"seeds": [0, 0]}, "supernet.seeds must be distinct integers >= 0"),
+        ("supernet", {"seeds": [-1]}, "supernet.seeds must be distinct integers >= 0"),
+        ("data", {"download": "yes"}, r"\[data\] download must be true or false"),
+        ("supernet", {"lr": "0.1"}, r"\[supernet\] lr must be a number"),
+        ("finetune", {"steps": 2.5}, r"\[finetune\] steps must be an integer"),
+        ("data", {"limit_train": True}, r"\[data\] limit_train must be an integer"),
+        ("report", {"estimators": "SoTL"}, r"\[report\] estimators must be a list of str"),
+    ],
+)
+def test_config_values_of_the_wrong_type_are_refused_not_coerced(section: str, values: dict, message: str) -> None:
+    from harness.supernet.config import config_from_dict
+
+    with pytest.raises(HarnessError, match=message):
+        config_from_dict({section: values})
+
+
+def test_a_run_folders_config_json_is_a_valid_config(tmp_path: Path) -> None:
+    import json
+
+    from harness.supernet.config import load_config
+
+    cfg = _config(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, default=list))
+    assert load_config(tmp_path / "config.json") == cfg

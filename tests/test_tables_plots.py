@@ -37,6 +37,21 @@ def test_an_estimator_that_is_the_truth_is_marked_and_never_bolded_as_best():
     assert "\u2020" not in tables.correlation_table(run, epochs=[1, 2])
 
 
+def test_a_perfect_ranking_of_a_handful_of_archs_is_not_called_the_truth():
+    run = _run({"ValAcc": [[0.4, 1.0], [0.5, 1.0]], "ValLoss": [[0.3, 0.88], [0.4, 0.87]]})
+    run["n_archs"] = 5  # 1 in 5! = 120 random orders is perfect: chance, not identity
+    text = tables.correlation_table(run, epochs=[1, 2])
+    assert "\u2020" not in text and "**1.000 (0.000)**" in text
+
+
+def test_top_k_of_a_loss_truth_bolds_the_lowest():
+    """top_k is the truth's mean over the chosen archs; for a loss truth the best is the lowest."""
+    run = _run({"SoTL": [[0.5, 0.9]], "ValLoss": [[0.4, 0.8]]})
+    run["top_k"] = run["spearman"]  # pretend: the mean validation loss of the top-k archs
+    assert "| ValLoss | **0.800 (0.000)** |" in tables.correlation_table(run, "top_k", epochs=[2], truth_lower_is_better=True)
+    assert "| SoTL | **0.900 (0.000)** |" in tables.correlation_table(run, "top_k", epochs=[2])
+
+
 def test_plot_labels_an_estimator_drawn_over_an_identical_one_and_clips_bands_to_the_valid_range():
     run = _run({"ValLoss": [[0.5, 0.95], [0.7, 0.99]], "SoVL-E": [[0.5, 0.95], [0.7, 0.99]], "SoVL": [[0.1, 0.2], [0.2, 0.3]]})
     fig = plots.correlation_vs_epoch(run)

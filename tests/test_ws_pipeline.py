@@ -179,6 +179,8 @@ def test_training_steps_without_torch_say_how_to_install_it_before_writing_anyth
         assert not out.exists()
     assert main(["ws", "report", "--config", str(config), "--out", str(run[2]), "--seeds", "0,x"]) == 2
     assert "--seeds must be comma-separated integers" in capsys.readouterr().err
+    assert main(["ws", "report", "--config", str(config), "--out", str(run[2]), "--seeds", "-1"]) == 2
+    assert "--seeds must be comma-separated integers >= 0" in capsys.readouterr().err
 
 
 def test_download_flag_fetches_cifar_into_the_data_root(tmp_path: Path, run, monkeypatch, capsys) -> None:

@@ -73,9 +73,9 @@ class RunRecord:
     """One training run (schedule, dataset, seed) of one architecture.
 
     ``curves[(split, metric)]`` is float64 ``[n_epochs]``, entry ``i`` = the value after epoch
-    ``i + 1`` (official ``iepoch = i``), NaN where the split was not evaluated at that epoch.
-    ``time`` is the seconds of that one epoch (the official ``cur_time``; the API's ``all_time`` is
-    its running sum).
+    ``i + 1`` (official ``iepoch = i``), NaN where the file has no value for that epoch: loss and
+    accuracy where the split was not evaluated; ``time`` (the seconds of that one epoch, the official
+    ``cur_time``; the API's ``all_time`` is its running sum) is listed by the files at every epoch.
     """
 
     schedule: str

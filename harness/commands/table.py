@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from harness import tables
@@ -28,8 +29,11 @@ def _epochs(text: str) -> list[int]:
 
 def run(args: argparse.Namespace) -> int:
     results = load_results(args.run)
-    markdown = tables.correlation_table(results, args.metric, epochs=args.epochs, style="markdown", digits=args.digits)
-    latex = tables.correlation_table(results, args.metric, epochs=args.epochs, style="latex", digits=args.digits)
+    info = args.run / "run.json"
+    lower = bool(json.loads(info.read_text()).get("truth_minimize", False)) if info.is_file() else False
+    options = {"epochs": args.epochs, "digits": args.digits, "truth_lower_is_better": lower}
+    markdown = tables.correlation_table(results, args.metric, style="markdown", **options)
+    latex = tables.correlation_table(results, args.metric, style="latex", **options)
     (args.run / f"table-{args.metric}.md").write_text(markdown + "\n")
     (args.run / f"table-{args.metric}.tex").write_text(latex + "\n")
     print(markdown)

@@ -58,9 +58,12 @@ def _seeds(text: str | None) -> list[int] | None:
     if text is None:
         return None
     try:
-        return [int(s) for s in text.split(",")]
-    except ValueError as err:
-        raise HarnessError(f"--seeds must be comma-separated integers (e.g. 0,1,2), got {text!r}") from err
+        seeds = [int(s) for s in text.split(",")]
+    except ValueError:
+        seeds = []
+    if not seeds or min(seeds) < 0:
+        raise HarnessError(f"--seeds must be comma-separated integers >= 0 (e.g. 0,1,2), got {text!r}")
+    return seeds
 
 
 def run(args: argparse.Namespace) -> int:

@@ -126,6 +126,8 @@ def _sampling(raw: dict[str, Any], source: str) -> Sampling:
             train_seed = int(train_seed)
         except ValueError:
             raise choices("train_seed", train_seed, list(TRAIN_SEED_POLICIES) + ["<a seed label>"]) from None
+    if not isinstance(train_seed, str):
+        _typed(where + 'train_seed (a policy such as "random", or a training seed label)', train_seed, int, minimum=0)
     return Sampling(
         n_archs=n_archs,
         repetitions=_typed(where + "repetitions", raw.get("repetitions", Sampling.repetitions), int, minimum=1),
@@ -142,6 +144,8 @@ def _ranking(raw: dict[str, Any], source: str) -> Ranking:
     for key, value in (("metrics", metrics), ("epochs", epochs)):
         if not isinstance(value, (list, tuple)):
             raise HarnessError(f"{where}{key} must be a list, got {value!r}")
+    if not metrics:
+        raise HarnessError(f"{where}metrics is empty; valid: {', '.join(METRICS)}")
     for metric in metrics:
         if metric not in METRICS:
             raise choices(f"{source}: ranking metric", metric, METRICS)

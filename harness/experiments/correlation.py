@@ -265,6 +265,7 @@ def run_correlation(
     report_pos = np.asarray([epochs.index(e) for e in report])
     all_epochs = tuple(report) == tuple(epochs)  # rank [epochs, archs] as a view of the values, no copy
     info: dict[str, Any] = {"skipped_estimators": plan.skipped, "truth_column": str(plan.truth), "truth_split": plan.truth.split,
+                            "truth_minimize": plan.truth.minimize,
                             "curve_columns": [str(c) for c in plan.curve_columns]}
     s = config.sampling
     n_archs = bench.capabilities().n_archs

@@ -117,14 +117,38 @@ _SECTION_CLASSES = {
 }
 
 
+def _typed(value: Any, hint: str, where: str) -> Any:
+    """``value`` checked against a field's annotation (``int``, ``float``, ``bool``, ``str``,
+    ``tuple[int, ...]``, ``tuple[str, ...]``, each optionally ``| None``); lists become tuples.
+    A TOML boolean is no integer, an integer is a fine float, nothing else is converted."""
+    if hint.endswith(" | None"):
+        if value is None:
+            return None
+        hint = hint.removesuffix(" | None")
+    if hint.startswith("tuple["):
+        item = hint.removeprefix("tuple[").removesuffix(", ...]")
+        if not isinstance(value, (list, tuple)):
+            raise HarnessError(f"{where} must be a list of {item}, got {value!r}")
+        return tuple(_typed(v, item, f"{where} entry") for v in value)
+    ok = {
+        "bool": isinstance(value, bool),
+        "int": isinstance(value, int) and not isinstance(value, bool),
+        "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+        "str": isinstance(value, str),
+    }[hint]
+    if not ok:
+        kinds = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string"}
+        raise HarnessError(f"{where} must be {kinds[hint]}, got {value!r}")
+    return float(value) if hint == "float" else value
+
+
 def _section(cls: type, values: dict[str, Any], where: str) -> Any:
     valid = {f.name: f for f in fields(cls)}
     kwargs = {}
     for key, value in values.items():
         if key not in valid:
             raise choices(f"key in [{where}]", key, valid)
-        default = getattr(cls(), key)
-        kwargs[key] = tuple(value) if isinstance(default, tuple) else value
+        kwargs[key] = _typed(value, str(valid[key].type), f"[{where}] {key}")
     return cls(**kwargs)
 
 
@@ -144,6 +168,16 @@ def config_from_dict(content: dict[str, Any]) -> WSConfig:
 
 
 def load_config(path: str | Path) -> WSConfig:
+    """A config from a TOML file, or from the ``config.json`` a run folder records."""
+    path = Path(path)
+    if path.suffix == ".json":
+        try:
+            content = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise HarnessError(f"cannot read the config {path}: {err}") from None
+        if not isinstance(content, dict):
+            raise HarnessError(f"{path} holds no config (a JSON object of sections)")
+        return config_from_dict(content)
     return config_from_dict(read_toml(path))
 
 
@@ -155,12 +189,22 @@ LOGISTICS = frozenset({
 })
 
 
+def _effective(config: dict[str, Any]) -> dict[str, Any]:
+    """The settings as they act: ``amp`` does nothing on the CPU, ``split_seed`` nothing with a split file."""
+    out = {key: dict(value) if isinstance(value, dict) else value for key, value in config.items()}
+    if out.get("device", {}).get("device") == "cpu":
+        out["device"]["amp"] = False
+    if out.get("data", {}).get("split_file"):
+        out["data"].pop("split_seed", None)
+    return out
+
+
 def changed_settings(
     saved: dict[str, Any], cfg: WSConfig, sections: tuple[str, ...], ignore: frozenset[str] = frozenset()
 ) -> list[str]:
     """``"section.key: saved -> now"`` for every setting of ``sections`` outside :data:`LOGISTICS`
     and ``ignore`` on which the saved config (``WSConfig.to_dict()``, as JSON) and ``cfg`` disagree."""
-    now = json.loads(json.dumps(cfg.to_dict(), default=list))
+    saved, now = _effective(saved), _effective(json.loads(json.dumps(cfg.to_dict(), default=list)))
     changes = []
     for section in sections:
         before, after = saved.get(section, {}), now[section]
@@ -180,6 +224,11 @@ def _validate(cfg: WSConfig) -> None:
         raise HarnessError("weight-sharing runs need a validation split; use dataset 'cifar10-valid'")
     if cfg.supernet.algorithm != "spos":
         raise choices("supernet algorithm", cfg.supernet.algorithm, ["spos"])
+    seeds = cfg.supernet.seeds
+    if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise HarnessError(f"supernet.seeds must be distinct integers >= 0, at least one, got {list(seeds)}")
+    if cfg.finetune.n_archs < 3 or cfg.finetune.batch_size < 1 or cfg.supernet.batch_size < 1:
+        raise HarnessError("finetune.n_archs must be >= 3 (a ranking needs several archs) and batch sizes >= 1")
     if cfg.finetune.steps < 1 or cfg.finetune.eval_every < 1 or cfg.supernet.epochs < 0:
         raise HarnessError("finetune.steps and finetune.eval_every must be >= 1, supernet.epochs >= 0")
     for step in (cfg.report.sum_step, cfg.report.other_step):

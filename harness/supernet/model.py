@@ -83,7 +83,9 @@ def live_edges(ops: Sequence[str], zeros_stay_zero: bool = True) -> tuple[bool, 
     op maps zeros to zeros when BatchNorm has neither affine parameters nor running statistics (the
     default; NB201's own isomorphism rule assumes it), so skipping those ops is exact and saves time.
     With BN affine parameters or running statistics an op maps zeros to BN's shift instead, so the
-    caller passes ``zeros_stay_zero=False`` and those ops run on zeros, as in NB201's cell.
+    caller passes ``zeros_stay_zero=False`` and those ops run on zeros, as in NB201's cell. Ops whose
+    target feeds nothing are skipped in every setting: their output is unused (with BN running
+    statistics NB201 would still update their statistics in training; here they keep their values).
     """
     reached = {0}
     for node in range(1, N_NODES):

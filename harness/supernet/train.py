@@ -186,6 +186,10 @@ def train_supernet(
         if changes:
             raise HarnessError(f"{path} was trained under other settings ({'; '.join(changes)}); resuming would mix "
                                "two trainings. Resume with its own settings or train into a new folder.")
+        if state.get("streams", 1) != rng.STREAMS_VERSION:
+            raise HarnessError(f"{path} was trained with the random streams of an older harness (version "
+                               f"{state.get('streams', 1)}, now {rng.STREAMS_VERSION}); resuming would change its data "
+                               "order mid-run: train it anew in a new folder")
         net.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         start, history = int(state["epoch"]), json.loads(state["history"])
@@ -217,9 +221,10 @@ def train_supernet(
             "seed": seed,
             "history": json.dumps(history),
             "config": json.dumps(cfg.to_dict()),
+            "streams": rng.STREAMS_VERSION,
         }
         _save_atomic(state, path)
     if start >= stop and not path.is_file():  # zero epochs asked: save the initial weights
         _save_atomic({"model": net.state_dict(), "optimizer": optimizer.state_dict(), "epoch": 0, "seed": seed,
-                      "history": "[]", "config": json.dumps(cfg.to_dict())}, path)
+                      "history": "[]", "config": json.dumps(cfg.to_dict()), "streams": rng.STREAMS_VERSION}, path)
     return path
