@@ -16,12 +16,16 @@ Any other global is refused *before* it is imported or called: :class:`HarnessEr
 ``refusing to unpickle <module.name> from <file>: not on the allow-list``.
 
 numpy's own unpickling hooks are not safe to hand a file: ``dtype.__setstate__`` turns any dtype
-into a structured one with whatever fields the file names, so a crafted dtype with an object field
-and cleared flags makes numpy read 8 bytes of the file as a ``PyObject*``. So numpy objects are never
-rebuilt by numpy's hooks here. The pickle's dtype and array recipes are captured by
-:class:`_DtypeRecipe` and :class:`_ArrayRecipe`, checked (a simple dtype whose state is exactly the
-one numpy writes for it; an array whose buffer is exactly shape x itemsize bytes) and only then
-built with ordinary constructors; recipes left in the result are swapped for what they built.
+into a structured one with whatever fields the file names, and ``numpy.ndarray(shape, dtype,
+buffer)`` takes an object dtype, so a crafted file could make numpy read 8 of its bytes as a
+``PyObject*``. So numpy objects are never rebuilt by numpy's hooks here. The pickle's dtype and
+array recipes are captured by :class:`_DtypeRecipe` and :class:`_ArrayRecipe`, checked (a simple
+dtype whose state is exactly the one numpy writes for it; an array whose buffer is exactly
+shape x itemsize bytes of valid values) and only then built with ordinary constructors;
+``numpy.ndarray`` itself cannot be called. Every result is walked (:func:`_finished`): recipes
+become what they built, this module's stand-ins (``{"kind": numpy.dtype}``) what they stand for,
+and anything else that is not plain data (a memoryview, attributes on a container) is refused. ``bytes(n)``/``bytearray(n)`` are refused too (a few
+file bytes must not allocate gigabytes).
 
 Entry points: :func:`load_pickle` (plain or bz2 pickle, by path or open file), :func:`load_torch_file`
 (a ``torch.save`` file, zip or legacy layout, with or without torch installed).
@@ -31,12 +35,11 @@ from __future__ import annotations
 
 import _compat_pickle
 import bz2
+import codecs
 import collections
 import io
 import pickle
-import weakref
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -52,6 +55,21 @@ def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
     if encoding not in ("latin1", "latin-1", "iso-8859-1"):
         raise pickle.UnpicklingError(f"_codecs.encode with encoding {encoding!r} is not on the allow-list")
     return text.encode("latin1")
+
+
+def _bytes(data: object = b"", encoding: object = None) -> bytes:
+    """``bytes()`` as pickles use it (``bytes()`` for b"", or text with latin-1); never ``bytes(n)``,
+    which would let a few file bytes allocate n zeroed bytes."""
+    if isinstance(data, bytes) and encoding is None:
+        return data
+    if isinstance(data, str) and encoding in ("latin1", "latin-1", "iso-8859-1"):
+        return data.encode("latin1")
+    raise _Refused(f"bytes() of a {type(data).__name__} (only b'' or latin-1 text)")
+
+
+def _bytearray(data: object = b"", encoding: object = None) -> bytearray:
+    """``bytearray()`` as pickles use it, with :func:`_bytes`'s limits."""
+    return bytearray(_bytes(data, encoding))
 
 
 _SIMPLE_KINDS = "biufcSU"  # numpy dtype kinds allowed: bool, int, uint, float, complex, bytes, str
@@ -121,7 +139,18 @@ def _checked_array(raw: object, dtype: np.dtype, shape: object, fortran: bool) -
     if len(raw) != expected:
         raise _Damaged(f"a numpy array of shape {shape} and dtype {dtype} has {len(raw)} data bytes, not {expected}")
     # one copy, into memory the array owns (writable), in the layout the file gives
-    return np.frombuffer(raw, dtype, count=expected // max(dtype.itemsize, 1)).reshape(shape, order="F" if fortran else "C").copy(order="K")
+    array = np.frombuffer(raw, dtype, count=expected // max(dtype.itemsize, 1)).reshape(shape, order="F" if fortran else "C").copy(order="K")
+    _check_values(array)
+    return array
+
+
+def _check_values(array: np.ndarray) -> None:
+    """Bytes that are no value of the dtype: str code points past U+10FFFF (numpy raises SystemError
+    on access), bools other than 0 and 1."""
+    if array.size and array.dtype.kind == "U" and int(array.view(np.uint32).max()) > 0x10FFFF:
+        raise _Damaged(f"a numpy {array.dtype} array holds code points past U+10FFFF")
+    if array.size and array.dtype.kind == "b" and int(array.view(np.uint8).max()) > 1:
+        raise _Damaged("a numpy bool array holds bytes other than 0 and 1")
 
 
 class _NdarrayToken:
@@ -166,7 +195,9 @@ def _scalar(dtype: object, data: object = None) -> Any:
         data = data.encode("latin1")
     if not isinstance(data, bytes) or len(data) != checked.itemsize:
         raise _Refused(f"a numpy {checked} scalar from {type(data).__name__} data")
-    return np.frombuffer(data, checked)[0]
+    value = np.frombuffer(data, checked)
+    _check_values(value)
+    return value[0]
 
 
 def _frombuffer(buffer: object, dtype: object, shape: object, order: object) -> np.ndarray:
@@ -183,8 +214,8 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
         ("builtins", "set"): set,
         ("builtins", "frozenset"): frozenset,
         ("builtins", "complex"): complex,
-        ("builtins", "bytearray"): bytearray,
-        ("builtins", "bytes"): bytes,  # protocol 2 writes b"" as bytes()
+        ("builtins", "bytearray"): _bytearray,
+        ("builtins", "bytes"): _bytes,  # protocol 2 writes b"" as bytes()
         ("_codecs", "encode"): _latin1_encode,
         ("numpy", "ndarray"): _NDARRAY,
         ("numpy", "dtype"): _DtypeRecipe,
@@ -199,66 +230,85 @@ def _allowed_globals() -> dict[tuple[str, str], Any]:
 ALLOWED_GLOBALS = _allowed_globals()
 
 
-def _built(obj: Any, done: dict[int, Any]) -> Any:
-    """``obj`` with every recipe replaced by what it built (containers rebuilt or updated in place)."""
+def _stand_ins() -> dict[int, Any]:
+    """id of each object the allow-list hands a pickle -> what it stands for, for a result that holds
+    one as a value (``{"kind": numpy.dtype}``)."""
+    core = np.core if not hasattr(np, "_core") else np._core  # numpy 2.x: _core
+    return {
+        id(_DtypeRecipe): np.dtype,
+        id(_ArrayRecipe): core.multiarray._reconstruct,
+        id(_NDARRAY): np.ndarray,
+        id(_scalar): core.multiarray.scalar,
+        id(_frombuffer): core.numeric._frombuffer,
+        id(_latin1_encode): codecs.encode,
+        id(_bytes): bytes,
+        id(_bytearray): bytearray,
+    }
+
+
+_STAND_INS = _stand_ins()
+_LEAVES = (str, bytes, bytearray, int, float, bool, complex, type(None), np.generic, np.dtype)
+_LEAF_TYPES = frozenset({str, bytes, bytearray, int, float, bool, complex, type(None)})
+# types a result may hold besides containers and leaves: the classes of allow-listed globals
+_CLASSES = frozenset({set, frozenset, complex, collections.OrderedDict, bytes, bytearray})
+
+
+def _finished(obj: Any, done: dict[int, Any], torch_types: bool = False) -> Any:
+    """``obj`` with every recipe replaced by what it built and every stand-in by what it stands for
+    (containers rebuilt, or updated in place where they may be shared or recursive); anything else
+    that is not plain data is refused: a result holds only containers, str/bytes/numbers/None,
+    numpy arrays, scalars and dtypes (and, from :func:`load_torch_file`, torch's own objects)."""
     key = id(obj)
     if key in done:
         return done[key]
-    if obj is _NDARRAY:
-        return np.ndarray
+    kind = type(obj)
+    if kind in _LEAF_TYPES:
+        return obj
+    if key in _STAND_INS:
+        return _STAND_INS[key]
     if isinstance(obj, _DtypeRecipe):
+        if not hasattr(obj, "dtype"):
+            raise _Refused("a numpy dtype that was never given a descriptor")
         result: Any = obj.dtype
     elif isinstance(obj, _ArrayRecipe):
-        if obj.array is None:
+        if getattr(obj, "array", None) is None:
             raise _Refused("a numpy array without its data")
         result = obj.array
-    elif isinstance(obj, dict):  # dict and OrderedDict, updated in place (they may be shared or recursive)
+    elif kind is np.ndarray or isinstance(obj, _LEAVES):
+        return obj  # built by this module (arrays, scalars, dtypes) or plain values
+    elif isinstance(obj, dict):  # dict and OrderedDict
         done[key] = obj
-        items = [(_built(name, done), _built(value, done)) for name, value in obj.items()]
-        obj.clear()
-        obj.update(items)
+        if not set(map(type, obj)) <= _LEAF_TYPES:  # keys that may need rebuilding (rare): rebuild the dict
+            items = [(_finished(name, done, torch_types), value) for name, value in obj.items()]
+            obj.clear()
+            obj.update(items)
+        if not set(map(type, obj.values())) <= _LEAF_TYPES:
+            for name, value in obj.items():
+                if type(value) not in _LEAF_TYPES:
+                    obj[name] = _finished(value, done, torch_types)
+        if getattr(obj, "__dict__", None):  # a BUILD can give an OrderedDict attributes; data never has them
+            raise _Refused(f"attributes on a {kind.__module__}.{kind.__qualname__} ({', '.join(map(str, vars(obj)))})")
         return obj
-    elif isinstance(obj, list):
+    elif kind is list:
         done[key] = obj
-        obj[:] = [_built(value, done) for value in obj]
+        if not set(map(type, obj)) <= _LEAF_TYPES:  # lists of plain numbers (NATS curves) need no walk
+            obj[:] = [_finished(value, done, torch_types) for value in obj]
         return obj
-    elif isinstance(obj, (tuple, set, frozenset)):
-        result = type(obj)(_built(value, done) for value in obj)
+    elif kind in (tuple, set, frozenset):
+        if set(map(type, obj)) <= _LEAF_TYPES:
+            return obj
+        result = kind(_finished(value, done, torch_types) for value in obj)
+    elif kind in _CLASSES:
+        return obj  # set, OrderedDict, ... as values
+    elif torch_types and kind.__module__.split(".")[0] == "torch":
+        done[key] = obj
+        for name, value in list(getattr(obj, "__dict__", {}).items()):  # a BUILD can put anything there
+            obj.__dict__[name] = _finished(value, done, torch_types)
+        return obj
     else:
-        return obj
+        raise _Refused(f"a value of type {kind.__module__}.{kind.__qualname__}")
     done[key] = result
     return result
-
-
-class _Recipes:
-    """The recipes one load makes: constructors that remember what they made, so that afterwards
-    the result's recipes are swapped for what they built (:func:`_built`) and any left where the
-    swap cannot reach (an object's ``__dict__``, a recursive tuple) is refused, never returned."""
-
-    def __init__(self) -> None:
-        self._made: list[weakref.ref[Any]] = []
-        self.walk_always = False  # set when a load may leave non-recipe tokens (numpy.ndarray) in the result
-
-    def maker(self, cls: type) -> Callable[..., Any]:
-        def make(*args: Any) -> Any:
-            recipe = cls(*args)
-            self._made.append(weakref.ref(recipe))
-            return recipe
-
-        return make
-
-    def _alive(self) -> bool:
-        return any(ref() is not None for ref in self._made)
-
-    def finish(self, result: Any) -> Any:
-        """``result`` with its recipes swapped; skipped when no recipe outlived the load (scalars use
-        up their dtype recipe), which is the case for the NATS files. Call after the unpickler's memo
-        is gone."""
-        if self.walk_always or self._alive():
-            result = _built(result, {})
-            if self._alive():
-                raise _Refused("a numpy value in a place the harness does not rebuild (an object's attributes, a recursive tuple)")
-        return result
 
 
 class _TorchTensorFound(Exception):
@@ -271,13 +321,10 @@ class SafeUnpickler(pickle.Unpickler):
     def __init__(self, file: IO[bytes], source_name: str, encoding: str = "ASCII") -> None:
         super().__init__(file, encoding=encoding)
         self.source_name = source_name
-        self.recipes = _Recipes()
 
     def load_built(self) -> Any:
-        """Load, then swap the recipes for what they built (:meth:`_Recipes.finish`)."""
-        result = self.load()
-        self.memo.clear()
-        return self.recipes.finish(result)
+        """Load, then swap the recipes for what they built and refuse anything not plain data (:func:`_finished`)."""
+        return _finished(self.load(), {})
 
     def find_class(self, module: str, name: str) -> Any:
         # Python 2 pickles name builtins '__builtin__' etc.; map them as pickle's own find_class does.
@@ -289,9 +336,7 @@ class SafeUnpickler(pickle.Unpickler):
             if module.split(".")[0] == "torch":
                 raise _TorchTensorFound(f"{module}.{name}")
             raise HarnessError(f"refusing to unpickle {module}.{name} from {self.source_name}: not on the allow-list")
-        if allowed is _NDARRAY:
-            self.recipes.walk_always = True
-        return self.recipes.maker(allowed) if allowed in (_DtypeRecipe, _ArrayRecipe) else allowed
+        return allowed
 
     def persistent_load(self, pid: Any) -> Any:
         # torch files reference tensor storages by persistent id.
@@ -445,18 +490,15 @@ def _torch_load_weights_only(path: Path, name: str) -> Any:
             f"{name} holds torch tensors; reading it needs torch (pip install torch), which is not installed"
         ) from None
     # torch's own weights-only unpickler, given this module's numpy recipes under the names pickles use
-    # (its BUILD accepts only registered types, so the recipe classes are registered as well).
-    recipes = _Recipes()
-    recipes.walk_always = True
-    numpy_globals: list[Any] = [
-        (recipes.maker(obj) if obj in (_DtypeRecipe, _ArrayRecipe) else obj, f"{module}.{attr}")
-        for (module, attr), obj in ALLOWED_GLOBALS.items() if module != "builtins"
-    ]
+    # (its BUILD accepts only registered types, so the recipe classes are registered under their own names too).
+    numpy_globals: list[Any] = [(obj, f"{module}.{attr}") for (module, attr), obj in ALLOWED_GLOBALS.items() if module != "builtins"]
     numpy_globals += [(cls, f"harness.safe_pickle.{cls.__name__}") for cls in (_DtypeRecipe, _ArrayRecipe)]
     try:
         with torch.serialization.safe_globals(numpy_globals):
-            return recipes.finish(torch.load(path, map_location="cpu", weights_only=True))
+            return _finished(torch.load(path, map_location="cpu", weights_only=True), {}, torch_types=True)
     except _Refused as err:
         raise HarnessError(f"refusing to unpickle {err} from {name}: not on the allow-list") from None
+    except _Damaged as err:
+        raise HarnessError(f"{name} is corrupt: {err}") from None
     except Exception as err:  # torch raises UnpicklingError/RuntimeError for refused globals and damage
         raise HarnessError(f"torch.load(weights_only=True) refused or failed on {name}: {str(err)[:500]}") from None

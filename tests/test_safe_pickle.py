@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import re
 import subprocess
 import sys
 import textwrap
@@ -203,9 +204,54 @@ def test_numpy_values_hidden_in_object_attributes_are_refused_not_returned_as_re
     torch = pytest.importorskip("torch")
     path = tmp_path / "hidden.pth"
     torch.save({"weights": torch.ones(2), "x": _HidesInAttributes()}, path)
-    with pytest.raises(HarnessError, match=r"refusing to unpickle a numpy value in a place the harness does not rebuild"):
+    with pytest.raises(HarnessError, match=r"refusing to unpickle attributes on a collections.OrderedDict \(hidden, array\)"):
         load_torch_file(path)
 
 
 def test_the_ndarray_class_itself_as_a_value_loads_as_the_class():
     assert load_pickle(io.BytesIO(pickle.dumps({"kind": np.ndarray}, protocol=2)), "cls") == {"kind": np.ndarray}
+
+
+def test_allow_listed_callables_as_values_come_back_as_the_real_objects():
+    """They once came back as the harness's internal stand-ins (a silently wrong type)."""
+    import codecs
+
+    from numpy._core import multiarray
+
+    data = pickle.dumps({"dtype": np.dtype, "scalar": multiarray.scalar, "encode": codecs.encode, "array": np.ndarray}, protocol=2)
+    assert load_pickle(io.BytesIO(data), "callables") == {
+        "dtype": np.dtype, "scalar": multiarray.scalar, "encode": codecs.encode, "array": np.ndarray,
+    }
+
+
+def test_a_top_level_array_loads_on_both_paths(tmp_path):
+    np.testing.assert_array_equal(load_pickle(io.BytesIO(pickle.dumps(np.arange(3.0), protocol=4)), "top"), np.arange(3.0))
+    torch = pytest.importorskip("torch")
+    torch.save(np.arange(3.0), tmp_path / "top.pth")
+    np.testing.assert_array_equal(load_torch_file(tmp_path / "top.pth"), np.arange(3.0))
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        # READONLY_BUFFER (protocol 5) wraps the bytearray on the stack in a memoryview
+        (b"\x80\x05\x96\x03\x00\x00\x00\x00\x00\x00\x00abc\x98.", "refusing to unpickle a value of type builtins.memoryview"),
+        # bytes(10**9) from a 30-byte file: a gigabyte of zeros
+        (b"\x80\x02cbuiltins\nbytes\nJ\x00\xca\x9a;\x85R.", r"refusing to unpickle bytes\(\) of a int"),
+        (b"\x80\x02cbuiltins\nbytearray\nJ\x00\xca\x9a;\x85R.", r"refusing to unpickle bytes\(\) of a int"),
+    ],
+    ids=["memoryview", "bytes-of-n", "bytearray-of-n"],
+)
+def test_wrong_types_and_memory_bombs_are_refused(data, message):
+    with pytest.raises(HarnessError, match=message):
+        load_pickle(io.BytesIO(data), "crafted")
+
+
+@pytest.mark.parametrize(
+    ("dtype", "raw", "message"),
+    [("<U1", b"\xff\xff\xff\xff", r"code points past U\+10FFFF"), ("|b1", b"\x02", "bytes other than 0 and 1")],
+)
+def test_array_bytes_that_are_no_value_of_their_dtype_are_reported_as_corrupt(tmp_path, dtype, raw, message):
+    state = "(3, '<', None, None, None, 4, 4, 8)" if dtype == "<U1" else "(3, '|', None, None, None, -1, -1, 0)"
+    result = _load_forged(tmp_path, f"Array(Dtype({dtype[1:]!r}, {state}), (1,), {raw!r})")
+    assert "forged.pkl is corrupt" in result.stdout and re.search(message, result.stdout), result.stdout + result.stderr
