@@ -39,10 +39,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.tomlfile import read_toml
 from harness.errors import HarnessError, choices
 from harness.metrics import get_estimator
 from harness.ranking import METRICS
+from harness.tomlfile import read_toml, typed
 
 TRAIN_SEED_POLICIES = ("random", "mean")
 _TOP_KEYS = {"name", "description", "benchmark", "root", "dataset", "schedule", "estimators", "skip_unavailable",
@@ -106,20 +106,11 @@ def _check_keys(where: str, table: dict[str, Any], valid: set[str]) -> None:
             raise choices(f"key in {where}", key, sorted(valid))
 
 
-def _typed(where: str, value: Any, kind: type[int | bool], minimum: int = 0) -> Any:
-    """``value`` if its type is exactly ``kind`` (a TOML boolean is no integer, a float no integer,
-    a string no boolean) and, for an integer, ``value >= minimum``; else a HarnessError saying what is valid."""
-    if type(value) is not kind or (kind is int and value < minimum):
-        valid = "true or false" if kind is bool else f"an integer >= {minimum}"
-        raise HarnessError(f"{where} must be {valid}, got {value!r}")
-    return value
-
-
 def _sampling(raw: dict[str, Any], source: str) -> Sampling:
     where = f"{source}: sampling."
     n_archs = raw.get("n_archs", Sampling.n_archs)
     if n_archs != "all":
-        _typed(where + 'n_archs (a number of archs, or "all")', n_archs, int, minimum=2)
+        typed(n_archs, "int", where + 'n_archs (a number of archs, or "all")', 2)
     train_seed = raw.get("train_seed", Sampling.train_seed)
     if isinstance(train_seed, str) and train_seed not in TRAIN_SEED_POLICIES:
         try:
@@ -127,14 +118,14 @@ def _sampling(raw: dict[str, Any], source: str) -> Sampling:
         except ValueError:
             raise choices("train_seed", train_seed, list(TRAIN_SEED_POLICIES) + ["<a seed label>"]) from None
     if not isinstance(train_seed, str):
-        _typed(where + 'train_seed (a policy such as "random", or a training seed label)', train_seed, int, minimum=0)
+        typed(train_seed, "int", where + 'train_seed (a policy such as "random", or a training seed label)', 0)
     return Sampling(
         n_archs=n_archs,
-        repetitions=_typed(where + "repetitions", raw.get("repetitions", Sampling.repetitions), int, minimum=1),
-        seed=_typed(where + "seed", raw.get("seed", Sampling.seed), int, minimum=0),
+        repetitions=typed(raw.get("repetitions", Sampling.repetitions), "int", where + "repetitions", 1),
+        seed=typed(raw.get("seed", Sampling.seed), "int", where + "seed", 0),
         train_seed=train_seed,
-        dedup_isomorphs=_typed(where + "dedup_isomorphs", raw.get("dedup_isomorphs", False), bool),
-        drop_degenerate=_typed(where + "drop_degenerate", raw.get("drop_degenerate", False), bool),
+        dedup_isomorphs=typed(raw.get("dedup_isomorphs", False), "bool", where + "dedup_isomorphs"),
+        drop_degenerate=typed(raw.get("drop_degenerate", False), "bool", where + "drop_degenerate"),
     )
 
 
@@ -151,8 +142,8 @@ def _ranking(raw: dict[str, Any], source: str) -> Ranking:
             raise choices(f"{source}: ranking metric", metric, METRICS)
     return Ranking(
         metrics=tuple(metrics),
-        k=_typed(where + "k", raw.get("k", Ranking.k), int, minimum=1),
-        epochs=tuple(_typed(where + "epochs entry", e, int, minimum=1) for e in epochs),
+        k=typed(raw.get("k", Ranking.k), "int", where + "k", 1),
+        epochs=tuple(typed(e, "int", where + "epochs entry", 1) for e in epochs),
     )
 
 
@@ -192,7 +183,7 @@ def parse_config(data: dict[str, Any], source: str = "config") -> CorrelationCon
         schedule=schedule,
         root=str(data.get("root", "")),
         description=str(data.get("description", "")),
-        skip_unavailable=_typed(f"{source}: skip_unavailable", data.get("skip_unavailable", False), bool),
+        skip_unavailable=typed(data.get("skip_unavailable", False), "bool", f"{source}: skip_unavailable"),
         sampling=sampling,
         truth=truth,
         ranking=ranking,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError, choices
-from harness.tomlfile import read_toml
+from harness.tomlfile import read_toml, typed
 
 
 
@@ -117,38 +117,13 @@ _SECTION_CLASSES = {
 }
 
 
-def _typed(value: Any, hint: str, where: str) -> Any:
-    """``value`` checked against a field's annotation (``int``, ``float``, ``bool``, ``str``,
-    ``tuple[int, ...]``, ``tuple[str, ...]``, each optionally ``| None``); lists become tuples.
-    A TOML boolean is no integer, an integer is a fine float, nothing else is converted."""
-    if hint.endswith(" | None"):
-        if value is None:
-            return None
-        hint = hint.removesuffix(" | None")
-    if hint.startswith("tuple["):
-        item = hint.removeprefix("tuple[").removesuffix(", ...]")
-        if not isinstance(value, (list, tuple)):
-            raise HarnessError(f"{where} must be a list of {item}, got {value!r}")
-        return tuple(_typed(v, item, f"{where} entry") for v in value)
-    ok = {
-        "bool": isinstance(value, bool),
-        "int": isinstance(value, int) and not isinstance(value, bool),
-        "float": isinstance(value, (int, float)) and not isinstance(value, bool),
-        "str": isinstance(value, str),
-    }[hint]
-    if not ok:
-        kinds = {"bool": "true or false", "int": "an integer", "float": "a number", "str": "a string"}
-        raise HarnessError(f"{where} must be {kinds[hint]}, got {value!r}")
-    return float(value) if hint == "float" else value
-
-
 def _section(cls: type, values: dict[str, Any], where: str) -> Any:
     valid = {f.name: f for f in fields(cls)}
     kwargs = {}
     for key, value in values.items():
         if key not in valid:
             raise choices(f"key in [{where}]", key, valid)
-        kwargs[key] = _typed(value, str(valid[key].type), f"[{where}] {key}")
+        kwargs[key] = typed(value, str(valid[key].type), f"[{where}] {key}")
     return cls(**kwargs)
 
 
