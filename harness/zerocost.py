@@ -218,6 +218,8 @@ class ZeroCostBenchmark(Benchmark):
                 f"{archs!r} is a NASLib NB201 tuple, not {len(archs)} row numbers of {self.name}: look it up by its key "
                 f"string zc.resolve({str(archs)!r}); an NB201 index with zc.rows_of_nb201(index); row numbers as a list"
             )
+        if isinstance(archs, np.ndarray) and archs.dtype.kind in "iu":  # row numbers: one vectorised check
+            return self._checked_rows(one_dimensional(archs, self.name).astype(np.int64))
         if is_int(archs) or isinstance(archs, str):
             archs = [archs]
         elif isinstance(archs, np.ndarray):
@@ -228,12 +230,17 @@ class ZeroCostBenchmark(Benchmark):
                 f"of those; got {archs!r}"
             )
         archs = list(archs)
-        return np.fromiter((self._row_of(arch) for arch in archs), dtype=np.int64, count=len(archs))
+        return self._checked_rows(np.fromiter((self._row_of(arch) for arch in archs), dtype=np.int64, count=len(archs)))
+
+    def _checked_rows(self, rows: np.ndarray) -> np.ndarray:
+        bad = (rows < 0) | (rows >= len(self.archs))
+        if bad.any():
+            raise HarnessError(f"row {int(rows[bad][0])} out of range for {self.name}: valid 0..{len(self.archs) - 1}")
+        return rows
 
     def _row_of(self, arch: Any) -> int:
+        """A row number as given (range-checked by the caller), or the row of a NASLib key string."""
         if is_int(arch):
-            if not 0 <= arch < len(self.archs):
-                raise HarnessError(f"row {int(arch)} out of range for {self.name}: valid 0..{len(self.archs) - 1}")
             return int(arch)
         if isinstance(arch, str) and arch in self._row:
             return self._row[arch]
