@@ -50,10 +50,18 @@ from harness.errors import HarnessError
 Source = str | Path | IO[bytes]
 
 
-def _latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
+class _Refused(Exception):
+    """Internal: the pickle asks for something the allow-list forbids (message: what it was)."""
+
+
+class _Damaged(Exception):
+    """Internal: a numpy value whose data does not fit its shape (message: what is wrong)."""
+
+
+def _latin1_encode(text: object, encoding: object = "utf-8") -> bytes:
     """The only use of ``_codecs.encode`` in data pickles: protocol-2 bytes as latin-1 text."""
-    if encoding not in ("latin1", "latin-1", "iso-8859-1"):
-        raise pickle.UnpicklingError(f"_codecs.encode with encoding {encoding!r} is not on the allow-list")
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1", "iso-8859-1"):
+        raise _Refused(f"_codecs.encode of a {type(text).__name__} with encoding {encoding!r} (only text, latin-1)")
     return text.encode("latin1")
 
 
@@ -62,8 +70,8 @@ def _bytes(data: object = b"", encoding: object = None) -> bytes:
     which would let a few file bytes allocate n zeroed bytes."""
     if isinstance(data, bytes) and encoding is None:
         return data
-    if isinstance(data, str) and encoding in ("latin1", "latin-1", "iso-8859-1"):
-        return data.encode("latin1")
+    if isinstance(data, str) and encoding is not None:
+        return _latin1_encode(data, encoding)
     raise _Refused(f"bytes() of a {type(data).__name__} (only b'' or latin-1 text)")
 
 
@@ -73,14 +81,6 @@ def _bytearray(data: object = b"", encoding: object = None) -> bytearray:
 
 
 _SIMPLE_KINDS = "biufcSU"  # numpy dtype kinds allowed: bool, int, uint, float, complex, bytes, str
-
-
-class _Refused(Exception):
-    """Internal: the pickle asks for something the allow-list forbids (message: what it was)."""
-
-
-class _Damaged(Exception):
-    """Internal: a numpy value whose data does not fit its shape (message: what is wrong)."""
 
 
 class _DtypeRecipe:
@@ -298,7 +298,7 @@ def _finished(obj: Any, done: dict[int, Any], torch_types: bool = False) -> Any:
         if set(map(type, obj)) <= _LEAF_TYPES:
             return obj
         result = kind(_finished(value, done, torch_types) for value in obj)
-    elif kind in _CLASSES:
+    elif isinstance(obj, type) and obj in _CLASSES:
         return obj  # set, OrderedDict, ... as values
     elif torch_types and kind.__module__.split(".")[0] == "torch":
         done[key] = obj

@@ -9,6 +9,7 @@ the test instead of killing the test run.
 
 from __future__ import annotations
 
+import collections
 import io
 import pickle
 import re
@@ -255,3 +256,9 @@ def test_array_bytes_that_are_no_value_of_their_dtype_are_reported_as_corrupt(tm
     state = "(3, '<', None, None, None, 4, 4, 8)" if dtype == "<U1" else "(3, '|', None, None, None, -1, -1, 0)"
     result = _load_forged(tmp_path, f"Array(Dtype({dtype[1:]!r}, {state}), (1,), {raw!r})")
     assert "forged.pkl is corrupt" in result.stdout and re.search(message, result.stdout), result.stdout + result.stderr
+
+
+def test_allow_listed_classes_as_values_load_as_themselves():
+    """The result walk once refused them ('a value of type builtins.type')."""
+    data = pickle.dumps({"set": set, "ordered": collections.OrderedDict, "complex": complex}, protocol=2)
+    assert load_pickle(io.BytesIO(data), "classes") == {"set": set, "ordered": collections.OrderedDict, "complex": complex}
