@@ -23,9 +23,9 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from harness.errors import HarnessError, choices  # noqa: E402
-from harness.ranking import METRICS  # noqa: E402
+from harness.ranking import CORRELATIONS, METRICS  # noqa: E402
 
-VALUE_RANGE = {"spearman": (-1.0, 1.0), "kendall": (-1.0, 1.0), "sparse_kendall": (-1.0, 1.0), "precision_at_k": (0.0, 1.0)}
+VALUE_RANGE = {**{name: (-1.0, 1.0) for name in CORRELATIONS}, "precision_at_k": (0.0, 1.0)}
 
 
 def correlation_vs_epoch(

@@ -44,7 +44,8 @@ from harness.rng import is_int, make_rng
 
 NanPolicy = Literal["raise", "drop"]
 ConstantPolicy = Literal["raise", "nan"]
-METRICS = ("spearman", "kendall", "sparse_kendall", "top_k", "precision_at_k")
+CORRELATIONS = ("spearman", "kendall", "sparse_kendall")  # rank correlations, in [-1, 1]; 1 = the truth's own ranking
+METRICS = (*CORRELATIONS, "top_k", "precision_at_k")
 
 
 # --------------------------------------------------------------------------------------------- input

@@ -14,11 +14,9 @@ import numpy as np
 import pandas as pd
 
 from harness.errors import HarnessError, choices
+from harness.ranking import CORRELATIONS
 
 Style = Literal["markdown", "latex"]
-
-
-PERFECT_AT_ONE = ("spearman", "kendall", "sparse_kendall")  # rank correlations: 1 = the truth's own ranking
 
 
 def _cell(mean: float, std: float | None, digits: int) -> str:
@@ -155,7 +153,7 @@ def correlation_table(
     # at the epoch the truth is read from, say); it is marked and not counted as the best.
     # With fewer than 10 archs a perfect ranking can be chance (1/10! for 10), so those are not marked.
     enough = sub["n_archs"] >= 10 if "n_archs" in sub else True
-    exact = (sub[metric] == 1.0) & enough if metric in PERFECT_AT_ONE else pd.Series(False, index=sub.index)
+    exact = (sub[metric] == 1.0) & enough if metric in CORRELATIONS else pd.Series(False, index=sub.index)
     perfect = exact.groupby([sub["estimator"], sub["epoch"]], sort=False).all()
     perfect = perfect.unstack("epoch").loc[order, list(epochs)].fillna(False).astype(bool)
     means.columns = stds.columns = perfect.columns = [f"epoch {e}" for e in epochs]
