@@ -184,14 +184,6 @@ class SearchSpace:
     def has_loose_ends(self, config: Config) -> bool:
         return len(self.blocks_with_outputs(config.parents)) < self.n_blocks
 
-    def present_blocks(self, parents: tuple[tuple[int, ...], ...]) -> list[int]:
-        """Blocks reached walking backwards from the output (the official no-loose-ends graph)."""
-        reached = {self.n_blocks + 1}
-        for node in range(self.n_blocks + 1, 0, -1):
-            if node in reached:
-                reached.update(parents[node - 1])
-        return sorted(b for b in reached if 1 <= b <= self.n_blocks)
-
     def count(self, loose_ends: bool) -> int:
         """Number of architectures with / without loose ends (module docstring)."""
         if loose_ends:
