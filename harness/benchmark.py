@@ -12,8 +12,9 @@ Conventions
 * A column whose values do not depend on the seed (params, FLOPs) has ``seeds == ()``; one whose
   values do not depend on the epoch has ``epochs == ()``. The matching result axis has length 1.
 * Tables that only publish the mean over training seeds use the seed label ``"mean"``.
-* Missing values (a seed that was not run, a split evaluated only at the last epoch) are NaN in
-  ``values`` and False in ``mask``; nothing is imputed. Averaging over seeds happens only when asked
+* A column lists only the epochs at which it was evaluated (a split evaluated once after training
+  has one epoch), so asking for another epoch raises. Missing values inside a column (a seed an
+  architecture was not trained with) are NaN in ``values`` and False in ``mask``; nothing is imputed. Averaging over seeds happens only when asked
   (``reduce="mean"``).
 """
 

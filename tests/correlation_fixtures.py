@@ -2,11 +2,12 @@
 
 Column naming follows the NB201 converter (``harness.adapters.nb201_convert``): datasets
 ``cifar10-valid`` etc., schedule ``"200"``/``"12"``, splits ``train``, ``x-valid``, ``ori-test``,
-metrics ``loss``/``accuracy``, seeds as ints, epochs 1..T; ``ori-test`` of ``cifar10-valid`` exists
-only at the last epoch (NaN before), as in the official hp=200 files; params in split ``cost``.
+metrics ``loss``/``accuracy``, seeds as ints, epochs 1..T; ``ori-test`` of ``cifar10-valid`` is
+evaluated only after the last epoch, so its column holds epoch T alone, as the converter writes the
+official hp=200 files; params in split ``cost``.
 
-For cifar100 and ImageNet16-120, as in NATS hp=200, ``x-valid`` exists only at the last epoch and
-the final test accuracy is ``x-test``.
+For cifar100 and ImageNet16-120, as in NATS hp=200, ``x-valid`` holds only the last epoch and the
+final test accuracy is ``x-test``.
 
 Values: each arch has a latent quality q in [0, 1] (deterministic from ``seed``); its final test
 accuracy is 50 + 45 q + noise, its training loss decays towards 2.3 (1 - q) + noise per seed, so
@@ -58,8 +59,8 @@ def _write_schedule(writer: StoreWriter, rng: np.random.Generator, quality: np.n
     epochs = tuple(range(1, n_epochs + 1))
     t = np.arange(1, n_epochs + 1) / n_epochs
 
-    def column(split: str, metric: str) -> np.ndarray:
-        return writer.add_column(Column(dataset, schedule, split, metric, SEEDS, epochs, metric == "loss"), n)
+    def column(split: str, metric: str, at: tuple[int, ...] = epochs) -> np.ndarray:
+        return writer.add_column(Column(dataset, schedule, split, metric, SEEDS, at, metric == "loss"), n)
 
     base = 2.3 * (1.0 - quality)[:, None, None] + 0.1
     noise = rng.normal(0.0, 0.15, size=(n, len(SEEDS), 1)) + rng.normal(0.0, 0.02, size=(n, len(SEEDS), n_epochs))
@@ -68,17 +69,19 @@ def _write_schedule(writer: StoreWriter, rng: np.random.Generator, quality: np.n
     train_acc = 100.0 * (1.0 - train_loss / 4.5)
     val_acc = 100.0 * (1.0 - val_loss / 4.8)
     halves = dataset in ("cifar100", "ImageNet16-120")  # x-valid/x-test = halves of the test set
+    last = (n_epochs,)
     for split, metric, values in (("train", "loss", train_loss), ("train", "accuracy", train_acc),
                                   ("x-valid", "loss", val_loss), ("x-valid", "accuracy", val_acc)):
-        array = column(split, metric)
-        array[...] = np.where(present[:, :, None], values, np.nan).astype(np.float32)
+        values = np.where(present[:, :, None], values, np.nan).astype(np.float32)
         if halves and split == "x-valid":  # as NATS hp=200: x-valid only at the last epoch
-            array[:, :, :-1] = np.nan
+            column(split, metric, last)[...] = values[:, :, -1:]
+        else:
+            column(split, metric)[...] = values
     final = 50.0 + 45.0 * quality[:, None] + rng.normal(0.0, 1.5, size=(n, len(SEEDS)))
-    column("x-test" if halves else "ori-test", "accuracy")[:, :, -1] = np.where(present, final, np.nan).astype(np.float32)
+    column("x-test" if halves else "ori-test", "accuracy", last)[:, :, 0] = np.where(present, final, np.nan).astype(np.float32)
     # the full-training-set run: only its final test accuracy (what non_degenerate() reads);
     # archs with quality < 0.02 sit at chance (10 %), like NB201's disconnected cells
-    cifar10 = writer.add_column(Column("cifar10", schedule, "ori-test", "accuracy", SEEDS, epochs, False), n)
-    cifar10[:, :, -1] = np.where(present, np.where(quality[:, None] < 0.02, 10.0, final + 2.0), np.nan).astype(np.float32)
+    cifar10 = writer.add_column(Column("cifar10", schedule, "ori-test", "accuracy", SEEDS, last, False), n)
+    cifar10[:, :, 0] = np.where(present, np.where(quality[:, None] < 0.02, 10.0, final + 2.0), np.nan).astype(np.float32)
     params = writer.add_column(Column(dataset, schedule, "cost", "params", (), (), True), n)
     params[:, 0, 0] = (0.1 + quality + rng.normal(0, 0.3, n)).astype(np.float32)

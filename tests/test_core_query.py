@@ -14,7 +14,7 @@ from harness.spaces.nb1shot1 import search_space
 from harness.store import ColumnarStore, StoreWriter
 
 TRAIN_LOSS = Column("cifar10-valid", "200", "train", "loss", (777, 888, 999), tuple(range(1, 201)), minimize=True)
-XVALID_C100 = Column("cifar100", "200", "x-valid", "accuracy", (777, 888, 999), tuple(range(1, 201)), minimize=False)
+XVALID_C100 = Column("cifar100", "200", "x-valid", "accuracy", (777, 888, 999), (200,), minimize=False)
 PARAMS = Column("cifar10", "200", "cost", "params", (), (), minimize=True)
 
 
@@ -31,7 +31,7 @@ def store(tmp_path_factory):
         curves = rng.uniform(0.1, 2.0, size=(space.N_ARCHS, 3, 200)).astype(np.float32)
         curves[n_seeds[:, None] <= np.arange(3)[None, :]] = np.nan
         loss[:] = curves
-        valid[:, :, 199] = rng.uniform(10, 70, size=(space.N_ARCHS, 3))
+        valid[:, :, 0] = rng.uniform(10, 70, size=(space.N_ARCHS, 3))
         params[:, 0, 0] = np.arange(space.N_ARCHS) / 1000
         archs = embedded_table()[["arch_str"]].assign(row=np.arange(space.N_ARCHS))
         writer.add_table("archs", archs)
@@ -77,10 +77,12 @@ def test_seed_mean_is_explicit_and_uses_only_existing_seeds(store):
     assert mean.seeds == ("mean",)
 
 
-def test_xvalid_of_cifar100_exists_only_at_the_last_epoch(store):
+def test_a_column_evaluated_once_answers_that_epoch_and_refuses_the_others(store):
     bench = load_benchmark("nb201", root=store)
     result = bench.query([5], "cifar100", "accuracy", "x-valid", "200")
-    assert result.mask[0, :, :199].sum() == 0 and result.mask[0, :, 199].all()
+    assert result.epochs == (200,) and result.values.shape == (1, 3, 1) and result.mask.all()
+    with pytest.raises(HarnessError, match="epoch 100 out of range for cifar100/200/x-valid/accuracy; valid epochs: 200"):
+        bench.query([5], "cifar100", "accuracy", "x-valid", "200", epochs=[100, 200])
 
 
 def test_selected_seeds_and_epochs_keep_the_order_asked_for(store):

@@ -33,8 +33,8 @@ def test_curve_estimators_map_to_the_nb201_splits(store: Path) -> None:
 
 def test_split_override_picks_the_named_split(store: Path) -> None:
     bench = load_benchmark("nb201", root=store)
-    cols = required_columns(get_estimator("ValAcc"), bench, "cifar10-valid", "200", splits={"val": "ori-test"})
-    assert str(cols["val_acc"]) == "cifar10-valid/200/ori-test/accuracy"
+    cols = required_columns(get_estimator("ValAcc"), bench, "cifar10-valid", "200", splits={"val": "train"})
+    assert str(cols["val_acc"]) == "cifar10-valid/200/train/accuracy"
     with pytest.raises(NotAvailableError, match="splits tried: test-half"):
         required_columns(get_estimator("ValAcc"), bench, "cifar10-valid", "200", splits={"val": "test-half"})
 

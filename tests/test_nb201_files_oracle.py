@@ -78,7 +78,10 @@ def test_every_curve_value_equals_the_official_archresults(ours, official, datas
                         ours.query(arch, dataset, metric, split, hp)
                     continue
                 got = ours.query(arch, dataset, metric, split, hp, seeds=seeds)
-                assert got.epochs == tuple(range(1, n_epochs + 1))
+                # the column lists the epochs the official record evaluates, and only those
+                evaluated = np.flatnonzero(~np.isnan(expected).all(axis=0))
+                assert got.epochs == tuple(int(i) + 1 for i in evaluated)
+                expected = expected[:, evaluated]
                 np.testing.assert_array_equal(got.values[0], expected, err_msg=f"{arch} {dataset} {hp} {split} {metric}")
                 np.testing.assert_array_equal(got.mask[0], ~np.isnan(expected))
 
@@ -100,11 +103,15 @@ def test_get_more_info_per_epoch_equals_our_query(ours, official, hp):
                         result = curves[(prefix, "loss")]
                         s = result.seeds.index(seed)
                         present = f"{prefix}-loss" in info
-                        assert present == bool(result.mask[0, s, iepoch]), (arch, dataset, hp, seed, iepoch, prefix)
+                        # epoch iepoch + 1 is in the column exactly when the official API has a value there
+                        stored = iepoch + 1 in result.epochs
+                        assert present == stored, (arch, dataset, hp, seed, iepoch, prefix)
                         if not present:
                             continue
-                        assert result.values[0, s, iepoch] == f32(info[f"{prefix}-loss"])
-                        assert curves[(prefix, "accuracy")].values[0, s, iepoch] == f32(info[f"{prefix}-accuracy"])
+                        e = result.epochs.index(iepoch + 1)
+                        assert result.mask[0, s, e]
+                        assert result.values[0, s, e] == f32(info[f"{prefix}-loss"])
+                        assert curves[(prefix, "accuracy")].values[0, s, e] == f32(info[f"{prefix}-accuracy"])
                         # all-time is the running sum of the per-epoch times the record lists, also at
                         # epochs where this split has no accuracy (the pitfall: dropping those)
                         times = curves[(prefix, "time")].values[0, s, : iepoch + 1]
@@ -150,16 +157,20 @@ def test_cifar10_has_no_x_valid_and_the_error_names_the_valid_splits(ours):
     assert "ori-test" in str(err.value) and "train" in str(err.value)
 
 
-def test_cifar100_hp200_x_valid_exists_only_at_the_last_epoch(ours):
-    result = ours.query(ARCHS, "cifar100", "accuracy", "x-valid", "200")
-    assert result.mask[:, :, -1].all()
-    assert not result.mask[:, :, :-1].any()
-    assert np.isnan(result.values[:, :, :-1]).all()
-
-
-def test_cifar10_valid_hp200_ori_test_exists_only_at_the_last_epoch(ours):
-    result = ours.query(ARCHS, "cifar10-valid", "accuracy", "ori-test", "200")
-    assert result.mask[:, :, -1].all() and not result.mask[:, :, :-1].any()
+@pytest.mark.parametrize("dataset, split", [("cifar100", "x-valid"), ("cifar100", "x-test"), ("ImageNet16-120", "x-valid"),
+                                            ("ImageNet16-120", "x-test"), ("cifar10-valid", "ori-test")])
+def test_hp200_splits_evaluated_once_declare_epoch_200_alone_not_a_nan_curve(ours, dataset, split):
+    """These splits are evaluated only after training; their columns once declared epochs 1..200 and
+    returned NaN for 199 of them. Now the column holds epoch 200 alone and an earlier epoch raises."""
+    for metric in ("loss", "accuracy"):
+        column = ours.capabilities().column(dataset, metric, split, "200")
+        assert column.epochs == (200,)
+        result = ours.query(ARCHS, dataset, metric, split, "200")
+        assert result.epochs == (200,) and result.values.shape[2] == 1 and result.mask.all()
+        with pytest.raises(HarnessError, match=r"epoch 199 out of range .* valid epochs: 200$"):
+            ours.query(ARCHS, dataset, metric, split, "200", epochs=199)
+    # their evaluation time is listed at every epoch, so the time column keeps the whole curve
+    assert ours.capabilities().column(dataset, "time", split, "200").epochs == tuple(range(1, 201))
 
 
 def test_eval_times_of_epochs_without_accuracy_are_kept_so_their_sum_is_the_official_all_time(ours, official):

@@ -176,20 +176,11 @@ class _Arrays:
         truth = bench.query(archs, plan.truth.dataset, plan.truth.metric, plan.truth.split, plan.truth.schedule,
                             epochs=plan.truth.epochs[-1] if plan.truth.epochs else None, reduce="mean")
         self.truth = truth.values[:, 0, 0]
-        # a column recorded only at some epochs (NATS hp=200 x-valid of cifar100) cannot feed a curve
-        self.partial: dict[tuple[str, str, str, str], str] = {}
-        for c in plan.curve_columns:
-            per_epoch = ~np.isnan(self.curves[c.key]).all(axis=(0, 1))
-            if not per_epoch.all():
-                have = [e for e, ok in zip(epochs, per_epoch) if ok]
-                shown = have if len(have) <= 5 else f"{len(have)} of {len(epochs)} epochs"
-                self.partial[c.key] = f"not available: {bench.name} records {c} only at epoch(s) {shown}, not per epoch"
-        # usable[a, s]: seed s of arch a has a complete curve in every (per-epoch) column
+        # usable[a, s]: seed s of arch a has a complete curve in every curve column
         shape = next(iter(self.curves.values())).shape[:2] if self.curves else (len(self.truth), 1)
         self.usable = np.ones(shape, dtype=bool)
-        for key, values in self.curves.items():
-            if key not in self.partial:
-                self.usable &= ~np.isnan(values).any(axis=2)
+        for values in self.curves.values():
+            self.usable &= ~np.isnan(values).any(axis=2)
 
     def select(self, rows: np.ndarray, seed_pos: np.ndarray | None) -> dict[tuple[str, str, str, str], np.ndarray]:
         """Curves [n, epochs] of ``rows``: seed ``seed_pos[i]`` per arch, or the mean over usable seeds."""
@@ -278,7 +269,6 @@ def run_correlation(
     if n_archs is not None:
         pool = _pool(bench, s, info)
         arrays = _Arrays(bench, plan, pool, epochs)
-        _drop_partial(plan, arrays.partial, config.skip_unavailable)
         keep = ~np.isnan(arrays.truth)
         if s.train_seed in ("random", "mean"):
             keep &= arrays.usable.any(axis=1)
@@ -346,7 +336,6 @@ def run_correlation(
             else:
                 archs = bench.sample(s.n_archs, rng)  # opaque encodings
                 rep_arrays = _Arrays(bench, plan, archs, epochs)
-                _drop_partial(plan, rep_arrays.partial, config.skip_unavailable)
                 rows = np.flatnonzero(~np.isnan(rep_arrays.truth) & rep_arrays.usable.any(axis=1))
                 seed_pos = _seed_choice(rep_arrays, rows, s.train_seed, seeds, rng)
                 truth = rep_arrays.truth[rows]
@@ -388,20 +377,6 @@ def _values_bytes(s: Any, candidates: np.ndarray | None, epochs: tuple[int, ...]
     """Bytes of one estimator's values over all repetitions (float64 [reps, n, epochs])."""
     n = s.n_archs if s.n_archs != "all" else (0 if candidates is None else len(candidates))
     return 8 * s.repetitions * int(n) * len(epochs)
-
-
-def _drop_partial(plan: _Plan, partial: dict[tuple[str, str, str, str], str], skip: bool) -> None:
-    """Leave out (when ``skip``) or refuse the estimators that read a column not recorded per epoch."""
-    for est in list(plan.estimators):
-        reasons = [partial[c.key] for c in plan.columns[est.label].values() if c.key in partial]
-        if not reasons:
-            continue
-        if not skip:
-            raise NotAvailableError(f"{reasons[0]} (needed by {est.label}); set skip_unavailable = true to leave it out")
-        plan.skipped[est.label] = reasons[0]
-        plan.estimators.remove(est)
-    if not plan.estimators:
-        raise NotAvailableError("no estimator of this config can be computed on this data: " + "; ".join(plan.skipped.values()))
 
 
 def _pool(bench: Benchmark, s: Any, info: dict[str, Any]) -> np.ndarray:

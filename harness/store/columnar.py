@@ -35,7 +35,9 @@ from harness.benchmark import Column
 from harness.errors import HarnessError
 
 FORMAT = "harness-columnar"
-VERSION = 1
+# 2: a column lists only the epochs at which it was evaluated (v1 NB201 stores declared epochs
+# 1..200 for splits evaluated once, NaN before the last); v1 stores are refused: convert again.
+VERSION = 2
 # manifest key -> the JSON type its value must have
 _MANIFEST_TYPES: dict[str, type] = {"benchmark": str, "source": str, "columns": list, "tables": dict, "extra": dict}
 
@@ -215,7 +217,7 @@ class ColumnarStore:
         if self.manifest.get("format") != FORMAT or self.manifest.get("version") != VERSION:
             raise HarnessError(
                 f"{manifest_path}: format {self.manifest.get('format')!r} v{self.manifest.get('version')!r}; "
-                f"this harness reads {FORMAT!r} v{VERSION}"
+                f"this harness reads {FORMAT!r} v{VERSION}; convert the official files again (harness data convert)"
             )
         for key, kind in _MANIFEST_TYPES.items():
             if not isinstance(self.manifest.get(key), kind):
