@@ -248,6 +248,18 @@ def test_manifest_that_is_not_a_store_manifest_is_named_not_a_traceback(store, t
         load_benchmark("nb201", root=copy)
 
 
+def test_a_v1_store_whose_once_evaluated_splits_hold_nan_curves_is_refused_with_convert_again(store, tmp_path):
+    """v1 stores declared epochs 1..200 for splits evaluated once, NaN before the last; reading one
+    would bring those NaN curves back, so it is refused and the user told to convert again."""
+    import json
+
+    copy = _store_copy(store, tmp_path)
+    manifest = copy / "manifest.json"
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "version": 1}))
+    with pytest.raises(HarnessError, match=r"v1; this harness reads 'harness-columnar' v2; convert the official files again"):
+        load_benchmark("nb201", root=copy)
+
+
 def test_truncated_parquet_table_is_named_not_an_arrow_error(store, tmp_path):
     copy = _store_copy(store, tmp_path)
     table = copy / "tables" / "archs.parquet"
