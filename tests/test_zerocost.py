@@ -122,3 +122,18 @@ def test_unknown_dataset_is_refused_naming_the_valid_ones(tmp_path):
     path = _write(tmp_path, {"cifar1000": {"(0, 0, 0, 0, 0, 0)": GOOD}})
     with pytest.raises(HarnessError, match="unknown dataset .*'cifar1000'; valid: 'cifar10', 'cifar100', 'ImageNet16-120'"):
         read_naslib_json(path, "nb201")
+
+
+def test_nb201_cifar10_val_accuracy_is_the_cifar10_valid_run_as_its_label_and_description_say(nb201):
+    """NB201's cifar10 run has no validation split; NASLib's cifar10 val_accuracy tracks the
+    cifar10-valid run (trained on 25k images), which the column's x-valid label and description say."""
+    from harness import load_benchmark
+
+    column = nb201.capabilities().column("cifar10", "accuracy", "x-valid", "200")
+    assert "cifar10-valid run" in column.description
+    official = nb201.frame.loc[nb201.frame["dataset"] == "cifar10", "index"].to_numpy()
+    naslib = nb201.query(nb201.rows_of_nb201(official), "cifar10", "accuracy", "x-valid").values[:, 0, 0]
+    nb201_table = load_benchmark("nb201")
+    valid_run = nb201_table.final(official, "cifar10-valid", "accuracy", "x-valid", "200")
+    full_run = nb201_table.final(official, "cifar10", "accuracy", "ori-test", "200")
+    assert np.median(np.abs(naslib - valid_run)) < 0.5 < 3.0 < np.median(np.abs(naslib - full_run))
