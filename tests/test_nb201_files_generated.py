@@ -164,3 +164,19 @@ def test_a_seed_first_seen_late_gets_its_sorted_place(tmp_path, meta):
 def _raw_losses(meta, index, seeds, dataset, seed):
     run = make_arch_file(index, meta[index], seeds)["12"]["all_results"][(dataset, seed)]
     return np.array([run["train_losses"][e] for e in range(12)])
+
+
+def test_params_that_disagree_across_seeds_without_seed_888_are_absent_not_averaged():
+    """The official API settles disagreeing params/FLOPs (a legacy issue) with seed 888's value and
+    fails without one; an average of disagreeing values would be an imputed number."""
+    from harness.adapters.nb201_files import RunRecord, compute_costs
+
+    def run(seed: int, params: float) -> RunRecord:
+        return RunRecord("200", "cifar10", seed, 1, {}, params, 2 * params, 0.01 * seed)
+
+    assert compute_costs([run(777, 1.5), run(888, 1.5)])["params"] == 1.5
+    settled = compute_costs([run(777, 1.0), run(888, 2.0), run(999, 3.0)])
+    assert (settled["params"], settled["flops"]) == (2.0, 4.0)
+    unsettled = compute_costs([run(777, 1.0), run(999, 3.0)])
+    assert np.isnan(unsettled["params"]) and np.isnan(unsettled["flops"])
+    assert unsettled["latency"] == pytest.approx((7.77 + 9.99) / 2)

@@ -444,15 +444,16 @@ def compute_costs(runs: list[RunRecord]) -> dict[str, float]:
     """Params, FLOPs and latency of one (schedule, dataset), as the official ``get_compute_costs``.
 
     params/flops: mean over the seeds' values; when they disagree (a legacy weight-migration issue,
-    nats_bench v1.6) the official API takes seed 888's value, and so do we. latency: mean over the
-    seeds' positive latencies (each a mean of its measurements); NaN where none was measured (the
-    official API returns None).
+    nats_bench v1.6) the official API takes seed 888's value, and so do we. Without a seed 888 the
+    official API fails (``list.index``); we leave the value NaN (absent) rather than average values
+    that disagree. latency: mean over the seeds' positive latencies (each a mean of its
+    measurements); NaN where none was measured (the official API returns None).
     """
     seeds = [r.seed for r in runs]
     out = {}
     for metric, values in (("params", [r.params for r in runs]), ("flops", [r.flops for r in runs])):
-        if len(values) > 1 and len({f"{v:.5f}" for v in values}) > 1 and 888 in seeds:
-            values = [values[seeds.index(888)]]
+        if len(values) > 1 and len({f"{v:.5f}" for v in values}) > 1:
+            values = [values[seeds.index(888)]] if 888 in seeds else [math.nan]
         out[metric] = sum(values) / len(values)
     positive = [r.latency for r in runs if r.latency > 0]
     out["latency"] = sum(positive) / len(positive) if positive else math.nan
