@@ -139,7 +139,7 @@ class Capabilities:
         lines = [f"{self.benchmark}: {self.n_archs if self.n_archs is not None else 'unbounded'} archs"]
         for c in self.columns:
             seeds = ",".join(str(s) for s in c.seeds) or "-"
-            epochs = _epoch_span(c.epochs) + f" ({len(c.epochs)})" if c.epochs else "-"
+            epochs = epoch_span(c.epochs) + f" ({len(c.epochs)})" if c.epochs else "-"
             direction = "min" if c.minimize else "max"
             lines.append(f"  {c}  seeds={seeds}  epochs={epochs}  [{direction}]")
         lines.extend(f"  note: {n}" for n in self.notes)
@@ -282,7 +282,7 @@ def _select_seeds(column: Column, seeds: SeedsArg) -> tuple[np.ndarray, tuple[Se
     return np.asarray(pos, dtype=np.int64), tuple(column.seeds[p] for p in pos)
 
 
-def _epoch_span(epochs: tuple[int, ...]) -> str:
+def epoch_span(epochs: tuple[int, ...]) -> str:
     """``"1..200"`` for three or more consecutive epochs, else the list (``"200"``, ``"54,108"``)."""
     consecutive = len(epochs) > 2 and list(epochs) == list(range(epochs[0], epochs[-1] + 1))
     return f"{epochs[0]}..{epochs[-1]}" if consecutive else ",".join(str(e) for e in epochs)
@@ -296,7 +296,7 @@ def _select_epochs(column: Column, epochs: EpochsArg) -> tuple[np.ndarray, tuple
     stored = np.asarray(column.epochs)
     if epochs is None:
         return np.arange(len(stored)), column.epochs
-    span = _epoch_span(column.epochs)
+    span = epoch_span(column.epochs)
     wanted = np.atleast_1d(np.asarray(epochs))
     if wanted.ndim != 1 or not wanted.size or wanted.dtype.kind not in "iu":
         raise HarnessError(

@@ -13,6 +13,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from harness.benchmark import epoch_span
 from harness.errors import HarnessError, choices
 from harness.ranking import CORRELATIONS
 
@@ -143,7 +144,7 @@ def correlation_table(
         epochs = sorted({int(all_epochs[np.argmin(np.abs(all_epochs - f * last))]) for f in fractions})
     missing = [e for e in epochs if e not in set(all_epochs.tolist())]
     if missing:
-        raise HarnessError(f"epoch {missing[0]} is not in this run; epochs: {all_epochs[0]}..{all_epochs[-1]}")
+        raise HarnessError(f"epoch {missing[0]} is not in this run; epochs: {epoch_span(tuple(int(e) for e in all_epochs))}")
     sub = results[results["epoch"].isin(epochs)]
     means, stds = (stat.unstack("epoch") for stat in mean_std(sub, ["estimator", "epoch"], metric))
     order = list(dict.fromkeys(results["estimator"]))

@@ -135,8 +135,7 @@ class _Unindexed(Benchmark):
 
     name = "toy-unindexed"
 
-    def __init__(self) -> None:
-        epochs = tuple(range(1, 6))
+    def __init__(self, epochs: tuple[int, ...] = (1, 2, 3, 4, 5)) -> None:
         self.columns = (Column("toy", "5", "valid", "loss", (), epochs, True), Column("toy", "5", "test", "accuracy", (), (5,), False))
 
     def capabilities(self) -> Capabilities:
@@ -168,11 +167,29 @@ def test_unindexed_space_is_sampled_opaquely() -> None:
             run_correlation(parse_config({**cfg.to_dict(), "sampling": sampling}), None, bench=bench, progress=False)
 
 
+def test_sums_refuse_curves_recorded_at_some_epochs_while_pointwise_estimators_rank_there() -> None:
+    """NB101 records epochs 54 and 108 only: the runner once refused every curve estimator there
+    ("do not share epochs 1..T"); a sum over epochs 1..t still cannot be formed from such a column."""
+    bench = _Unindexed(epochs=(2, 4))
+    cfg = {"name": "toy", "benchmark": "toy", "dataset": "toy", "schedule": "5", "estimators": ["ValLoss", "SoVL"],
+           "sampling": {"n_archs": 30, "repetitions": 1}, "truth": {"split": "test"}}
+    with pytest.raises(NotAvailableError, match=r"SoVL combines every epoch 1\.\.t, but toy-unindexed records .* only at epochs \[2, 4\]"):
+        run_correlation(parse_config(cfg), None, bench=bench, progress=False)
+    result = run_correlation(parse_config({**cfg, "skip_unavailable": True}), None, bench=bench, progress=False)
+    assert set(result.results["estimator"]) == {"ValLoss"} and sorted(result.results["epoch"]) == [2, 4]
+    np.testing.assert_allclose(result.results["spearman"], 1.0)
+    with pytest.raises(HarnessError, match="ranking.epochs 3 is not an epoch of the curves; epochs: 2,4"):
+        run_correlation(parse_config({**cfg, "estimators": ["ValLoss"], "ranking": {"epochs": [3]}}), None, bench=bench,
+                        progress=False)
+
+
 @pytest.mark.parametrize(
     "change,fragment",
     [({"estimatorz": []}, "unknown key"), ({"estimators": ["SoTL", "SoTL"]}, "listed twice"),
      ({"sampling": {"n_archs": 1}}, "n_archs"), ({"sampling": {"train_seed": "best"}}, "train_seed"),
-     ({"ranking": {"metrics": ["pearson"]}}, "ranking metric"), ({"estimators": ["Nope"]}, "unknown estimator")],
+     ({"ranking": {"metrics": ["pearson"]}}, "ranking metric"), ({"estimators": ["Nope"]}, "unknown estimator"),
+     # once accepted here and refused after the data was read, as "SoTL-E window E"
+     ({"estimators": [{"name": "SoVL-E", "E": 0}]}, "estimator SoVL-E: window E must be a positive integer, got 0")],
 )
 def test_bad_configs_raise_naming_the_fault(change: dict, fragment: str) -> None:
     with pytest.raises(HarnessError, match=fragment):

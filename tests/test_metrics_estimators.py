@@ -86,7 +86,7 @@ def test_spec_strings_mappings_and_case() -> None:
 @pytest.mark.parametrize(
     "spec,fragment",
     [("SoTLX", "unknown estimator"), ("SoTL-E(F=2)", "no option 'F'"), ("SoTL-E(E=0)", "positive integer"),
-     ("SoTL-EMA(variant=foo)", "unknown SoTL-EMA variant"), ("SoTL-EMA(mu=1.5)", "mu must be in"),
+     ("SoTL-EMA(variant=foo)", "estimator SoTL-EMA: unknown EMA variant"), ("SoTL-EMA(mu=1.5)", "mu must be in"),
      ("SoTL-E(E=x)", "positive integer, got 'x'"), ("SoTL-E(E=2.5)", "positive integer"),
      ({"name": "SoTL-EMA", "mu": "x"}, "mu must be in .*got 'x'")],
 )

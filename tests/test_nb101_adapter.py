@@ -182,3 +182,48 @@ def test_a_list_mixing_row_indices_and_hashes_names_the_mix():
         bench.resolve([0, bench.hash_of(1)[0]])
     assert "cannot read" not in str(err.value)
     assert bench.resolve(bench.hash_of([0, 1])).tolist() == [0, 1]
+
+
+def test_valacc_correlation_runs_at_the_two_recorded_epochs_and_matches_scipy(converted):
+    """NB101 records epochs 54 and 108 of a 108-epoch run; the runner once demanded epochs 1..T and
+    refused every curve estimator there. ValAcc (pointwise) ranks at both; SoVL-like sums stay refused."""
+    from scipy import stats
+
+    from harness.experiments.config import parse_config
+    from harness.experiments.correlation import run_correlation
+
+    _, store = converted
+    config = {"name": "nb101-valacc", "benchmark": "nb101", "dataset": "cifar10", "schedule": "108",
+              "estimators": ["ValAcc", "Params"], "truth": {"dataset": "cifar10", "metric": "accuracy", "split": "test"},
+              "sampling": {"n_archs": "all", "repetitions": 1, "train_seed": 0},
+              "ranking": {"metrics": ["spearman", "kendall"]}}
+    result = run_correlation(parse_config(config), None, root=store, progress=False)
+    assert sorted(set(result.results["epoch"])) == [54, 108]
+    bench = load_benchmark("nb101", root=str(store))
+    archs = np.arange(bench.capabilities().n_archs)
+    valid = bench.query(archs, "cifar10", "accuracy", "valid", "108", seeds=0).values[:, 0, :]
+    truth = bench.query(archs, "cifar10", "accuracy", "test", "108", epochs=108, reduce="mean").values[:, 0, 0]
+    for position, epoch in enumerate((54, 108)):
+        row = result.results.query("estimator == 'ValAcc' and epoch == @epoch").iloc[0]
+        assert row["spearman"] == pytest.approx(stats.spearmanr(valid[:, position], truth).statistic, abs=1e-12)
+        assert row["kendall"] == pytest.approx(stats.kendalltau(valid[:, position], truth).statistic, abs=1e-12)
+    refused = {**config, "estimators": ["SoTL-EMA", "Params"], "skip_unavailable": True}
+    result = run_correlation(parse_config(refused), None, root=store, progress=False)
+    assert "no training losses" in result.info["skipped_estimators"]["SoTL-EMA"]
+
+
+def test_static_estimators_ignore_train_seed_and_a_missing_curve_does_not_say_convert_when_converted(converted):
+    """A Params-only config with train_seed = 1 was refused ("not a seed of the curve columns;
+    seeds: []"); SoVL on a converted store ended with "convert the official files and pass --root"."""
+    from harness.experiments.config import parse_config
+    from harness.experiments.correlation import run_correlation
+
+    _, store = converted
+    config = {"name": "nb101-params", "benchmark": "nb101", "dataset": "cifar10", "schedule": "108",
+              "estimators": ["Params"], "truth": {"dataset": "cifar10", "metric": "accuracy", "split": "test"},
+              "sampling": {"n_archs": 20, "repetitions": 1, "train_seed": 1}}
+    result = run_correlation(parse_config(config), None, root=store, progress=False)
+    assert set(result.results["estimator"]) == {"Params"}
+    with pytest.raises(NotAvailableError) as err:
+        run_correlation(parse_config({**config, "estimators": ["SoVL"]}), None, root=store, progress=False)
+    assert "records no validation losses" in str(err.value) and "--root" not in str(err.value)

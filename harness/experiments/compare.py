@@ -58,8 +58,10 @@ def compare_zero_cost(
         in_dataset = int(present.sum())
         for values in scores.values():
             present &= ~np.isnan(values)
-        if present.sum() < max(k, 3):
-            raise HarnessError(f"{zc.name} {dataset}: only {int(present.sum())} archs have every value")
+        if present.sum() < 3:
+            raise HarnessError(f"{zc.name} {dataset}: only {int(present.sum())} archs have every value; a ranking needs 3")
+        if k > present.sum():
+            raise HarnessError(f"top-k needs 1 <= k <= {int(present.sum())} (the {zc.name} {dataset} archs with every value), got k={k}")
         best_top_k = float(np.sort(truth[present])[-k:].mean())
         # Estimators are oriented (negated when lower is better) so that one bootstrap call with the
         # same resamples serves them all.

@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from harness.benchmark import Benchmark, Column
+from harness.benchmark import Benchmark, Column, epoch_span
 from harness.errors import HarnessError, NotAvailableError, choices
 from harness.experiments.config import CorrelationConfig, to_toml
 from harness.metrics import get_estimator, required_columns
@@ -126,8 +126,8 @@ def _plan(config: CorrelationConfig, bench: Benchmark) -> _Plan:
             cols = required_columns(est, bench, config.dataset, config.schedule or None, config.splits)
         except NotAvailableError as err:
             if not config.skip_unavailable:
-                hint = "" if config.root else "; the embedded data has final accuracies only: convert the official files and pass --root"
-                raise NotAvailableError(f"{err}{hint}") from None
+                elsewhere = bench.capabilities().elsewhere  # set by embedded tables: where the rest can be had
+                raise NotAvailableError(f"{err}; {elsewhere}" if elsewhere else str(err)) from None
             skipped[est.label] = str(err)
             continue
         estimators.append(est)
@@ -147,15 +147,21 @@ def _plan(config: CorrelationConfig, bench: Benchmark) -> _Plan:
 
 
 def _epochs(plan: _Plan, config: CorrelationConfig) -> tuple[int, ...]:
-    """Epochs shared by every curve column (all of them must start at epoch 1)."""
+    """Epochs recorded in every curve column: 1..T when an estimator combines epochs (SoTL), else any
+    shared set (NB101 records epochs 54 and 108 of its 108-epoch runs; ValAcc ranks at both)."""
     if not plan.curve_columns:
         return config.ranking.epochs or (1,)
     common = set(plan.curve_columns[0].epochs)
     for column in plan.curve_columns[1:]:
         common &= set(column.epochs)
     epochs = tuple(sorted(common))
-    if not epochs or epochs[0] != 1 or epochs != tuple(range(1, epochs[-1] + 1)):
-        raise HarnessError(f"the curve columns {[str(c) for c in plan.curve_columns]} do not share epochs 1..T")
+    listed = "; ".join(f"{c}: {epoch_span(c.epochs)}" for c in plan.curve_columns)
+    if not epochs:
+        raise HarnessError(f"the curve columns share no epoch ({listed})")
+    history = [e.label for e in plan.estimators if e.reads_history]
+    if history and epochs != tuple(range(1, epochs[-1] + 1)):
+        raise HarnessError(f"{', '.join(history)} combine every epoch 1..t, but the curve columns share only epochs "
+                           f"{epoch_span(epochs)} ({listed})")
     return epochs
 
 
@@ -195,7 +201,7 @@ class _Arrays:
 
 
 def _seed_choice(arrays: _Arrays, rows: np.ndarray, policy: str | int, seeds: tuple, rng: np.random.Generator) -> np.ndarray | None:
-    if policy == "mean":
+    if policy == "mean" or not arrays.curves:
         return None
     usable = arrays.usable[rows]
     if policy == "random":
@@ -252,7 +258,7 @@ def run_correlation(
     report = config.ranking.epochs or epochs
     bad = [e for e in report if e not in epochs]
     if bad:
-        raise HarnessError(f"ranking.epochs {bad[0]} is not an epoch of the curves (1..{epochs[-1]})")
+        raise HarnessError(f"ranking.epochs {bad[0]} is not an epoch of the curves; epochs: {epoch_span(epochs)}")
     report_pos = np.asarray([epochs.index(e) for e in report])
     all_epochs = tuple(report) == tuple(epochs)  # rank [epochs, archs] as a view of the values, no copy
     info: dict[str, Any] = {"skipped_estimators": plan.skipped, "truth_column": str(plan.truth), "truth_split": plan.truth.split,
@@ -270,7 +276,9 @@ def run_correlation(
         pool = _pool(bench, s, info)
         arrays = _Arrays(bench, plan, pool, epochs)
         keep = ~np.isnan(arrays.truth)
-        if s.train_seed in ("random", "mean"):
+        if not plan.curve_columns:
+            pass  # static estimators only: no training seed to choose
+        elif s.train_seed in ("random", "mean"):
             keep &= arrays.usable.any(axis=1)
         elif s.train_seed in seeds:
             keep &= arrays.usable[:, seeds.index(s.train_seed)]

@@ -48,7 +48,7 @@ def window_sum(losses: np.ndarray, E: int = 1) -> np.ndarray:
     difference of running counts of each non-finite value, so it reaches no other window.
     """
     if not is_int(E) or E < 1:
-        raise HarnessError(f"SoTL-E window E must be a positive integer, got {E!r}")
+        raise HarnessError(f"window E must be a positive integer, got {E!r}")
     E = int(E)
     curve = _as_curve(losses)
     if E <= EXACT_WINDOW:
@@ -83,11 +83,11 @@ def moving_average(losses: np.ndarray, variant: str = "ema", mu: float | None = 
     * ``"discounted"`` (mu = 0.9, Ru et al. 2021 Eq. 4, TSE-EMA): ``D(t) = sum_{i<=t} mu^(t-i) L_i``.
     """
     if variant not in EMA_VARIANTS:
-        raise choices("SoTL-EMA variant", variant, EMA_VARIANTS)
+        raise choices("EMA variant", variant, EMA_VARIANTS)
     if mu is None:
         mu = EMA_DEFAULT_MU[variant]
     if isinstance(mu, bool) or not isinstance(mu, (int, float, np.number)) or not 0.0 <= mu < 1.0:
-        raise HarnessError(f"SoTL-EMA mu must be in [0, 1) (a number; None for the variant's default), got {mu!r}")
+        raise HarnessError(f"EMA mu must be in [0, 1) (a number; None for the variant's default), got {mu!r}")
     mu = float(mu)
     from scipy.signal import lfilter  # imported here: scipy.signal takes ~1.5 s to import, every CLI call would pay it
 

@@ -99,13 +99,26 @@ class Estimator:
             return self.name
         return self.name + "(" + ",".join(f"{k}={v}" for k, v in sorted(changed.items())) + ")"
 
+    @property
+    def reads_history(self) -> bool:
+        """Whether the value at t depends on the points before t (sums, windows, EMAs): such an
+        estimator needs every epoch 1..t, where a pointwise one (ValAcc) takes any recorded epochs."""
+        return self.level != "static" and self.fn is not curves.value_at
+
     def with_options(self, **options: Any) -> Estimator:
+        """A copy with ``options`` set; their values are checked now, not when data reaches the estimator."""
         unknown = set(options) - set(self.options)
         if unknown:
             raise HarnessError(
                 f"estimator {self.name} has no option {sorted(unknown)[0]!r}; options: {sorted(self.options) or 'none'}"
             )
-        return replace(self, options={**self.options, **options})
+        out = replace(self, options={**self.options, **options})
+        if options:
+            try:  # every estimator with options reads one curve [..., T]; a two-point curve checks them
+                out.fn(np.zeros((1, 2)), **out.options)
+            except HarnessError as err:
+                raise HarnessError(f"estimator {out.name}: {err}") from None
+        return out
 
     def __call__(self, *inputs: np.ndarray) -> np.ndarray:
         """Compute from arrays given in the order of ``inputs``."""
@@ -303,6 +316,12 @@ def _curve_column(
         raise NotAvailableError(
             f"not available: {title} records {SIGNAL_WORDS[signal]} of {column} only at epoch(s) "
             f"{list(column.epochs)}, not per epoch (needed by {estimator.name})"
+        )
+    if estimator.reads_history and column.epochs != tuple(range(1, len(column.epochs) + 1)):
+        raise NotAvailableError(
+            f"not available: {estimator.name} combines every epoch 1..t, but {title} records "
+            f"{SIGNAL_WORDS[signal]} of {column} only at epochs {list(column.epochs)}; a pointwise "
+            "estimator (ValAcc, ValLoss, TrainAcc, TrainLoss) reads those epochs"
         )
     return column
 
