@@ -167,6 +167,61 @@ def test_unindexed_space_is_sampled_opaquely() -> None:
             run_correlation(parse_config({**cfg.to_dict(), "sampling": sampling}), None, bench=bench, progress=False)
 
 
+class _HashedSpace(Benchmark):
+    """An indexed space whose archs are costly to resolve (as NB1Shot1's hashed configurations):
+    counts the archs resolved; every third arch has no truth."""
+
+    name = "toy-hashed"
+    resolves_whole_space_cheaply = False
+
+    def __init__(self, n_archs: int = 200_000) -> None:
+        self.n_archs = n_archs
+        self.resolved = 0
+        self.columns = (Column("toy", "4", "valid", "loss", (0, 1), (1, 2, 3, 4), True),
+                        Column("toy", "4", "test", "accuracy", (0, 1), (4,), False))
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(self.name, self.columns, self.n_archs)
+
+    def resolve(self, archs: object) -> np.ndarray:
+        rows = np.atleast_1d(np.asarray(archs, dtype=np.int64))
+        self.resolved += len(rows)
+        return rows
+
+    def _read(self, column: Column, rows: np.ndarray, seed_pos: np.ndarray, epoch_pos: np.ndarray) -> np.ndarray:
+        quality = (rows * 7919 % 1000) / 1000
+        if column.metric == "accuracy":
+            return np.where(rows % 3 == 0, np.nan, 50 + 40 * quality)[:, None, None] + 0 * seed_pos[None, :, None]
+        epochs = np.asarray(column.epochs)[epoch_pos]
+        return 2.0 - quality[:, None, None] + 0 * seed_pos[None, :, None] + 1.0 / epochs[None, None, :]
+
+
+def test_hashed_spaces_are_sampled_per_repetition_without_resolving_the_whole_space() -> None:
+    """NB1Shot1 space 3 took 531 s before a 50-arch run began: every one of its 1.3 M configurations
+    was hashed to build the pool. Now only what is drawn is resolved, archs without a truth are
+    passed over, and the draw is reproducible."""
+    bench = _HashedSpace()
+    cfg = parse_config({"name": "toy", "benchmark": "toy", "dataset": "toy", "schedule": "4", "estimators": ["SoVL", "ValLoss"],
+                        "sampling": {"n_archs": 40, "repetitions": 3, "seed": 5}, "truth": {"split": "test"}})
+    result = run_correlation(cfg, None, bench=bench, progress=False)
+    assert bench.resolved < 1000
+    assert (result.results["n_archs"] == 40).all()
+    np.testing.assert_allclose(result.results["spearman"], 1.0)  # the loss falls as the quality rises
+    assert "per repetition" in result.info["sampling"]
+    again = run_correlation(cfg, None, bench=_HashedSpace(), progress=False)
+    pd.testing.assert_frame_equal(result.results, again.results)
+    drawn = [np.flatnonzero(np.isin(np.arange(bench.n_archs), _draw_for(bench, cfg, rep))) for rep in range(2)]
+    assert not np.array_equal(drawn[0], drawn[1]) and all(len(d) == 40 and (d % 3 != 0).all() for d in drawn)
+
+
+def _draw_for(bench: Benchmark, cfg: object, rep: int) -> np.ndarray:
+    from harness.experiments.correlation import _draw
+
+    plan = _plan(cfg, bench)
+    rng = np.random.default_rng([cfg.sampling.seed, rep])
+    return _draw(bench, plan, cfg.sampling.n_archs, (1, 2, 3, 4), rng, "random", (0, 1))
+
+
 def test_sums_refuse_curves_recorded_at_some_epochs_while_pointwise_estimators_rank_there() -> None:
     """NB101 records epochs 54 and 108 only: the runner once refused every curve estimator there
     ("do not share epochs 1..T"); a sum over epochs 1..t still cannot be formed from such a column."""

@@ -272,18 +272,18 @@ def run_correlation(
     fingerprint = _data_fingerprint(bench, root_text)
     cache = _Cache(out_dir / "cache" if out_dir else None, fingerprint, config)
 
-    if n_archs is not None:
+    if plan.curve_columns and s.train_seed not in ("random", "mean", *seeds):
+        raise HarnessError(f"train_seed {s.train_seed!r} is not a seed of the curve columns; seeds: {list(seeds)}")
+    # Spaces whose archs are hashed one by one (NB1Shot1) are sampled per repetition without reading
+    # the whole space, when the sample is a number and no whole-space filter is asked for.
+    lazy = (n_archs is not None and not bench.resolves_whole_space_cheaply and s.n_archs != "all"
+            and not s.dedup_isomorphs and not s.drop_degenerate)
+    if lazy:
+        info["sampling"] = "per repetition: the first n archs with a truth and a curve in a random order of the space"
+    elif n_archs is not None:
         pool = _pool(bench, s, info)
         arrays = _Arrays(bench, plan, pool, epochs)
-        keep = ~np.isnan(arrays.truth)
-        if not plan.curve_columns:
-            pass  # static estimators only: no training seed to choose
-        elif s.train_seed in ("random", "mean"):
-            keep &= arrays.usable.any(axis=1)
-        elif s.train_seed in seeds:
-            keep &= arrays.usable[:, seeds.index(s.train_seed)]
-        else:
-            raise HarnessError(f"train_seed {s.train_seed!r} is not a seed of the curve columns; seeds: {list(seeds)}")
+        keep = _has_data(arrays, plan, s.train_seed, seeds)
         info["dropped_no_truth_or_curve"] = int((~keep).sum())
         candidates = np.flatnonzero(keep)
         info["pool_size"] = int(len(candidates))
@@ -291,7 +291,7 @@ def run_correlation(
             raise HarnessError(f"cannot sample {s.n_archs} archs: the pool has {len(candidates)} archs with a truth "
                                f"and a curve ({int((~keep).sum())} of {len(keep)} dropped for lacking one, after "
                                "dedup/drops); a converted sample of the official files holds only a few archs")
-    else:
+    elif n_archs is None:
         needs_index = {'n_archs = "all"': s.n_archs == "all", "dedup_isomorphs = true": s.dedup_isomorphs,
                        "drop_degenerate = true": s.drop_degenerate}
         refused = [option for option, asked in needs_index.items() if asked]
@@ -301,12 +301,13 @@ def run_correlation(
 
     bar = tqdm(total=s.repetitions * len(plan.estimators), desc=f"correlate {config.name}", disable=not progress, unit="est")
     cached = {e.label: cache.load(e) for e in plan.estimators}
-    keep_values = cache.folder is not None and _values_bytes(s, candidates if n_archs is not None else None, epochs) <= CACHE_LIMIT_BYTES
+    pooled = n_archs is not None and not lazy  # one read of the whole pool, repetitions sample rows of it
+    keep_values = cache.folder is not None and _values_bytes(s, candidates if pooled else None, epochs) <= CACHE_LIMIT_BYTES
     rep_values: dict[str, list[np.ndarray]] = {e.label: [] for e in plan.estimators}
     with ThreadPoolExecutor(max_workers=workers) as executor:  # numpy and the compiled rank pass release the GIL
         # estimators over every seed once, when the repetitions would otherwise recompute more values
         per_seed: dict[str, np.ndarray | None] = {}
-        if n_archs is not None and s.train_seed != "mean" and seeds:
+        if pooled and s.train_seed != "mean" and seeds:
             drawn = len(candidates) if s.n_archs == "all" else s.n_archs
             if s.repetitions * drawn > len(candidates) * len(seeds):
                 todo = [e for e in plan.estimators if cached[e.label] is None]
@@ -333,7 +334,7 @@ def run_correlation(
         in_flight: list = []
         for rep in range(s.repetitions):
             rng = np.random.default_rng([s.seed, rep])
-            if n_archs is not None:
+            if pooled:
                 rows = candidates if s.n_archs == "all" else np.sort(rng.choice(candidates, size=s.n_archs, replace=False))
                 seed_pos = _seed_choice(arrays, rows, s.train_seed, seeds, rng)
                 truth = arrays.truth[rows]
@@ -342,9 +343,9 @@ def run_correlation(
                 pool_pos = np.searchsorted(candidates, rows)
                 static, static_rows = arrays.static, rows
             else:
-                archs = bench.sample(s.n_archs, rng)  # opaque encodings
+                archs = _draw(bench, plan, s.n_archs, epochs, rng, s.train_seed, seeds) if lazy else bench.sample(s.n_archs, rng)
                 rep_arrays = _Arrays(bench, plan, archs, epochs)
-                rows = np.flatnonzero(~np.isnan(rep_arrays.truth) & rep_arrays.usable.any(axis=1))
+                rows = np.flatnonzero(_has_data(rep_arrays, plan, s.train_seed, seeds))
                 seed_pos = _seed_choice(rep_arrays, rows, s.train_seed, seeds, rng)
                 truth = rep_arrays.truth[rows]
                 curves = rep_arrays.select(rows, seed_pos)
@@ -379,6 +380,36 @@ def run_correlation(
     if out_dir is not None:
         _write(out_dir, config, results, info, fingerprint, root_text)
     return RunResult(results, out_dir, info)
+
+
+def _has_data(arrays: _Arrays, plan: _Plan, train_seed: str | int, seeds: tuple) -> np.ndarray:
+    """Per arch: a truth, and a complete curve of the seed(s) that ``train_seed`` may pick."""
+    keep = ~np.isnan(arrays.truth)
+    if not plan.curve_columns:
+        return keep  # static estimators only: no training seed to choose
+    if train_seed in ("random", "mean"):
+        return keep & arrays.usable.any(axis=1)
+    return keep & arrays.usable[:, seeds.index(train_seed)]
+
+
+def _draw(bench: Benchmark, plan: _Plan, n: int, epochs: tuple[int, ...], rng: np.random.Generator,
+          train_seed: str | int, seeds: tuple) -> np.ndarray:
+    """``n`` archs drawn uniformly among those with data, resolving only what is drawn: the first
+    ``n`` archs with data in a random order of the space (a uniform n-subset of them)."""
+    n_archs = bench.capabilities().n_archs or 0
+    order = rng.permutation(n_archs)
+    chosen: list[np.ndarray] = []
+    found = start = 0
+    while found < n and start < n_archs:
+        chunk = order[start : start + 2 * (n - found) + 16]
+        start += len(chunk)
+        picked = chunk[_has_data(_Arrays(bench, plan, chunk, epochs), plan, train_seed, seeds)][: n - found]
+        chosen.append(picked)
+        found += len(picked)
+    if found < n:
+        raise HarnessError(f"cannot sample {n} archs: only {found} of the {n_archs} archs of {bench.name} have a truth "
+                           "and a curve; a partial store (the embedded NB101 table) covers few of them")
+    return np.sort(np.concatenate(chosen))
 
 
 def _values_bytes(s: Any, candidates: np.ndarray | None, epochs: tuple[int, ...]) -> int:
