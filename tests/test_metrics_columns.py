@@ -50,7 +50,7 @@ def test_sotl_on_the_embedded_nb201_table_raises_instead_of_falling_back() -> No
 
 def test_sotl_on_nb101_is_not_available() -> None:
     bench = load_benchmark("nb101")
-    with pytest.raises(NotAvailableError, match="not available: NAS-Bench-101 records no training losses"):
+    with pytest.raises(NotAvailableError, match=r"not available: NAS-Bench-101 records no losses \(training, validation or test\), only accuracies"):
         required_columns(get_estimator("SoTL"), bench, "cifar10", None)
 
 

@@ -42,7 +42,7 @@ def test_missing_arch_is_named():
 
 
 def test_losses_not_available():
-    with pytest.raises(NotAvailableError, match="no training losses"):
+    with pytest.raises(NotAvailableError, match="records no losses"):
         load_benchmark("nb101-1").query(0, "cifar10", "loss", "train", "108")
 
 

@@ -41,3 +41,12 @@ def test_shipped_config_runs_on_sampled_archs(tmp_path):
 def test_sotl_on_nb301_raises_not_available(tmp_path):
     with pytest.raises(NotAvailableError, match="NAS-Bench-301 records no training losses"):
         run_correlation(small_config(estimators=["SoTL", "SoVL"]), results_dir=tmp_path, progress=False)
+
+
+def test_a_truth_without_split_gets_the_adapters_own_reason_not_a_generic_one():
+    """Without [truth] split the runner looks for a test split; NB301 has none, and the error used to
+    be the generic "records no test accuracies" instead of NB301's own pointer to split='valid'."""
+    data = read_toml(CONFIG)
+    del data["truth"]["split"]
+    with pytest.raises(NotAvailableError, match=r"NAS-Bench-301 has no test accuracy; .*split='valid'"):
+        run_correlation(parse_config(data, source=str(CONFIG)), results_dir=None, progress=False)

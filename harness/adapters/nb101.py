@@ -44,7 +44,7 @@ DATASET = "cifar10"
 BUDGETS = (4, 12, 36, 108)
 SEEDS = (0, 1, 2)
 EMBEDDED_SEED = "single"
-NO_LOSSES = "not available: NAS-Bench-101 records no training losses"
+NO_LOSSES = "not available: NAS-Bench-101 records no losses (training, validation or test), only accuracies"
 _SPLITS = {"train": "train_accuracy", "valid": "validation_accuracy", "test": "test_accuracy"}
 _ACCURACY_NOTE = "percent; the official file stores fractions"
 

@@ -294,6 +294,9 @@ def role_column(
                 raise HarnessError(f"{benchmark_title(bench)} {dataset} has several schedules for {split}/{name}; choose one (schedule=... in Python, --schedule on the command line)")
             if found:
                 return found[0]
+    for absence in caps.absent:  # the benchmark's own word on why, where it has one
+        if any(absence.matches(split, name) for split in wanted for name in METRIC_CANDIDATES[metric]):
+            raise NotAvailableError(absence.message)
     where = dataset + (f" (schedule {schedule})" if schedule is not None else "")
     have = sorted({f"{c.split}/{c.metric}" for c in columns})
     word = {"train": "training", "val": "validation", "test": "test"}[role] + {"loss": " losses", "acc": " accuracies"}[metric]
