@@ -193,8 +193,10 @@ def _scalar(dtype: object, data: object = None) -> Any:
     checked = _checked_dtype(dtype)
     if isinstance(data, str):
         data = data.encode("latin1")
-    if not isinstance(data, bytes) or len(data) != checked.itemsize:
+    if not isinstance(data, bytes):
         raise _Refused(f"a numpy {checked} scalar from {type(data).__name__} data")
+    if len(data) != checked.itemsize:
+        raise _Damaged(f"a numpy {checked} scalar has {len(data)} data bytes, not {checked.itemsize}")
     value = np.frombuffer(data, checked)
     _check_values(value)
     return value[0]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -263,3 +265,150 @@ def test_spearman_stays_within_one_and_is_exactly_one_for_the_truth_with_heavy_t
     for truth in (floor_ties, one_big_run):
         assert ranking.spearman(truth, truth, higher_is_better=True) == 1.0
         assert -1.0 <= ranking.spearman(-truth, truth, higher_is_better=True) <= -1.0 + 1e-12
+
+
+# ---------------------------------------------------------------- top-k and precision@k with ties
+
+
+def test_precision_at_k_with_a_tie_in_the_truth_at_the_cut_weights_the_tied_archs():
+    """Pitfall: the true top-k weight of archs tied at the cut was (free slots) / (tie size); counting
+    each of them fully made precision@k exceed what any tie-break can give (even past 1).
+
+    Rule (module docstring, Ties): archs tied at the k-th best value each count (free slots) / (tie
+    size), the expected value under a uniformly random tie-break; precision@k applies it to both cuts.
+    """
+    truth = np.array([1.0, 2.0, 2.0, 3.0])
+    # k = 2: the true top-2 holds arch 3 (value 3, weight 1) and one of archs 1, 2 (value 2: one free
+    # slot, two tied: weight 1/2 each). The estimator (distinct scores) picks archs 2 and 3.
+    # |picked ∩ true top-2| = 1 (arch 3) + 1/2 (arch 2) -> precision (1 + 1/2) / 2 = 0.75
+    assert ranking.precision_at_k(np.array([1.0, 2.0, 3.0, 4.0]), truth, 2, higher_is_better=True) == pytest.approx(0.75)
+    # the score equal to the truth ties the same way: arch 3 counts 1 * 1, archs 1 and 2 each 1/2 * 1/2
+    # (independent tie-breaks of score and truth) -> (1 + 1/4 + 1/4) / 2 = 0.75
+    assert ranking.precision_at_k(truth, truth, 2, higher_is_better=True) == pytest.approx(0.75)
+    # three archs tie for both slots: each has true weight 2/3; the estimator picks two of them
+    # -> (2/3 + 2/3) / 2 = 2/3 (counting the tie fully gave (1 + 1) / 2 = 1, as if no tie existed)
+    tied3 = np.array([1.0, 2.0, 2.0, 2.0])
+    assert ranking.precision_at_k(np.arange(4.0), tied3, 2, higher_is_better=True) == pytest.approx(2 / 3)
+    # a tie in both at the cut: estimator weights 2/3 on archs 1..3, true weights 2/3 on them too
+    # -> 3 * (2/3 * 2/3) / 2 = 2/3; never above 1
+    assert ranking.precision_at_k(tied3, tied3, 2, higher_is_better=True) == pytest.approx(2 / 3)
+
+
+def _top_sets(values: np.ndarray, k: int) -> np.ndarray:
+    """[n!, n] indicators of the top-k of ``values`` (higher is better) under every tie-break: the
+    tie-break is a priority permutation, so each of the n! is equally likely (uniformly random)."""
+    n = len(values)
+    out = []
+    for priority in itertools.permutations(range(n)):
+        order = sorted(range(n), key=lambda i: (-values[i], priority[i]))
+        member = np.zeros(n)
+        member[order[:k]] = 1.0
+        out.append(member)
+    return np.array(out)
+
+
+def test_top_k_and_precision_at_k_equal_brute_force_averages_over_all_tie_breaks():
+    """Random small cases with ties in the score and in the truth, both orientations: top-k and
+    precision@k equal their means over every (score tie-break, truth tie-break) pair, enumerated."""
+    rng = np.random.default_rng(11)
+    for _ in range(60):
+        n = int(rng.integers(2, 7))
+        k = int(rng.integers(1, n + 1))
+        score = rng.integers(0, 3, n).astype(float)
+        truth = rng.integers(0, 3, n).astype(float)
+        higher, truth_higher = bool(rng.random() < 0.5), bool(rng.random() < 0.5)
+        picked = _top_sets(score if higher else -score, k)  # the estimator's top-k, every tie-break
+        best = _top_sets(truth if truth_higher else -truth, k)  # the true top-k, every tie-break
+        want_top_k = (picked @ truth).mean() / k  # mean truth (as given) of the picked archs
+        want_precision = (picked @ best.T).mean() / k  # every pair of tie-breaks, equally likely
+        out = ranking.rank_metrics(score, truth, higher_is_better=higher, truth_higher_is_better=truth_higher, k=k,
+                                   metrics=("top_k", "precision_at_k"))
+        assert out["top_k"] == pytest.approx(want_top_k, abs=1e-12), (score, truth, k, higher, truth_higher)
+        assert out["precision_at_k"] == pytest.approx(want_precision, abs=1e-12), (score, truth, k, higher, truth_higher)
+        assert 0.0 <= out["precision_at_k"] <= 1.0
+
+
+def test_top_k_of_a_loss_truth_reports_the_mean_loss_not_its_negation():
+    """Pitfall: a loss truth is negated to rank it; top-k must report the loss as given (the mean loss of
+    the estimator's top-k archs), not the negated values it was ranked by."""
+    loss = np.array([0.5, 0.2, 0.9, 0.1, 0.7])
+    score = np.array([1.0, 2.0, 3.0, 4.0, 0.0])  # higher is better: picks archs 3 and 2 at k = 2
+    got = ranking.top_k(score, loss, 2, higher_is_better=True, truth_higher_is_better=False)
+    assert got == pytest.approx((0.1 + 0.9) / 2)
+    # a lower-is-better score (a loss estimator) picks the archs of the two lowest scores: 4 and 0
+    got = ranking.top_k(score, loss, 2, higher_is_better=False, truth_higher_is_better=False)
+    assert got == pytest.approx((0.7 + 0.5) / 2)
+
+
+# ------------------------------------------------------------------------------ bootstrap levels
+
+
+def _exact_quantile(values: np.ndarray, p: float) -> float:
+    """Lower quantile inf{x : F(x) >= p} of the equally weighted ``values`` (p clipped to [0, 1])."""
+    return float(np.quantile(values, min(max(p, 0.0), 1.0), method="inverted_cdf"))
+
+
+def _dkw_slack(n_draws: int, fail: float = 1e-6) -> float:
+    """Half-width in probability within which the quantiles of ``n_draws`` bootstrap draws lie.
+
+    Dvoretzky-Kiefer-Wolfowitz (Massart's constant): sup |F_n - F| <= eps with probability
+    >= 1 - 2 exp(-2 n eps^2); numpy's linear quantile interpolates between the order statistics
+    j/n and (j + 1)/n around p, which adds at most 2/n. So a correct percentile bootstrap with any
+    seed lies between the exact quantiles at p -+ slack, except with probability ``fail``.
+    """
+    return float(np.sqrt(np.log(2 / fail) / (2 * n_draws))) + 2.0 / n_draws
+
+
+def test_summarize_ci_matches_the_exact_bootstrap_distribution_at_each_level():
+    """Pitfall: a CI bound that ignores ``ci`` (e.g. the minimum of the draws) still brackets the mean.
+
+    The exact percentile bootstrap of the mean of 5 repetitions: all 5^5 equally likely ordered
+    resamples, enumerated; the seeded Monte-Carlo CI must lie within the DKW slack of its quantiles.
+    """
+    values = np.array([0.12, 0.35, 0.2, 0.81, 0.47])
+    resamples = np.array(list(itertools.product(range(5), repeat=5)))
+    exact = np.sort(values[resamples].mean(axis=1))
+    n_boot = 100_000
+    slack = _dkw_slack(n_boot)
+    for ci in (0.5, 0.9, 0.95):
+        out = ranking.summarize(values[:, None], ci=ci, n_boot=n_boot, seed=5)
+        lo_p, hi_p = (1 - ci) / 2, (1 + ci) / 2
+        assert _exact_quantile(exact, lo_p - slack) - 1e-12 <= out["ci_low"][0] <= _exact_quantile(exact, lo_p + slack) + 1e-12, ci
+        assert _exact_quantile(exact, hi_p - slack) - 1e-12 <= out["ci_high"][0] <= _exact_quantile(exact, hi_p + slack) + 1e-12, ci
+
+
+def test_bootstrap_ci_matches_the_exact_bootstrap_distribution_of_spearman():
+    """The archs resampled with replacement: all 6^6 ordered resamples, enumerated, Spearman of each by
+    scipy's average ranks; resamples constant in the score or the truth have no rho and are left out
+    (as documented). The seeded CI must lie within the DKW slack of the exact quantiles."""
+    truth = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])
+    score = np.array([2.0, 1.0, 4.0, 3.0, 6.0, 5.0])
+    resamples = np.array(list(itertools.product(range(6), repeat=6)))
+    rx = stats.rankdata(score[resamples], axis=1)
+    ry = stats.rankdata(truth[resamples], axis=1)
+    rx -= rx.mean(axis=1, keepdims=True)
+    ry -= ry.mean(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = (rx * ry).sum(axis=1) / np.sqrt((rx * rx).sum(axis=1) * (ry * ry).sum(axis=1))
+    exact = np.sort(rho[np.isfinite(rho)])
+    n_boot = 100_000
+    slack = _dkw_slack(int(n_boot * 0.999))  # P(constant resample) = 6 / 6^6: at most 0.1 % of draws are left out
+    for level in (0.5, 0.95):
+        low, high = ranking.bootstrap(score, truth, "spearman", higher_is_better=True, n_boot=n_boot, level=level, seed=2)
+        lo_p, hi_p = (1 - level) / 2, (1 + level) / 2
+        assert _exact_quantile(exact, lo_p - slack) - 1e-12 <= low <= _exact_quantile(exact, lo_p + slack) + 1e-12, level
+        assert _exact_quantile(exact, hi_p - slack) - 1e-12 <= high <= _exact_quantile(exact, hi_p + slack) + 1e-12, level
+
+
+def test_a_50_percent_ci_lies_strictly_inside_the_95_percent_ci_from_the_same_draws():
+    """Same seed, same draws: a lower level must give a strictly narrower interval at both ends."""
+    rng = np.random.default_rng(9)
+    truth = rng.normal(size=60)
+    score = np.stack([truth + rng.normal(size=60), rng.normal(size=60)])
+    low50, high50 = ranking.bootstrap(score, truth, "kendall", higher_is_better=True, n_boot=400, level=0.5, seed=3)
+    low95, high95 = ranking.bootstrap(score, truth, "kendall", higher_is_better=True, n_boot=400, level=0.95, seed=3)
+    assert ((low95 < low50) & (low50 < high50) & (high50 < high95)).all()
+    reps = rng.normal(size=(12, 3))
+    s50 = ranking.summarize(reps, ci=0.5, n_boot=400, seed=3)
+    s95 = ranking.summarize(reps, ci=0.95, n_boot=400, seed=3)
+    assert ((s95["ci_low"] < s50["ci_low"]) & (s50["ci_low"] < s50["ci_high"]) & (s50["ci_high"] < s95["ci_high"])).all()

@@ -262,3 +262,38 @@ def test_allow_listed_classes_as_values_load_as_themselves():
     """The result walk once refused them ('a value of type builtins.type')."""
     data = pickle.dumps({"set": set, "ordered": collections.OrderedDict, "complex": complex}, protocol=2)
     assert load_pickle(io.BytesIO(data), "classes") == {"set": set, "ordered": collections.OrderedDict, "complex": complex}
+
+
+_SCALAR = _RECONSTRUCT.rsplit(".", 1)[0] + ".scalar"
+_F8 = "Dtype('f8', (3, '<', None, None, None, -1, -1, 0))"  # the state numpy writes for float64
+
+
+def test_array_data_longer_than_its_shape_is_reported_as_corrupt_not_truncated(tmp_path):
+    """Pitfall: a length check of "at least shape x itemsize" bytes silently dropped the surplus (a
+    damaged or spliced file read as a shorter, plausible array); the data must fit exactly."""
+    result = _load_forged(tmp_path, f"Array({_F8}, (1,), np.float64(2.5).tobytes() + np.float64(7.0).tobytes())")
+    assert "forged.pkl is corrupt: a numpy array of shape (1,) and dtype float64 has 16 data bytes, not 8" in result.stdout, (
+        result.stdout + result.stderr)
+    result = _load_forged(tmp_path, f"Array({_F8}, (0,), b'A')")  # an empty array with one stray byte
+    assert "forged.pkl is corrupt: a numpy array of shape (0,) and dtype float64 has 1 data bytes, not 0" in result.stdout, (
+        result.stdout + result.stderr)
+
+
+def test_scalar_data_longer_than_its_itemsize_is_refused_not_truncated(tmp_path):
+    """Pitfall: the scalar path read the first itemsize bytes of any longer buffer (np.frombuffer takes
+    them all, [0] the first); 16 bytes for a float64 scalar must be refused."""
+    scalar = f"__import__({_SCALAR.rsplit('.', 1)[0]!r}, fromlist=['scalar']).scalar"
+    honest = _load_forged(tmp_path, f"Call({scalar}, (np.dtype('f8'), np.float64(2.5).tobytes()))")
+    assert honest.stdout.strip() == "LOADED np.float64(2.5)", honest.stdout + honest.stderr  # guards the recipe
+    result = _load_forged(tmp_path, f"Call({scalar}, (np.dtype('f8'), np.float64(2.5).tobytes() * 2))")
+    assert result.returncode == 0, result.stderr[-500:]
+    assert result.stdout.startswith("REFUSED") and "a numpy float64 scalar" in result.stdout and "forged.pkl" in result.stdout, (
+        result.stdout + result.stderr)
+    result = _load_forged(tmp_path, f"Call({scalar}, (np.dtype('f8'), b'A' * 7))")  # and shorter
+    assert result.stdout.startswith("REFUSED") and "a numpy float64 scalar" in result.stdout, result.stdout + result.stderr
+
+
+def test_scalar_data_of_the_wrong_length_is_reported_as_corrupt_like_an_array(tmp_path):
+    scalar = f"__import__({_SCALAR.rsplit('.', 1)[0]!r}, fromlist=['scalar']).scalar"
+    result = _load_forged(tmp_path, f"Call({scalar}, (np.dtype('f8'), np.float64(2.5).tobytes() * 2))")
+    assert "forged.pkl is corrupt" in result.stdout, result.stdout

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from harness import plots, tables
+from harness.cli import main
 from harness.errors import HarnessError
+from harness.experiments.config import parse_config
+from harness.experiments.correlation import run_correlation
+
+sys.path.insert(0, str(Path(__file__).parent))
+from correlation_fixtures import write_curve_store
 
 
 def _run(values: dict[str, list[list[float]]]) -> pd.DataFrame:
@@ -76,3 +86,37 @@ def test_bands_past_one_are_clipped_for_correlations_only():
     top_k = plots.correlation_vs_epoch(run, metric="top_k").axes[0].collections[0].get_paths()[0].vertices[:, 1].max()
     assert top_k == pytest.approx(70 + 100 * np.std([1.0, 1.0, 0.1]))  # accuracy bands are not clipped
     plots.plt.close("all")
+
+
+def test_default_table_epochs_are_those_nearest_to_fractions_of_the_last_epoch():
+    """Without ``epochs``, the columns are the run's epochs nearest to 5/10/25/50/100 % of its last
+    epoch (not of the number of recorded epochs), each listed once."""
+    recorded = [1, 2, 4, 8, 16, 32, 100]
+    # last epoch 100 -> targets 5, 10, 25, 50, 100; nearest recorded: 4 (|4-5| = 1 < |8-5| = 3),
+    # 8 (2 < 6), 32 (7 < 9), 32 (18 < 34), 100 -> columns 4, 8, 32, 100
+    run = _run({"SoTL": [[e / 1000 for e in recorded]]})
+    run["epoch"] = run["epoch"].map(dict(enumerate(recorded, start=1)))  # the cell value names its epoch
+    text = tables.correlation_table(run)
+    assert "| estimator | epoch 4 | epoch 8 | epoch 32 | epoch 100 |" in text
+    assert "0.004 (0.000)" in text and "0.032 (0.000)" in text and "0.016" not in text
+    # 12 epochs: targets 0.6, 1.2, 3, 6, 12 -> nearest 1, 1, 3, 6, 12 -> columns 1, 3, 6, 12
+    run = _run({"SoTL": [[e / 1000 for e in range(1, 13)]]})
+    assert "| estimator | epoch 1 | epoch 3 | epoch 6 | epoch 12 |" in tables.correlation_table(run)
+
+
+def test_cli_table_of_a_run_with_a_loss_truth_bolds_the_lowest_top_k(tmp_path):
+    """``harness table`` reads ``truth_minimize`` from run.json: with a loss truth the best top-k (the
+    mean true loss of the estimator's picks) is the lowest."""
+    store = write_curve_store(tmp_path / "store", n_epochs=12)
+    cfg = parse_config({"name": "loss-truth", "benchmark": "nb201", "dataset": "cifar10-valid", "schedule": "200",
+                        "estimators": ["SoTL", "Params"], "truth": {"split": "x-valid", "metric": "loss"},
+                        "sampling": {"n_archs": 60, "repetitions": 2, "seed": 0}, "ranking": {"metrics": ["top_k"], "k": 5}})
+    run = run_correlation(cfg, tmp_path, root=store, progress=False).out_dir
+    assert json.loads((run / "run.json").read_text())["truth_minimize"] is True
+    means = pd.read_parquet(run / "results.parquet").query("epoch == 12").groupby("estimator")["top_k"].mean()
+    lowest, highest = means.idxmin(), means.idxmax()
+    assert round(means[lowest], 3) < round(means[highest], 3)  # the printed cells differ
+    assert main(["table", str(run), "--metric", "top_k", "--epochs", "12"]) == 0
+    rows = {line.split(" | ")[0].strip("| "): line for line in (run / "table-top_k.md").read_text().splitlines()
+            if line.startswith(("| SoTL ", "| Params "))}
+    assert f"**{means[lowest]:.3f}" in rows[lowest] and "**" not in rows[highest]
