@@ -139,3 +139,97 @@ def test_supernet_holds_every_candidate_and_rejects_bad_ops() -> None:
         supernet(torch.randn(1, 3, 32, 32), ("conv_7x7",) * 6)
     with pytest.raises(ValueError):
         supernet(torch.randn(1, 3, 32, 32))
+
+
+# --------------------------------------------------------------------------- NB201's own network (xautodl)
+
+XAUTODL_ARCHS = [
+    "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|avg_pool_3x3~0|nor_conv_1x1~1|nor_conv_3x3~2|",
+    "|avg_pool_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|none~1|avg_pool_3x3~2|",
+    "|nor_conv_1x1~0|+|none~0|none~1|+|none~0|none~1|nor_conv_3x3~2|",  # node 2 has no input: the 2->3 conv sees zeros
+    "|none~0|+|nor_conv_3x3~0|none~1|+|none~0|skip_connect~1|nor_conv_1x1~2|",  # node 1 dead, its skip carries zeros
+]
+
+
+def _xautodl_twin(ours: NB201Network, arch: str) -> torch.nn.Module:
+    """NB201's TinyNetwork (xautodl, the NB201 authors' code) for ``arch``, holding ``ours``'s weights.
+
+    The parameter names are mapped by structure, not by reusing ours: TinyNetwork.cells[i] is our
+    layers[i] (N cells, reduction, N cells, reduction, N cells); an InferCell's layer L computes the edge
+    (node_IN, node index) that the cell records, which is our edge EDGES.index((src, dst)).
+    """
+    from xautodl.models.cell_infers.cells import InferCell
+    from xautodl.models.cell_infers.tiny_network import TinyNetwork
+    from xautodl.models.cell_searchs.genotypes import Structure
+
+    shape = ours.shape
+    theirs = TinyNetwork(shape.channels, shape.cells_per_stage, Structure.str2structure(arch), shape.n_classes)
+    ops = arch_to_ops(arch)
+    bn = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+    names: dict[str, str] = {"stem.0.weight": "stem.0.weight", "classifier.weight": "classifier.weight",
+                             "classifier.bias": "classifier.bias"}
+    names.update({f"stem.1.{b}": f"stem.1.{b}" for b in bn})
+    names.update({f"lastact.0.{b}": f"head.0.{b}" for b in bn})
+    for i, cell in enumerate(theirs.cells):
+        if isinstance(cell, InferCell):
+            for node, (layers, sources) in enumerate(zip(cell.node_IX, cell.node_IN), start=1):
+                for layer, src in zip(layers, sources):
+                    k = EDGES.index((src, node))
+                    names[f"cells.{i}.layers.{layer}.op.1.weight"] = f"layers.{i}.edges.{k}.{ops[k]}.1.weight"
+                    names.update({f"cells.{i}.layers.{layer}.op.2.{b}": f"layers.{i}.edges.{k}.{ops[k]}.2.{b}" for b in bn})
+        else:  # ResNetBasicblock
+            for conv in ("conv_a", "conv_b"):
+                names[f"cells.{i}.{conv}.op.1.weight"] = f"layers.{i}.{conv}.1.weight"
+                names.update({f"cells.{i}.{conv}.op.2.{b}": f"layers.{i}.{conv}.2.{b}" for b in bn})
+            names[f"cells.{i}.downsample.1.weight"] = f"layers.{i}.shortcut.1.weight"
+    source, target = ours.state_dict(), theirs.state_dict()
+    state = {}
+    for name, tensor in target.items():
+        if names[name] in source:
+            assert source[names[name]].shape == tensor.shape, name
+            state[name] = source[names[name]].clone()
+        else:  # a BN without affine parameters or running statistics on our side: NB201's identity values
+            assert not (shape.bn_affine and shape.bn_track_running_stats), f"{name} <- {names[name]} missing"
+            state[name] = tensor
+    assert not set(source) - {names[n] for n in target}, "weights of ours that NB201's network does not hold"
+    theirs.load_state_dict(state, strict=True)
+    return theirs
+
+
+@pytest.mark.parametrize("arch", XAUTODL_ARCHS)
+def test_standalone_network_computes_nb201s_own_tiny_network(arch: str) -> None:
+    """Pitfalls pinned: avg_pool counting its padding, Conv-ReLU-BN instead of ReLU-Conv-BN, and a
+    reduction block without its pooled 1x1 shortcut all change the logits of NB201's own network.
+
+    NB201's trained networks: affine BN with running statistics, evaluated in eval mode; every
+    parameter and BN buffer is random so that a wrong mapping or a skipped op shows."""
+    pytest.importorskip("xautodl")
+    shape = NetworkShape(channels=4, cells_per_stage=2, bn_affine=True, bn_track_running_stats=True)
+    ours = NB201Network(shape, [(op,) for op in arch_to_ops(arch)])
+    gen = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for name, tensor in ours.state_dict().items():
+            if name.endswith("running_var"):
+                tensor.copy_(0.5 + torch.rand(tensor.shape, generator=gen))
+            elif tensor.is_floating_point():
+                tensor.copy_(0.5 * torch.randn(tensor.shape, generator=gen))
+    theirs = _xautodl_twin(ours, arch)
+    ours.eval()
+    theirs.eval()
+    x = torch.randn(4, 3, 32, 32, generator=gen)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), theirs(x)[1], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", XAUTODL_ARCHS[:2])
+def test_materialised_supernet_arch_computes_nb201s_own_tiny_network_with_batch_statistics(arch: str) -> None:
+    """The default weight-sharing network (BN on batch statistics, no affine cells) inherited from a
+    supernet is NB201's network normalising with batch statistics (its train-mode forward)."""
+    pytest.importorskip("xautodl")
+    ours = materialise(_supernet(NetworkShape(channels=4, cells_per_stage=2)), arch_to_ops(arch))
+    theirs = _xautodl_twin(ours, arch)
+    ours.eval()
+    theirs.train()
+    x = torch.randn(6, 3, 32, 32, generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), theirs(x)[1], rtol=1e-5, atol=1e-5)

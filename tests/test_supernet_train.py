@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,12 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path: Path) -> None:
     assert a["epoch"] == b["epoch"] == 3
     for name, tensor in a["model"].items():
         assert torch.equal(tensor, b["model"][name]), name
+    # the resumed run's history is the uninterrupted one's: epoch 1 from before the kill, then 2 and 3
+    # (wall-clock seconds aside), each epoch's mean loss bit for bit
+    without_seconds = [[{k: v for k, v in h.items() if k != "seconds"} for h in json.loads(s["history"])] for s in (a, b)]
+    assert [h["epoch"] for h in without_seconds[1]] == [1, 2, 3]
+    assert without_seconds[0] == without_seconds[1]
+    assert len({h["train_loss"] for h in without_seconds[1]}) == 3
     other = load_checkpoint(train_supernet(cfg, 1, train, tmp_path / "seed1", progress=False))
     assert not all(torch.equal(t, other["model"][n]) for n, t in a["model"].items())
 
@@ -176,3 +183,35 @@ def test_a_run_folders_config_json_is_a_valid_config(tmp_path: Path) -> None:
     cfg = _config(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, default=list))
     assert load_config(tmp_path / "config.json") == cfg
+
+
+def test_every_epoch_draws_its_own_batches_and_archs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pitfall pinned: epoch e must draw from the streams of (seed, e); drawing every epoch from the
+    streams of epoch 0 repeats the same batches and archs in the same order each epoch (and resume
+    stays exact, so the resume test cannot see it)."""
+    from harness import rng
+    from harness.spaces.nb201 import EDGES, OPS
+    from harness.supernet.model import NB201Network
+
+    write_cifar10(tmp_path / "data", n_train=200)
+    cfg = _config(tmp_path / "data", epochs=2)
+    train, _ = load_images(cfg, torch.device("cpu"))
+    seen: list[tuple[tuple[str, ...], torch.Tensor]] = []
+    forward = NB201Network.forward
+
+    def recording_forward(self: NB201Network, x: torch.Tensor, ops=None) -> torch.Tensor:
+        seen.append((tuple(ops), x.detach().clone()))
+        return forward(self, x, ops)
+
+    monkeypatch.setattr(NB201Network, "forward", recording_forward)
+    train_supernet(cfg, 3, train, tmp_path / "run", progress=False)
+    steps = len(train) // cfg.supernet.batch_size
+    assert len(seen) == 2 * steps
+    for epoch in (0, 1):
+        # the documented draw: arch of step i = OPS[integers(0, 5, 6)] from stream (SUPERNET, seed, epoch, 2)
+        arch_rng = rng.stream(rng.SUPERNET, 3, epoch, 2)
+        expected = [tuple(OPS[i] for i in arch_rng.integers(0, len(OPS), size=len(EDGES))) for _ in range(steps)]
+        assert [ops for ops, _ in seen[epoch * steps:(epoch + 1) * steps]] == expected, epoch
+    first, second = seen[:steps], seen[steps:]
+    assert [ops for ops, _ in first] != [ops for ops, _ in second]
+    assert not any(torch.equal(a[1], b[1]) for a, b in zip(first, second))  # other images / crops at every step
