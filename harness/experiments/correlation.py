@@ -7,6 +7,9 @@ Protocol, for a benchmark with learning curves:
 2. Repetition r = 0..R-1 uses ``numpy.random.default_rng([seed, r])``. It draws N archs from the pool
    without replacement (or takes them all, ``n_archs = "all"``). An unindexed space (NAS-Bench-301,
    ``capabilities().n_archs is None``) is sampled with ``bench.sample(N, rng)``; its archs are opaque.
+   A space whose archs are costly to resolve (NAS-Bench-1Shot1 hashes each configuration,
+   ``resolves_whole_space_cheaply = False``) has no pool read up front: each repetition takes the
+   first N archs with data in a random permutation of the space, a uniform N-subset of the pool.
 3. Training seed (``train_seed``): ``"random"`` (default) gives each arch, in each repetition, one
    of the training seeds for which it has a complete curve in every column the experiment reads,
    drawn uniformly with the repetition's generator, so all estimators of an arch read the same
