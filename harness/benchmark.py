@@ -105,7 +105,7 @@ class Capabilities:
         """The column for these names; raises naming the valid choices at the first wrong one."""
         for absence in self.absent:
             if absence.matches(split, metric):
-                raise NotAvailableError(absence.message)
+                raise NotAvailableError(absence.message, recorded_nowhere=True)
         cols = [c for c in self.columns if c.dataset == dataset]
         if not cols:
             raise choices(f"dataset for {self.benchmark}", dataset, self.datasets)

@@ -16,7 +16,15 @@ class HarnessError(ValueError):
 
 
 class NotAvailableError(HarnessError):
-    """The benchmark does not record what was asked for (e.g. SoTL on NAS-Bench-101)."""
+    """The benchmark does not record what was asked for (e.g. SoTL on NAS-Bench-101).
+
+    ``recorded_nowhere`` is True when the benchmark records it in none of its data (an ``Absence``
+    of its capabilities), so its full official files would not have it either.
+    """
+
+    def __init__(self, message: str, recorded_nowhere: bool = False) -> None:
+        super().__init__(message)
+        self.recorded_nowhere = recorded_nowhere
 
 
 def choices(what: str, got: object, valid: Iterable[object]) -> HarnessError:

@@ -256,7 +256,7 @@ def test_a_v1_store_whose_once_evaluated_splits_hold_nan_curves_is_refused_with_
     copy = _store_copy(store, tmp_path)
     manifest = copy / "manifest.json"
     manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "version": 1}))
-    with pytest.raises(HarnessError, match=r"v1; this harness reads 'harness-columnar' v2; convert the official files again"):
+    with pytest.raises(HarnessError, match=r"v1 \('nb201'\); this harness reads 'harness-columnar' v2; convert the official files again"):
         load_benchmark("nb201", root=copy)
 
 

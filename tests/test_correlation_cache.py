@@ -143,3 +143,18 @@ def test_a_rerun_that_changes_only_ranking_or_labels_reuses_the_cache(store: Pat
     again = _run(changed, tmp_path, store, run_id="shared")
     assert again.info["cache"] == {label: "hit" for label in _labels(changed)}
     pd.testing.assert_frame_equal(again.results, _run(changed, None, store).results)
+
+
+def test_a_cache_written_under_another_cache_version_is_not_read(store: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pitfall: NB1Shot1 changed how it draws archs while its config and data stayed the same; a
+    rerun into an old results folder read the old draws' cached values and ranked them against the
+    new draws' truth (rho 0.04 instead of 1.0). The cache version is part of every key."""
+    from harness.experiments import correlation
+
+    monkeypatch.setattr(correlation, "CACHE_VERSION", correlation.CACHE_VERSION - 1)
+    _run(_config(), tmp_path, store)
+    monkeypatch.undo()
+    again = _run(_config(), tmp_path, store)
+    assert set(again.info["cache"].values()) == {"miss"}
+    assert set(_run(_config(), tmp_path, store).info["cache"].values()) == {"hit"}

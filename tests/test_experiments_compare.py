@@ -134,7 +134,7 @@ def test_table_with_negative_digits_raises_naming_the_valid_range() -> None:
 @pytest.mark.parametrize("flags,fragment", [(["--seed", "-1"], "seed"), (["--bootstrap", "-3"], "--bootstrap"),
                                             (["--bootstrap", "0"], "--bootstrap"),
                                             # once "only 500 archs have every value", blaming the table
-                                            (["--benchmark", "nb301", "--k", "501"], "top-k needs 1 <= k <= 500")])
+                                            (["--benchmark", "nb301", "--k", "501"], "top-k needs 1 <= k <= number of archs (500), got k=501")])
 def test_cli_compare_negative_seed_or_no_bootstrap_draws_exit_2_with_the_fault(
         flags: list[str], fragment: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Pitfall: these ended in a numpy traceback, or (--bootstrap 0) exited 0 with NaN CIs."""

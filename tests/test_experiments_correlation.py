@@ -219,19 +219,22 @@ def _draw_for(bench: Benchmark, cfg: object, rep: int) -> np.ndarray:
 
     plan = _plan(cfg, bench)
     rng = np.random.default_rng([cfg.sampling.seed, rep])
-    return _draw(bench, plan, cfg.sampling.n_archs, (1, 2, 3, 4), rng, "random", (0, 1))
+    return _draw(bench, plan, cfg.sampling.n_archs, bench.n_archs, (1, 2, 3, 4), rng, "random", (0, 1))
 
 
 def test_sums_refuse_curves_recorded_at_some_epochs_while_pointwise_estimators_rank_there() -> None:
     """NB101 records epochs 54 and 108 only: the runner once refused every curve estimator there
     ("do not share epochs 1..T"); a sum over epochs 1..t still cannot be formed from such a column."""
     bench = _Unindexed(epochs=(2, 4))
-    cfg = {"name": "toy", "benchmark": "toy", "dataset": "toy", "schedule": "5", "estimators": ["ValLoss", "SoVL"],
+    cfg = {"name": "toy", "benchmark": "toy", "dataset": "toy", "schedule": "5", "estimators": ["ValLoss", "SoVL-E", "SoVL"],
            "sampling": {"n_archs": 30, "repetitions": 1}, "truth": {"split": "test"}}
     with pytest.raises(NotAvailableError, match=r"SoVL combines every epoch 1\.\.t, but toy-unindexed records .* only at epochs \[2, 4\]"):
         run_correlation(parse_config(cfg), None, bench=bench, progress=False)
-    result = run_correlation(parse_config({**cfg, "skip_unavailable": True}), None, bench=bench, progress=False)
-    assert set(result.results["estimator"]) == {"ValLoss"} and sorted(result.results["epoch"]) == [2, 4]
+    # SoVL-E with its default window E = 1 is the value itself (pointwise); E = 2 sums two epochs
+    skipping = {**cfg, "estimators": ["ValLoss", "SoVL-E", "SoVL", "SoVL-E(E=2)"], "skip_unavailable": True}
+    result = run_correlation(parse_config(skipping), None, bench=bench, progress=False)
+    assert set(result.results["estimator"]) == {"ValLoss", "SoVL-E"} and sorted(set(result.results["epoch"])) == [2, 4]
+    assert set(result.info["skipped_estimators"]) == {"SoVL", "SoVL-E(E=2)"}
     np.testing.assert_allclose(result.results["spearman"], 1.0)
     with pytest.raises(HarnessError, match="ranking.epochs 3 is not an epoch of the curves; epochs: 2,4"):
         run_correlation(parse_config({**cfg, "estimators": ["ValLoss"], "ranking": {"epochs": [3]}}), None, bench=bench,

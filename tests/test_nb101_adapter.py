@@ -227,3 +227,16 @@ def test_static_estimators_ignore_train_seed_and_a_missing_curve_does_not_say_co
     with pytest.raises(NotAvailableError) as err:
         run_correlation(parse_config({**config, "estimators": ["SoVL"]}), None, root=store, progress=False)
     assert "records no losses" in str(err.value) and "--root" not in str(err.value)
+
+
+def test_a_v1_nb101_store_still_opens_because_v2_changed_only_nb201_stores(converted, tmp_path):
+    """Store format v2 changed what NB201 columns declare; NB101 stores are the same in v1 and v2,
+    and refusing them would force a needless reconversion of the 423,624-cell file."""
+    _, store = converted
+    copy = tmp_path / "v1"
+    shutil.copytree(store, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    (copy / "manifest.json").write_text(json.dumps({**manifest, "version": 1}))
+    old, new = nb101.open_benchmark(copy), nb101.open_benchmark(store)
+    np.testing.assert_array_equal(old.query(np.arange(N_CELLS), "cifar10", "accuracy", "valid", "108").values,
+                                  new.query(np.arange(N_CELLS), "cifar10", "accuracy", "valid", "108").values)

@@ -178,8 +178,8 @@ def test_eval_times_of_epochs_without_accuracy_are_kept_so_their_sum_is_the_offi
     the kept times gives get_more_info's test-all-time (0.5 s instead of ~100 s if they were dropped)."""
     accuracy = ours.query(0, "ImageNet16-120", "accuracy", "x-test", "200")
     time = ours.query(0, "ImageNet16-120", "time", "x-test", "200")
-    assert accuracy.mask[0, :, -1].all() and not accuracy.mask[0, :, :-1].any()
-    assert time.mask[0].all()
+    assert accuracy.epochs == (200,) and accuracy.mask.all()
+    assert time.epochs == tuple(range(1, 201)) and time.mask[0].all()
     for s, seed in enumerate(time.seeds):
         info = official.get_more_info(0, "ImageNet16-120", 199, "200", is_random=seed)
         assert time.values[0, s].sum() == pytest.approx(info["test-all-time"], rel=1e-6)

@@ -15,7 +15,7 @@ Protocol, for a benchmark with learning curves:
    drawn uniformly with the repetition's generator, so all estimators of an arch read the same
    training run, as a practitioner with one run per arch would. ``"mean"`` averages the curves over
    the seeds that exist; a seed label (e.g. 777) uses that run. Archs with no usable curve are
-   dropped and counted in ``run.json``.
+   dropped and counted in ``run.json`` (passed over, uncounted, by the per-repetition draw).
 4. Each estimator's value at every epoch (:mod:`harness.metrics`), then its rank agreement with the
    truth at every epoch at once (:func:`harness.ranking.rank_metrics` on ``[epochs, archs]``),
    oriented by the estimator's declared direction and the truth column's (a loss truth is better
@@ -55,6 +55,9 @@ from harness.ranking import rank_metrics
 from harness.registry import load_benchmark
 
 CACHE_LIMIT_BYTES = 64 * 2**20  # estimator values larger than this (per estimator) are not cached
+# Part of every cache key; raised whenever the same config and data would draw or compute other values
+# (2: costly spaces such as NB1Shot1 are drawn per repetition), so that no stale cache is read.
+CACHE_VERSION = 2
 
 
 @dataclass
@@ -129,8 +132,9 @@ def _plan(config: CorrelationConfig, bench: Benchmark) -> _Plan:
             cols = required_columns(est, bench, config.dataset, config.schedule or None, config.splits)
         except NotAvailableError as err:
             if not config.skip_unavailable:
-                elsewhere = bench.capabilities().elsewhere  # set by embedded tables: where the rest can be had
-                raise NotAvailableError(f"{err}; {elsewhere}" if elsewhere else str(err)) from None
+                # embedded tables say where the rest can be had, unless the benchmark records this nowhere
+                elsewhere = "" if err.recorded_nowhere else bench.capabilities().elsewhere
+                raise NotAvailableError(f"{err}; {elsewhere}" if elsewhere else str(err), err.recorded_nowhere) from None
             skipped[est.label] = str(err)
             continue
         estimators.append(est)
@@ -204,6 +208,7 @@ class _Arrays:
 
 
 def _seed_choice(arrays: _Arrays, rows: np.ndarray, policy: str | int, seeds: tuple, rng: np.random.Generator) -> np.ndarray | None:
+    """Seed position per arch (None: the mean over usable seeds); ``policy`` is checked by the caller."""
     if policy == "mean" or not arrays.curves:
         return None
     usable = arrays.usable[rows]
@@ -211,8 +216,6 @@ def _seed_choice(arrays: _Arrays, rows: np.ndarray, policy: str | int, seeds: tu
         counts = usable.sum(axis=1)
         pick = np.floor(rng.random(len(rows)) * counts).astype(np.int64)  # which usable seed
         return np.argmax(np.cumsum(usable, axis=1) > pick[:, None], axis=1)
-    if policy not in seeds:
-        raise HarnessError(f"train_seed {policy!r} is not a seed of the curve columns; seeds: {list(seeds)}")
     return np.full(len(rows), seeds.index(policy), dtype=np.int64)
 
 
@@ -346,7 +349,7 @@ def run_correlation(
                 pool_pos = np.searchsorted(candidates, rows)
                 static, static_rows = arrays.static, rows
             else:
-                archs = _draw(bench, plan, s.n_archs, epochs, rng, s.train_seed, seeds) if lazy else bench.sample(s.n_archs, rng)
+                archs = _draw(bench, plan, s.n_archs, n_archs, epochs, rng, s.train_seed, seeds) if lazy else bench.sample(s.n_archs, rng)
                 rep_arrays = _Arrays(bench, plan, archs, epochs)
                 rows = np.flatnonzero(_has_data(rep_arrays, plan, s.train_seed, seeds))
                 seed_pos = _seed_choice(rep_arrays, rows, s.train_seed, seeds, rng)
@@ -395,11 +398,10 @@ def _has_data(arrays: _Arrays, plan: _Plan, train_seed: str | int, seeds: tuple)
     return keep & arrays.usable[:, seeds.index(train_seed)]
 
 
-def _draw(bench: Benchmark, plan: _Plan, n: int, epochs: tuple[int, ...], rng: np.random.Generator,
+def _draw(bench: Benchmark, plan: _Plan, n: int, n_archs: int, epochs: tuple[int, ...], rng: np.random.Generator,
           train_seed: str | int, seeds: tuple) -> np.ndarray:
-    """``n`` archs drawn uniformly among those with data, resolving only what is drawn: the first
-    ``n`` archs with data in a random order of the space (a uniform n-subset of them)."""
-    n_archs = bench.capabilities().n_archs or 0
+    """``n`` of the ``n_archs`` archs, drawn uniformly among those with data, resolving only what is
+    drawn: the first ``n`` archs with data in a random order of the space (a uniform n-subset of them)."""
     order = rng.permutation(n_archs)
     chosen: list[np.ndarray] = []
     found = start = 0
@@ -411,7 +413,7 @@ def _draw(bench: Benchmark, plan: _Plan, n: int, epochs: tuple[int, ...], rng: n
         found += len(picked)
     if found < n:
         raise HarnessError(f"cannot sample {n} archs: only {found} of the {n_archs} archs of {bench.name} have a truth "
-                           "and a curve; a partial store (the embedded NB101 table) covers few of them")
+                           "and a curve")
     return np.sort(np.concatenate(chosen))
 
 
@@ -445,7 +447,7 @@ class _Cache:
     def __init__(self, folder: Path | None, fingerprint: dict[str, Any], config: CorrelationConfig):
         self.folder = folder
         base = dict(fingerprint)
-        base.update(config=config.to_dict())
+        base.update(config=config.to_dict(), cache_version=CACHE_VERSION)
         base["config"].pop("ranking", None)  # the rank metrics do not change estimator values
         base["config"].pop("name", None)
         base["config"].pop("description", None)

@@ -101,9 +101,11 @@ class Estimator:
 
     @property
     def reads_history(self) -> bool:
-        """Whether the value at t depends on the points before t (sums, windows, EMAs): such an
-        estimator needs every epoch 1..t, where a pointwise one (ValAcc) takes any recorded epochs."""
-        return self.level != "static" and self.fn is not curves.value_at
+        """Whether the value at t depends on the points before t (sums, windows of E > 1, EMAs): such
+        an estimator needs every epoch 1..t, where a pointwise one (ValAcc, SoTL-E with E = 1) takes
+        any recorded epochs."""
+        pointwise = self.fn is curves.value_at or (self.fn is curves.window_sum and self.options.get("E") == 1)
+        return self.level != "static" and not pointwise
 
     def with_options(self, **options: Any) -> Estimator:
         """A copy with ``options`` set; their values are checked now, not when data reaches the estimator."""
@@ -113,8 +115,8 @@ class Estimator:
                 f"estimator {self.name} has no option {sorted(unknown)[0]!r}; options: {sorted(self.options) or 'none'}"
             )
         out = replace(self, options={**self.options, **options})
-        if options:
-            try:  # every estimator with options reads one curve [..., T]; a two-point curve checks them
+        if options and out.level != "static":
+            try:  # the curve estimators with options read one curve [..., T]; a two-point curve checks them
                 out.fn(np.zeros((1, 2)), **out.options)
             except HarnessError as err:
                 raise HarnessError(f"estimator {out.name}: {err}") from None
@@ -296,7 +298,7 @@ def role_column(
                 return found[0]
     for absence in caps.absent:  # the benchmark's own word on why, where it has one
         if any(absence.matches(split, name) for split in wanted for name in METRIC_CANDIDATES[metric]):
-            raise NotAvailableError(absence.message)
+            raise NotAvailableError(absence.message, recorded_nowhere=True)
     where = dataset + (f" (schedule {schedule})" if schedule is not None else "")
     have = sorted({f"{c.split}/{c.metric}" for c in columns})
     word = {"train": "training", "val": "validation", "test": "test"}[role] + {"loss": " losses", "acc": " accuracies"}[metric]
@@ -314,7 +316,7 @@ def _curve_column(
     try:
         column = role_column(bench, dataset, schedule, role, metric, splits)
     except NotAvailableError as err:
-        raise NotAvailableError(f"{err} (needed by {estimator.name})") from None
+        raise NotAvailableError(f"{err} (needed by {estimator.name})", err.recorded_nowhere) from None
     if len(column.epochs) < 2:
         raise NotAvailableError(
             f"not available: {title} records {SIGNAL_WORDS[signal]} of {column} only at epoch(s) "

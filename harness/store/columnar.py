@@ -36,8 +36,10 @@ from harness.errors import HarnessError
 
 FORMAT = "harness-columnar"
 # 2: a column lists only the epochs at which it was evaluated (v1 NB201 stores declared epochs
-# 1..200 for splits evaluated once, NaN before the last); v1 stores are refused: convert again.
+# 1..200 for splits evaluated once, NaN before the last, and are refused: convert again).
 VERSION = 2
+# Older versions still read, with the benchmarks whose stores they left unchanged.
+STILL_READ: dict[int, tuple[str, ...]] = {1: ("nb101",)}
 # manifest key -> the JSON type its value must have
 _MANIFEST_TYPES: dict[str, type] = {"benchmark": str, "source": str, "columns": list, "tables": dict, "extra": dict}
 
@@ -214,9 +216,11 @@ class ColumnarStore:
             raise HarnessError(f"{manifest_path} is corrupt: {err}") from None
         if not isinstance(self.manifest, dict):
             raise HarnessError(f"{manifest_path} is corrupt: it holds a JSON {type(self.manifest).__name__}, not an object")
-        if self.manifest.get("format") != FORMAT or self.manifest.get("version") != VERSION:
+        version, benchmark = self.manifest.get("version"), self.manifest.get("benchmark")
+        readable = version == VERSION or (type(version) is int and benchmark in STILL_READ.get(version, ()))
+        if self.manifest.get("format") != FORMAT or not readable:
             raise HarnessError(
-                f"{manifest_path}: format {self.manifest.get('format')!r} v{self.manifest.get('version')!r}; "
+                f"{manifest_path}: format {self.manifest.get('format')!r} v{version!r} ({benchmark!r}); "
                 f"this harness reads {FORMAT!r} v{VERSION}; convert the official files again (harness data convert)"
             )
         for key, kind in _MANIFEST_TYPES.items():
