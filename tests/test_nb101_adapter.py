@@ -240,3 +240,19 @@ def test_a_v1_nb101_store_still_opens_because_v2_changed_only_nb201_stores(conve
     old, new = nb101.open_benchmark(copy), nb101.open_benchmark(store)
     np.testing.assert_array_equal(old.query(np.arange(N_CELLS), "cifar10", "accuracy", "valid", "108").values,
                                   new.query(np.arange(N_CELLS), "cifar10", "accuracy", "valid", "108").values)
+
+
+def test_what_nb101_records_nowhere_gets_no_convert_hint_on_the_embedded_table():
+    """The embedded table's "convert the official tfrecord" hint was added to SoTL's refusal, though
+    a converted store has no losses either; a hint belongs only to what the full files do record."""
+    from harness.experiments.config import parse_config
+    from harness.experiments.correlation import run_correlation
+
+    config = {"name": "nb101-sotl", "benchmark": "nb101", "dataset": "cifar10", "schedule": "108", "estimators": ["SoTL"],
+              "truth": {"dataset": "cifar10", "metric": "accuracy", "split": "valid"}, "sampling": {"n_archs": 20, "repetitions": 1}}
+    with pytest.raises(NotAvailableError) as err:
+        run_correlation(parse_config(config), None, progress=False)
+    assert "records no losses" in str(err.value) and "convert" not in str(err.value)
+    assert err.value.recorded_nowhere
+    with pytest.raises(NotAvailableError, match="records validation accuracies .* only at epoch.*convert the official tfrecord"):
+        run_correlation(parse_config({**config, "estimators": ["ValAcc"]}), None, progress=False)
