@@ -51,6 +51,8 @@ from harness import _rank_kernels  # noqa: E402
 from harness.experiments.correlation import run_correlation  # noqa: E402
 from harness.ranking import rank_metrics  # noqa: E402
 from harness.registry import load_benchmark  # noqa: E402
+from harness.errors import HarnessError  # noqa: E402
+from harness.store import ColumnarStore  # noqa: E402
 
 N_ARCHS, EPOCHS, REPS = 15625, 200, 10
 ESTIMATORS = ["SoTL", "SoTL-E", "SoTL-EMA", "SoVL", "ValAcc", "TrainLoss"]
@@ -139,13 +141,23 @@ def time_one_block(store: Path) -> tuple[float, float, float]:
     return timings[0], timings[1], timings[2]
 
 
+def _readable(store: Path) -> bool:
+    """Whether ``store`` is a store this harness reads (a reused workdir may hold an older format)."""
+    try:
+        ColumnarStore(store)
+    except HarnessError:
+        return False
+    return True
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/harness-bench-correlation"))
     parser.add_argument("--sample", type=int, default=20, help="archs timed through nats_bench")
     args = parser.parse_args()
     store = args.workdir / "store"
-    if not (store / "manifest.json").is_file():
+    if not _readable(store):
+        shutil.rmtree(store, ignore_errors=True)  # absent, or written by an older store format
         start = time.perf_counter()
         args.workdir.mkdir(parents=True, exist_ok=True)
         write_curve_store(store, n_epochs=EPOCHS)
