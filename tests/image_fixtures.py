@@ -40,3 +40,20 @@ def write_imagenet16(root: Path, per_file: int = 30, seed: int = 0) -> tuple[np.
         all_images.append(images)
         all_labels.append(labels)
     return np.concatenate(all_images[:-1]), np.concatenate(all_labels[:-1])
+
+
+def write_cifar100(root: Path, n_train: int = 12, n_test: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """CIFAR-100 python files ``train``/``test`` (keys ``data``, ``fine_labels``, ``coarse_labels``).
+
+    Returns the train and test images ``uint8 [N, 3, 32, 32]``; fine label ``i % 100`` marks row ``i``.
+    """
+    rng = np.random.default_rng(seed)
+    folder = root / "cifar-100-python"
+    folder.mkdir(parents=True)
+    out = []
+    for name, n in (("train", n_train), ("test", n_test)):
+        images = rng.integers(0, 256, size=(n, 3, 32, 32), dtype=np.uint8)
+        record = {"data": images.reshape(n, -1), "fine_labels": [i % 100 for i in range(n)], "coarse_labels": [0] * n}
+        (folder / name).write_bytes(pickle.dumps(record, protocol=2))
+        out.append(images)
+    return out[0], out[1]

@@ -14,9 +14,9 @@ import pytest
 
 from harness.data import formats
 from harness.data.formats import ImageSet, download_cifar, read_cifar, read_imagenet16
-from harness.data.nb201 import halves, load_nb201, read_split_file
+from harness.data.nb201 import dataset_info, halves, load_nb201, read_split_file
 from harness.errors import HarnessError
-from image_fixtures import write_cifar10, write_imagenet16
+from image_fixtures import write_cifar10, write_cifar100, write_imagenet16
 
 
 @pytest.mark.parametrize("bytes_keys", [True, False])
@@ -255,3 +255,128 @@ def test_offline_download_raises_harness_error(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setattr(formats.urllib.request, "urlretrieve", offline)
     with pytest.raises(HarnessError, match="data root"):
         download_cifar("cifar100", tmp_path)
+
+
+
+def test_cifar_archives_are_the_official_urls_and_md5s() -> None:
+    """Pitfall: a mistyped URL or MD5 only shows online; the values of https://www.cs.toronto.edu/~kriz/cifar.html."""
+    assert (formats.CIFAR["cifar10"].url, formats.CIFAR["cifar10"].md5) == (
+        "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "c58f30108f718f92721af3b95e74349a")
+    assert (formats.CIFAR["cifar100"].url, formats.CIFAR["cifar100"].md5) == (
+        "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz", "eb9058c3a382ffc7106e4002c42a8d85")
+
+
+def _archive_with_escaping_member(src: Path) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        tar.add(src / "cifar-10-batches-py", arcname="cifar-10-batches-py")
+        member = tarfile.TarInfo("cifar-10-batches-py/../../escaped")
+        member.size = 1
+        tar.addfile(member, io.BytesIO(b"x"))
+    return buffer.getvalue()
+
+
+@pytest.mark.skipif(not hasattr(tarfile, "data_filter"), reason="needs tarfile extraction filters (Python >= 3.11.4)")
+def test_escaping_archive_member_is_not_written_with_tar_filters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pitfall: extracting with a permissive filter writes '../..' members outside the temp folder."""
+    write_cifar10(tmp_path / "src")
+    _serve(monkeypatch, _archive_with_escaping_member(tmp_path / "src"), official=True)
+    with pytest.raises((HarnessError, tarfile.TarError)):
+        download_cifar("cifar10", tmp_path / "data")
+    assert not (tmp_path / "data" / "escaped").exists() and not (tmp_path / "escaped").exists()
+    assert not (tmp_path / "data" / "cifar-10-batches-py").exists()
+
+
+@pytest.mark.skipif(not hasattr(tarfile, "data_filter"), reason="needs tarfile extraction filters (Python >= 3.11.4)")
+def test_escaping_archive_member_raises_harness_error_with_tar_filters(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pitfall: with tar extraction filters the refusal escaped as tarfile.OutsideDestinationError,
+    a traceback in the CLI, where older Pythons gave the HarnessError of the manual check."""
+    write_cifar10(tmp_path / "src")
+    _serve(monkeypatch, _archive_with_escaping_member(tmp_path / "src"), official=True)
+    with pytest.raises(HarnessError, match=r"refusing member '.*escaped'"):
+        download_cifar("cifar10", tmp_path / "data")
+
+
+def test_cifar10_test_part_is_the_test_batch_not_train_images(tmp_path: Path) -> None:
+    """Pitfall: the 'test' part of cifar10 / cifar10-valid read from the training batches."""
+    images = write_cifar10(tmp_path, n_train=10, n_test=6)
+    for dataset in ("cifar10", "cifar10-valid"):
+        parts = load_nb201(dataset, tmp_path, ("train", "test") if dataset == "cifar10" else ("test",))
+        np.testing.assert_array_equal(parts["test"].images, images[10:])
+    np.testing.assert_array_equal(load_nb201("cifar10", tmp_path, ("train",))["train"].images, images[:10])
+
+
+def test_cifar100_official_split_file_picks_xvalid_as_valid_and_xtest_as_test(tmp_path: Path) -> None:
+    """Pitfall: xvalid/xtest swapped, or the halves taken from the training set (NB201: halves of the test set)."""
+    train, test = write_cifar100(tmp_path, n_train=12, n_test=8)
+    path = tmp_path / "cifar100-test-split.txt"
+    path.write_text(json.dumps({"xvalid": ["int", [1, 3, 4, 6]], "xtest": ["int", [0, 2, 5, 7]]}))
+    parts = load_nb201("cifar100", tmp_path, ("train", "valid", "test"), split_file=path)
+    np.testing.assert_array_equal(parts["train"].images, train)
+    np.testing.assert_array_equal(parts["valid"].images, test[[1, 3, 4, 6]])
+    np.testing.assert_array_equal(parts["test"].images, test[[0, 2, 5, 7]])
+    assert parts["valid"].labels.tolist() == [1, 3, 4, 6] and parts["test"].labels.tolist() == [0, 2, 5, 7]
+
+
+def _raw_imagenet16(folder: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
+    record = pickle.loads((folder / name).read_bytes())
+    return np.asarray(record["data"]), np.asarray(record["labels"])
+
+
+def test_imagenet16_120_parts_train_from_train_batches_valid_test_halves_of_val(tmp_path: Path) -> None:
+    """Pitfall: ImageNet16-120 valid/test halves cut from the train batches, or train read from val_data."""
+    write_imagenet16(tmp_path)
+    folder = tmp_path / "ImageNet16"
+    val_images, val_labels = _raw_imagenet16(folder, "val_data")
+    keep = np.flatnonzero(val_labels <= 120)  # NB201: classes 1..120 of the 1-based labels
+    n = len(keep)
+    valid_idx, test_idx = list(range(0, n, 2)), list(range(1, n, 2))
+    path = tmp_path / "imagenet-16-120-test-split.txt"
+    path.write_text(json.dumps({"xvalid": ["int", valid_idx], "xtest": ["int", test_idx]}))
+    parts = load_nb201("ImageNet16-120", tmp_path, ("train", "valid", "test"), split_file=path)
+    np.testing.assert_array_equal(parts["valid"].images.reshape(-1, 768), val_images[keep[valid_idx]])
+    np.testing.assert_array_equal(parts["test"].images.reshape(-1, 768), val_images[keep[test_idx]])
+    np.testing.assert_array_equal(parts["test"].labels, val_labels[keep[test_idx]] - 1)
+    train = [_raw_imagenet16(folder, f"train_data_batch_{i}") for i in range(1, 11)]
+    train_images, train_labels = np.concatenate([t[0] for t in train]), np.concatenate([t[1] for t in train])
+    np.testing.assert_array_equal(parts["train"].images.reshape(-1, 768), train_images[train_labels <= 120])
+    seeded = load_nb201("ImageNet16-120", tmp_path, ("valid", "test"))  # no split file: seeded halves
+    assert len(seeded["valid"]) == n // 2 and len(seeded["test"]) == n - n // 2
+    both = np.concatenate([seeded["valid"].images, seeded["test"].images]).reshape(n, -1)
+    assert sorted(map(bytes, both)) == sorted(map(bytes, val_images[keep]))
+
+
+# NB201's own constants: xautodl/datasets/get_dataset_with_transform.py (get_datasets): per-channel RGB
+# mean/std in 0..255 units divided by 255; RandomCrop(32, padding=4) for CIFAR, RandomCrop(16, padding=2)
+# for ImageNet16; 10 / 100 / 120 classes.
+NB201_TRANSFORMS = {
+    "cifar10-valid": (10, 32, 4, (125.3, 123.0, 113.9), (63.0, 62.1, 66.7)),
+    "cifar10": (10, 32, 4, (125.3, 123.0, 113.9), (63.0, 62.1, 66.7)),
+    "cifar100": (100, 32, 4, (129.3, 124.1, 112.4), (68.2, 65.4, 70.4)),
+    "ImageNet16-120": (120, 16, 2, (122.68, 116.66, 104.01), (63.22, 61.26, 65.09)),
+}
+
+
+@pytest.mark.parametrize("dataset", list(NB201_TRANSFORMS))
+def test_normalisation_padding_and_classes_are_nb201s_in_rgb_order(dataset: str) -> None:
+    """Pitfall: mean/std channels swapped (BGR), mean and std swapped, wrong crop padding or class count."""
+    n_classes, side, padding, mean, std = NB201_TRANSFORMS[dataset]
+    info = dataset_info(dataset)
+    assert (info.n_classes, info.side, info.crop_padding) == (n_classes, side, padding)
+    np.testing.assert_allclose(info.mean, [m / 255 for m in mean], rtol=1e-12)
+    np.testing.assert_allclose(info.std, [s / 255 for s in std], rtol=1e-12)
+
+
+def test_split_seed_changes_the_seeded_halves(tmp_path: Path) -> None:
+    """Pitfall: split_seed ignored, so every 'different' seeded split is the same one."""
+    write_cifar10(tmp_path, n_train=40)
+    a = load_nb201("cifar10-valid", tmp_path, ("valid",), split_seed=0)["valid"].images.reshape(20, -1)
+    b = load_nb201("cifar10-valid", tmp_path, ("valid",), split_seed=1)["valid"].images.reshape(20, -1)
+    assert set(map(bytes, a)) != set(map(bytes, b))
+
+
+def test_cifar10_valid_part_is_refused_not_silently_empty(tmp_path: Path) -> None:
+    """NB201's cifar10 (full training) has no validation split; its 25k/25k split is cifar10-valid."""
+    write_cifar10(tmp_path)
+    with pytest.raises(HarnessError, match="cifar10 has no validation split; use cifar10-valid"):
+        load_nb201("cifar10", tmp_path, ("train", "valid"))

@@ -151,3 +151,73 @@ def test_missing_and_empty_files(tmp_path):
 def test_malformed_record_fields_are_reported_not_attribute_errors_or_truncated(fields, named):
     with pytest.raises(HarnessError, match=f"record #5 is not a NAS-Bench-101 record: {named}"):
         tfr.decode_record(json.dumps(fields).encode(), "record #5")
+
+
+def _crc32c_bitwise(data: bytes) -> int:
+    """CRC-32C by its definition (reflected polynomial 0x82F63B78, init and final xor 0xFFFFFFFF), bit by bit."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
+    return crc ^ 0xFFFFFFFF
+
+
+def _tf_masked_crc(data: bytes) -> int:
+    """tensorflow/core/lib/hash/crc32c.h Mask(): rotate right by 15 bits, add kMaskDelta = 0xa282ead8."""
+    crc = _crc32c_bitwise(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def test_written_bytes_equal_tensorflows_framing_with_its_mask_constant(tmp_path):
+    """Pitfall: a wrong mask delta or rotation passes every round trip (reader and writer share it) but
+    makes files TensorFlow refuses and refuses TensorFlow's files."""
+    assert _crc32c_bitwise(b"123456789") == 0xE3069283  # the oracle itself, on the standard check value
+    records = [b"", b"abc", bytes(range(256)) * 3]
+    expected = b"".join(
+        struct.pack("<Q", len(r)) + struct.pack("<I", _tf_masked_crc(struct.pack("<Q", len(r))))
+        + r + struct.pack("<I", _tf_masked_crc(r))
+        for r in records
+    )
+    path = tmp_path / "f.tfrecord"
+    tfr.write_tfrecord(path, records)
+    assert path.read_bytes() == expected
+    assert [int(tfr.mask_crc(tfr.crc32c(r))) for r in records] == [_tf_masked_crc(r) for r in records]
+    # and TensorFlow-framed bytes read back
+    data = np.frombuffer(expected, dtype=np.uint8)
+    index = tfr.index_records(data)
+    assert [d for _, batch in tfr.iter_record_batches(data, index) for d in batch] == records
+
+
+def test_every_evaluation_field_decodes_to_its_proto_field_number():
+    """Pitfall: train/test accuracy (or training_time/current_epoch) swapped in the decoder; the byte-exact
+    re-encode cannot see it because the encoder shares the field table."""
+    cls = _protobuf_model_metrics()
+    msg = cls()
+    values = {"current_epoch": 108.0, "training_time": 1234.5, "train_accuracy": 0.99,
+              "validation_accuracy": 0.93, "test_accuracy": 0.92}
+    msg.evaluation_data.add(**values)
+    decoded = tfr.decode_model_metrics(msg.SerializeToString()).evaluation_data[0]
+    assert {name: getattr(decoded, name) for name in values} == values
+    assert decoded.checkpoint_path is None
+
+
+def test_negative_int32_parameter_count_is_sign_extended_like_protobuf():
+    """proto2 int32 encodes a negative value as a 10-byte varint (64-bit two's complement)."""
+    cls = _protobuf_model_metrics()
+    raw = cls(trainable_parameters=-5).SerializeToString()
+    assert len(raw) == 11 and tfr.decode_model_metrics(raw).trainable_parameters == -5
+
+
+@pytest.mark.parametrize("unknown", [b"\x25\x00\x00\x80\x3f", b"\x21" + bytes(8), b"\x20\x96\x01", b"\x22\x03abc"],
+                         ids=["fixed32", "fixed64", "varint", "delimited"])
+def test_unknown_fields_are_skipped_by_their_wire_size_like_protobuf(unknown):
+    """Pitfall: an unknown field skipped by the wrong width desynchronises the fields after it."""
+    cls = _protobuf_model_metrics()
+    tail = cls(trainable_parameters=7, total_time=2.5)
+    tail.evaluation_data.add(validation_accuracy=0.5)
+    raw = unknown + tail.SerializeToString()
+    oracle = cls.FromString(raw)  # protobuf keeps unknown field 4 aside and parses the rest
+    decoded = tfr.decode_model_metrics(raw)
+    assert (decoded.trainable_parameters, decoded.total_time) == (oracle.trainable_parameters, oracle.total_time) == (7, 2.5)
+    assert decoded.evaluation_data[0].validation_accuracy == oracle.evaluation_data[0].validation_accuracy

@@ -181,3 +181,41 @@ def test_estimator_registry_refuses_sotl_and_finds_sovl_valacc_valloss(bench):
     for name, metric in (("SoVL", "loss"), ("ValLoss", "loss"), ("ValAcc", "accuracy")):
         (column,) = required_columns(get_estimator(name), bench, "cifar10").values()
         assert (column.split, column.metric, column.epochs[-1]) == ("valid", metric, 98)
+
+
+class _Members:
+    """Stand-in for nasbench301's ensemble: fixed member predictions whatever the config."""
+
+    def __init__(self, members):
+        self.model = self
+        self.members = members
+
+    def query_members(self, config):
+        return list(self.members)
+
+
+def test_ensemble_noise_is_mean_plus_normal_with_the_members_std(bench):
+    """Pitfall: the noise scale taken as the members' variance (or drawn from numpy's global RNG);
+    nasbench301's noise model is N(mean, std) over the ensemble members."""
+    members = [90.0, 91.0, 93.0, 94.0]  # mean 92, std sqrt(2.5) (population, as np.std), variance 2.5
+    ensemble = nb301.OfficialEnsemble(_Members(members), _Members([1.0, 3.0]), {}, True, np.random.default_rng(7), "stand-in")
+    archs = bench.sample(3, seed=0)
+    got = ensemble.predict("accuracy", archs)
+    draws = np.random.default_rng(7).standard_normal(3)
+    np.testing.assert_allclose(got, 92.0 + np.sqrt(2.5) * draws, rtol=1e-12)
+    time = nb301.OfficialEnsemble(_Members(members), _Members([1.0, 3.0]), {}, True, np.random.default_rng(7), "s").predict("time", archs)
+    np.testing.assert_allclose(time, 2.0 + 1.0 * draws, rtol=1e-12)
+
+
+def test_preserved_global_rng_restores_python_and_numpy_state():
+    """Pitfall: Python's ``random`` (or numpy's) global generator left reseeded by the official loader
+    (torch's state is covered in test_nb301_ensemble.py)."""
+    import random
+
+    random.seed(11), np.random.seed(11)
+    expected = (random.random(), np.random.random())
+    random.seed(11), np.random.seed(11)
+    with nb301.preserved_global_rng():
+        random.seed(0), np.random.seed(0)  # what loading the official models does
+        random.random(), np.random.random()
+    assert (random.random(), np.random.random()) == expected

@@ -141,7 +141,13 @@ def _extract(archive: Path, dest: str) -> None:
     """Unpack ``archive`` into ``dest``; no member may land outside it or be a link or device."""
     with tarfile.open(archive, "r:gz") as tar:
         if hasattr(tarfile, "data_filter"):  # Python >= 3.10.12 / 3.11.4
-            tar.extractall(dest, filter="data")
+            try:
+                tar.extractall(dest, filter="data")
+            except tarfile.FilterError as err:
+                raise HarnessError(
+                    f"{archive}: refusing member {err.tarinfo.name!r} ({err}); only files and folders inside the "
+                    "archive are allowed"
+                ) from None
             return
         for member in tar.getmembers():
             name = PurePosixPath(member.name)
