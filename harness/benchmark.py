@@ -170,7 +170,7 @@ class Benchmark(ABC):
 
     name: str
     # Whether resolving every arch of the space at once is cheap (index lookups). NAS-Bench-1Shot1
-    # hashes each configuration (1.3 M in space 3, ~9 min), so runners sample it without reading it all.
+    # hashes each configuration (1.3 M in space 3, ~6 min), so runners sample it without reading it all.
     resolves_whole_space_cheaply: bool = True
 
     @abstractmethod
