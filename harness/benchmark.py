@@ -260,6 +260,15 @@ def one_dimensional(rows: np.ndarray, benchmark: str) -> np.ndarray:
     return np.atleast_1d(rows)
 
 
+def rows_in_range(rows: np.ndarray, n_rows: int, benchmark: str, what: str = "row") -> np.ndarray:
+    """``rows`` as int64, after checking each is an index 0..n_rows-1 (raises naming the first that is not)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    bad = (rows < 0) | (rows >= n_rows)
+    if bad.any():
+        raise HarnessError(f"{what} {int(rows[bad][0])} out of range for {benchmark}: valid 0..{n_rows - 1}")
+    return rows
+
+
 def _select_seeds(column: Column, seeds: SeedsArg) -> tuple[np.ndarray, tuple[Seed, ...]]:
     everything = isinstance(seeds, str) and seeds == "all"
     if not column.seeds:

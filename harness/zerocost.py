@@ -29,7 +29,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.benchmark import Benchmark, Capabilities, Column, one_dimensional
+from harness.benchmark import (
+    Benchmark,
+    Capabilities,
+    Column,
+    one_dimensional,
+    rows_in_range,
+)
 from harness.errors import HarnessError, choices
 from harness.rng import is_int
 from harness.spaces import darts
@@ -225,7 +231,7 @@ class ZeroCostBenchmark(Benchmark):
                 f"string zc.resolve({str(archs)!r}); an NB201 index with zc.rows_of_nb201(index); row numbers as a list"
             )
         if isinstance(archs, np.ndarray) and archs.dtype.kind in "iu":  # row numbers: one vectorised check
-            return self._checked_rows(one_dimensional(archs, self.name).astype(np.int64))
+            return rows_in_range(one_dimensional(archs, self.name), len(self.archs), self.name)
         if is_int(archs) or isinstance(archs, str):
             archs = [archs]
         elif isinstance(archs, np.ndarray):
@@ -236,13 +242,8 @@ class ZeroCostBenchmark(Benchmark):
                 f"of those; got {archs!r}"
             )
         archs = list(archs)
-        return self._checked_rows(np.fromiter((self._row_of(arch) for arch in archs), dtype=np.int64, count=len(archs)))
-
-    def _checked_rows(self, rows: np.ndarray) -> np.ndarray:
-        bad = (rows < 0) | (rows >= len(self.archs))
-        if bad.any():
-            raise HarnessError(f"row {int(rows[bad][0])} out of range for {self.name}: valid 0..{len(self.archs) - 1}")
-        return rows
+        rows = np.fromiter((self._row_of(arch) for arch in archs), dtype=np.int64, count=len(archs))
+        return rows_in_range(rows, len(self.archs), self.name)
 
     def _row_of(self, arch: Any) -> int:
         """A row number as given (range-checked by the caller), or the row of a NASLib key string."""

@@ -32,12 +32,24 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from harness.benchmark import Absence, Benchmark, Capabilities, Column, one_dimensional
+from harness.adapters import nb101_tfrecord as tfrecord
+from harness.benchmark import (
+    Absence,
+    Benchmark,
+    Capabilities,
+    Column,
+    one_dimensional,
+    rows_in_range,
+)
 from harness.errors import HarnessError
 from harness.rng import is_int
-from harness.store.columnar import ColumnarStore, StoreWriter, check_destination, read_rows
 from harness.spaces.nb101 import ModelSpec
-from harness.adapters import nb101_tfrecord as tfrecord
+from harness.store.columnar import (
+    ColumnarStore,
+    StoreWriter,
+    check_destination,
+    read_rows,
+)
 
 NAME = "nb101"
 DATASET = "cifar10"
@@ -122,11 +134,11 @@ class Nb101Benchmark(Benchmark):
             return self.resolve([archs])
         items = one_dimensional(archs, NAME) if isinstance(archs, np.ndarray) else list(archs)
         if isinstance(items, np.ndarray) and items.dtype.kind in "iu":
-            return self._check_rows(items.astype(np.int64))
+            return rows_in_range(items, len(self.hashes), "NB101", "row index")
         if isinstance(items, np.ndarray) and items.dtype.kind in "US":
             return self.row_of_hash(items)
         if all(is_int(a) for a in items):
-            return self._check_rows(np.asarray(items, dtype=np.int64))
+            return rows_in_range(np.asarray(items), len(self.hashes), "NB101", "row index")
         hashes = []
         for a in items:
             if isinstance(a, ModelSpec):
@@ -144,12 +156,6 @@ class Nb101Benchmark(Benchmark):
                 "all row indices, or all ModelSpecs/32-hex module hashes"
             )
         return self.row_of_hash(hashes)
-
-    def _check_rows(self, rows: np.ndarray) -> np.ndarray:
-        bad = (rows < 0) | (rows >= len(self.hashes))
-        if bad.any():
-            raise HarnessError(f"NB101 row index {int(rows[bad][0])} out of range; valid 0..{len(self.hashes) - 1}")
-        return rows
 
     def arch_label(self, row: Any) -> str:
         return f"[{int(row)}] {self.hash_of(int(row))[0]}"

@@ -26,7 +26,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness.benchmark import Benchmark, Capabilities, Column, one_dimensional
+from harness.benchmark import (
+    Benchmark,
+    Capabilities,
+    Column,
+    one_dimensional,
+    rows_in_range,
+)
 from harness.errors import HarnessError
 from harness.spaces import nb201 as space
 from harness.store import ColumnarStore, read_rows
@@ -75,11 +81,7 @@ class NB201Benchmark(Benchmark):
             archs = [archs]
         array = np.asarray(archs) if not isinstance(archs, np.ndarray) else archs
         if array.dtype.kind in "iu":
-            rows = one_dimensional(array, NAME).astype(np.int64)
-            bad = (rows < 0) | (rows >= space.N_ARCHS)
-            if bad.any():
-                raise HarnessError(f"unknown NB201 arch index {int(rows[bad][0])}; valid: 0..{space.N_ARCHS - 1}")
-            return rows
+            return rows_in_range(one_dimensional(array, NAME), space.N_ARCHS, "NB201", "arch index")
         return np.fromiter((self._index_of(a) for a in archs), dtype=np.int64, count=len(archs))
 
     def _index_of(self, arch: Any) -> int:
