@@ -2,7 +2,8 @@
 # The full weight-sharing GPU run on a lent device machine, in steps that fit its limits: one command
 # runs at most 10 minutes, and the machine is given back 30 s after a command ends. The pipeline runs
 # detached (setsid), so it outlives each command; keep calling `wait` without a pause to keep the
-# machine, and it copies the outputs to $OUT when the pipeline is done. From the repo root, with the
+# machine, and it copies the outputs to $OUT when the pipeline is done (a snapshot of the run folder,
+# partial.tgz, after each wait that ends before then). From the repo root, with the
 # CIFAR-10 JPEG zip and ../shared/tools/cifar10_from_jpeg.py carried in .carry/:
 #   bash results/ws-cifar10-gpu/device.sh start       # unpack the data, start the pipeline; returns at once
 #   bash results/ws-cifar10-gpu/device.sh wait 560    # poll up to 560 s; when done, outputs go to $OUT
@@ -54,6 +55,8 @@ wait)
     tar czf "$OUT/run.tgz" --exclude='*.pt' --exclude='*.tmp' -C "$(dirname "$RUN")" "$(basename "$RUN")"
     echo "done: outputs in $OUT"
   else
+    # a snapshot of everything so far (no checkpoints), in case the device time runs out before DONE
+    tar czf "$OUT/partial.tgz" --exclude='*.pt' --exclude='*.tmp' -C "$(dirname "$RUN")" "$(basename "$RUN")"
     echo "still running: call wait again"
   fi
   ;;
