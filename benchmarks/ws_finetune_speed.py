@@ -11,6 +11,9 @@ the same settings (fp32, 4 in flight).
     python benchmarks/ws_finetune_speed.py --data-root /tmp/data            # GPU, full scale
     python benchmarks/ws_finetune_speed.py --data-root /tmp/cifar --toy     # CPU, toy scale
 
+Each figure is printed (and the ``--json`` file rewritten) as soon as it is measured, so a run
+stopped by a time limit keeps the figures it got to.
+
 Finetuning timing covers the training rows (forward, backward, gradient statistics, SGD step, the
 validation minibatch) plus one whole-validation pass at step 0 over ``--valid`` images (default 640,
 so that it is small); a whole-validation pass over all 25k images is timed separately.
@@ -72,6 +75,20 @@ def _timed_finetune(cfg: WSConfig, supernet: torch.nn.Module, archs, out: Path) 
     return seconds / len(archs) * 100 / cfg.finetune.steps, logs
 
 
+class Figures:
+    """Measured figures, each printed and saved to ``json_path`` the moment it is recorded."""
+
+    def __init__(self, json_path: Path | None) -> None:
+        self.values: dict[str, object] = {}
+        self.json_path = json_path
+
+    def record(self, key: str, value: object) -> None:
+        self.values[key] = value
+        print(f"{key:<46}  {value}", flush=True)
+        if self.json_path is not None:
+            self.json_path.write_text(json.dumps(self.values, indent=2) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", type=Path, required=True)
@@ -89,8 +106,11 @@ def main() -> None:
     import shutil
 
     shutil.rmtree(args.out, ignore_errors=True)
-    results: dict[str, object] = {"device": torch.cuda.get_device_name() if torch.cuda.is_available() and args.device != "cpu" else "cpu",
-                                  "torch": torch.__version__, "toy": args.toy}
+    figures = Figures(args.json)
+    print(f"{'thesis (P100, per arch per 100 minibatches)':<46}  4.5 s", flush=True)
+    figures.record("device", torch.cuda.get_device_name() if torch.cuda.is_available() and args.device != "cpu" else "cpu")
+    figures.record("torch", torch.__version__)
+    figures.record("toy", args.toy)
 
     # SPOS supernet: time per step (fast settings vs plain fp32), then a trained supernet for finetuning.
     base = _config(args)
@@ -104,7 +124,7 @@ def main() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
         steps = args.supernet_epochs * (len(tr) // cfg.supernet.batch_size)
-        results[f"{label}_ms_per_step"] = 1000 * (time.perf_counter() - started) / steps
+        figures.record(f"{label}_ms_per_step", 1000 * (time.perf_counter() - started) / steps)
     state = torch.load(path, map_location=device, weights_only=True)
     supernet = init_supernet(base, 0).to(device)
     supernet.load_state_dict(state["model"])
@@ -119,47 +139,41 @@ def main() -> None:
         float(evaluate(net, full_valid, cfg)[0])  # warm-up
         started = time.perf_counter()
         float(evaluate(net, full_valid, cfg)[0])
-        results[f"full_valid_pass_{label}_s"] = time.perf_counter() - started
-    results["full_valid_images"] = len(full_valid)
+        figures.record(f"full_valid_pass_{label}_s", time.perf_counter() - started)
+    figures.record("full_valid_images", len(full_valid))
 
     archs = _archs(args.archs, 0)
     plain = _config(args, amp=False, channels_last=False, cuda_graphs=False, archs_in_flight=1, cudnn_benchmark=False)
-    results["finetune_plain_s_per_arch_per_100"], plain_logs = _timed_finetune(plain, supernet, archs, args.out / "plain")
-    variants = {
+    seconds, plain_logs = _timed_finetune(plain, supernet, archs, args.out / "plain")
+    figures.record("finetune_plain_s_per_arch_per_100", seconds)
+    # The fast path first, so that a run stopped by a time limit still has the main figure.
+    variants = {f"amp_cl_graphs_{k}": {"cuda_graphs": True, "archs_in_flight": k} for k in (int(v) for v in args.in_flight.split(","))}
+    variants.update({
         # same settings, eager vs CUDA graphs: how far replays are from the eager step (exactness check)
         "fp32_eager_4": {"amp": False, "channels_last": False, "cuda_graphs": False, "archs_in_flight": 4},
         "fp32_graphs_4": {"amp": False, "channels_last": False, "cuda_graphs": True, "archs_in_flight": 4},
         "amp_cl_eager_1": {"cuda_graphs": False, "archs_in_flight": 1},
-    }
-    for k in (int(v) for v in args.in_flight.split(",")):
-        variants[f"amp_cl_graphs_{k}"] = {"cuda_graphs": True, "archs_in_flight": k}
+    })
     if device.type != "cuda":
         variants = {"cpu_default": {}}
     logs_of = {}
     for label, dev in variants.items():
         seconds, logs = _timed_finetune(_config(args, **dev), supernet, archs, args.out / label)
         logs_of[label] = logs
-        results[f"finetune_{label}_s_per_arch_per_100"] = seconds
+        figures.record(f"finetune_{label}_s_per_arch_per_100", seconds)
         # Rank agreement with the plain path, on values after the last step (not the inherited weights').
         agree = {}
         for name, value in (("SoTL", lambda l: np.nansum(l.train_loss)), ("TLMini", lambda l: l.tl_mini.iloc[-1]),
                             ("ValAccMini", lambda l: l.val_acc_mini.mean())):
             agree[name] = float(spearmanr([value(l) for l in plain_logs], [value(l) for l in logs]).statistic)
-        results[f"rank_agreement_{label}_vs_plain"] = agree
-        results[f"max_abs_diff_sotl_{label}"] = float(max(abs(np.nansum(a.train_loss) - np.nansum(b.train_loss)) for a, b in zip(plain_logs, logs)))
+        figures.record(f"rank_agreement_{label}_vs_plain", agree)
+        figures.record(f"max_abs_diff_sotl_{label}", float(max(abs(np.nansum(a.train_loss) - np.nansum(b.train_loss)) for a, b in zip(plain_logs, logs))))
     if device.type == "cuda":
         columns = ["train_loss", "tl_mini", "val_acc_mini", "val_acc", "grad_l1", "grad_sum_l1"]
-        results["max_abs_diff_any_log_value_graphs_vs_eager_fp32"] = float(max(
+        figures.record("max_abs_diff_any_log_value_graphs_vs_eager_fp32", float(max(
             np.nanmax(np.abs(a[columns].to_numpy() - b[columns].to_numpy()))
             for a, b in zip(logs_of["fp32_eager_4"], logs_of["fp32_graphs_4"])
-        ))
-
-    width = max(len(k) for k in results)
-    for key, value in results.items():
-        print(f"{key:<{width}}  {value}")
-    print(f"{'thesis (P100, per arch per 100 minibatches)':<{width}}  4.5 s")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        )))
 
 
 if __name__ == "__main__":

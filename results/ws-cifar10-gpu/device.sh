@@ -36,7 +36,7 @@ pipeline)
   wait
   ws report > "$RUN/report.txt" 2>&1
   if python3 -c "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)"; then
-    timeout 240 python3 benchmarks/ws_finetune_speed.py --data-root "$DATA" --archs 16 --steps 100 --in-flight 4,8 \
+    timeout 420 python3 benchmarks/ws_finetune_speed.py --data-root "$DATA" --archs 16 --steps 100 --in-flight 4,8 \
       --json "$RUN/speed.json" > "$RUN/speed.txt" 2>&1
   fi
   date
