@@ -380,3 +380,33 @@ def test_finetuning_log_equals_an_independent_replay_of_its_first_steps(run) -> 
         measured = log.step.to_numpy()[rows] % cfg.finetune.eval_every == 0
         np.testing.assert_allclose(log.val_acc.to_numpy()[rows][measured], replay["val_acc"], **close)
         np.testing.assert_allclose(log.val_loss.to_numpy()[rows][measured], replay["val_loss"], **close)
+
+
+def test_a_copy_without_checkpoints_and_per_arch_logs_reports_like_the_run_folder(tmp_path: Path, run) -> None:
+    cfg, _, out = run
+    ws.report(cfg, out, plot=False)
+    archs = ws._read_arch_set(out)
+    results = tmp_path / "results"  # what gets committed under results/: no checkpoints, no logs/ folder
+    shutil.copytree(out, results, ignore=shutil.ignore_patterns("logs", "*.pt"))
+    for seed in cfg.supernet.seeds:
+        pd.testing.assert_frame_equal(pd.read_parquet(results / f"logs-seed{seed}.parquet"), ws.read_logs(out, seed, archs))
+    for name in ("table.md", "table.csv", "correlations.csv"):
+        (results / name).unlink()
+    ws.report(cfg, results, plot=False)
+    for name in ("table.md", "table.csv", "correlations.csv"):
+        assert (results / name).read_text() == (out / name).read_text(), name
+
+
+def test_a_partial_report_keeps_every_logged_arch_in_the_merged_logs(tmp_path: Path, run) -> None:
+    cfg, _, out = run
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("*.pt"))
+    missing = sorted(ws.log_dir(copy, 1).glob("arch-*.parquet"))[0]
+    missing.unlink()
+    ws.report(cfg, copy, plot=False, partial=True)
+    index = int(missing.stem.removeprefix("arch-"))
+    n = len(ws._read_arch_set(copy).indices)
+    assert set(pd.read_parquet(copy / "logs-seed0.parquet").arch_index) == set(ws._read_arch_set(copy).indices)
+    assert index not in set(pd.read_parquet(copy / "logs-seed1.parquet").arch_index)
+    assert pd.read_parquet(copy / "logs-seed1.parquet").arch_index.nunique() == n - 1
+    assert f"Partial run: {n - 1} of {n} archs" in (copy / "table.md").read_text()

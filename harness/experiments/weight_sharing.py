@@ -198,15 +198,38 @@ def log_dir(out: Path, seed: int) -> Path:
     return Path(out) / "logs" / f"seed{seed}"
 
 
-def read_logs(out: Path, seed: int, archs: ArchSet) -> pd.DataFrame:
-    """All per-arch logs of ``seed``, in arch-set order; raises naming the first missing arch."""
+def merged_log_path(out: Path, seed: int) -> Path:
+    """One parquet file with the logs of every reported arch of ``seed``, written by :func:`report`.
+
+    With it, a results folder needs neither checkpoints nor the per-arch files to be reported again.
+    """
+    return Path(out) / f"logs-seed{seed}.parquet"
+
+
+def _logged_archs(out: Path, seed: int) -> dict[int, Path | pd.DataFrame]:
+    """Arch index -> its log: the per-arch files under logs/seed<seed>/ when that folder exists (a run
+    folder), otherwise the rows of the merged file (a results folder); empty when there is neither."""
     from_dir = log_dir(out, seed)
+    if from_dir.is_dir():
+        return {int(p.stem.removeprefix("arch-")): p for p in from_dir.glob("arch-*.parquet")}
+    merged = merged_log_path(out, seed)
+    if not merged.is_file():
+        return {}
+    logs = pd.read_parquet(merged)
+    return {int(index): rows.reset_index(drop=True) for index, rows in logs.groupby("arch_index", sort=False)}
+
+
+def read_logs(out: Path, seed: int, archs: ArchSet) -> pd.DataFrame:
+    """All logs of ``seed``, in arch-set order; raises naming the first missing arch."""
+    logged = _logged_archs(out, seed)
     frames = []
     for index in archs.indices:
-        path = from_dir / f"arch-{int(index):05d}.parquet"
-        if not path.is_file():
-            raise HarnessError(f"no finetuning log for arch {int(index)} of supernet seed {seed} ({path}); finish finetuning first")
-        frames.append(pd.read_parquet(path))
+        log = logged.get(int(index))
+        if log is None:
+            raise HarnessError(f"no finetuning log for arch {int(index)} of supernet seed {seed} "
+                               f"(neither {log_dir(out, seed)}/arch-{int(index):05d}.parquet nor a row in "
+                               f"{merged_log_path(out, seed)}); finish finetuning first")
+        frames.append(pd.read_parquet(log) if isinstance(log, Path) else log)
     return pd.concat(frames, ignore_index=True)
 
 
@@ -244,11 +267,13 @@ _COLUMNS = {
 }
 
 
-def correlations(cfg: WSConfig, out: Path, archs: ArchSet, seeds: Sequence[int]) -> pd.DataFrame:
-    """Tidy table: estimator, step, seed, spearman, kendall, top_k (mean truth of top-k), n_archs."""
+def correlations(cfg: WSConfig, logs_of: dict[int, pd.DataFrame], archs: ArchSet) -> pd.DataFrame:
+    """Tidy table: estimator, step, seed, spearman, kendall, top_k (mean truth of top-k), n_archs.
+
+    ``logs_of`` maps each supernet seed to its logs (:func:`read_logs`).
+    """
     rows = []
-    for seed in seeds:
-        logs = read_logs(out, seed, archs)
+    for seed, logs in logs_of.items():
         for name in cfg.report.estimators:
             steps, scores, higher = estimator_scores(logs, archs, name)
             metrics = rank_metrics(
@@ -319,7 +344,8 @@ def render_table(cfg: WSConfig, table: pd.DataFrame, archs: ArchSet, note: str =
 
 def finished(out: Path, seeds: Sequence[int], archs: ArchSet) -> np.ndarray:
     """Mask of the archs whose finetuning log exists for every seed in ``seeds``."""
-    return np.array([all((log_dir(out, s) / f"arch-{int(i):05d}.parquet").is_file() for s in seeds) for i in archs.indices])
+    logged = [set(_logged_archs(out, s)) for s in seeds]
+    return np.array([all(int(i) in done for done in logged) for i in archs.indices])
 
 
 def report(
@@ -328,11 +354,14 @@ def report(
     """Correlations, Table 4.1 and Fig. 4.6a for a finished run directory; returns the files written.
 
     ``partial=True`` reports on the archs finished for every seed so far (the table says how many);
-    otherwise a missing log raises.
+    otherwise a missing log raises. In a run folder it also writes ``logs-seed<s>.parquet``, every
+    arch logged so far merged into one file (:func:`merged_log_path`), so that a results folder
+    without checkpoints and per-arch files can be reported again; there it reads those files and
+    rewrites none of them.
     """
     out = Path(out)
     check_run_config(cfg, out)
-    archs = _read_arch_set(out)
+    archs = every_arch = _read_arch_set(out)
     seeds = list(cfg.supernet.seeds if seeds is None else seeds)
     if partial:
         done = finished(out, seeds, archs)
@@ -350,19 +379,33 @@ def report(
         note = (note + " " if note else "") + f"Supernets cut short: epochs done {epochs} (of {cfg.supernet.epochs} configured; cosine schedule not completed)."
     if cfg.data.limit_valid is not None:
         note = (note + " " if note else "") + f"Validation split limited to its first {cfg.data.limit_valid} images (ValAcc, ValAccMini)."
-    corr = correlations(cfg, out, archs, seeds)
+    logs_of = {seed: read_logs(out, seed, archs) for seed in seeds}
+    corr = correlations(cfg, logs_of, archs)
     table = summary_table(cfg, corr)
     files = {
         "correlations": out / "correlations.csv",
         "table_csv": out / "table.csv",
         "table_md": out / "table.md",
     }
+    for seed in seeds:
+        if log_dir(out, seed).is_dir():  # a run folder: a merged copy of every arch logged so far
+            logged = every_arch.subset(finished(out, [seed], every_arch))
+            same = np.array_equal(logged.indices, archs.indices)
+            logs = logs_of[seed] if same else read_logs(out, seed, logged)
+            files[f"logs_seed{seed}"] = _write_parquet_atomic(logs, merged_log_path(out, seed))
     corr.to_csv(files["correlations"], index=False)
     table.to_csv(files["table_csv"], index=False)
     files["table_md"].write_text(render_table(cfg, table, archs, note))
     if plot:
         files["curves"] = _plot_curves(corr[corr.estimator.isin(CURVE_ESTIMATORS)], out / "curves")
     return files
+
+
+def _write_parquet_atomic(frame: pd.DataFrame, path: Path) -> Path:
+    tmp = path.with_suffix(".parquet.tmp")
+    frame.to_parquet(tmp, index=False)
+    tmp.replace(path)
+    return path
 
 
 def _plot_curves(corr: pd.DataFrame, stem: Path) -> Path:
