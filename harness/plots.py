@@ -109,11 +109,13 @@ def compare_bars(frame: pd.DataFrame, metric: str = "spearman", title: str | Non
 def save(fig: Figure, stem: str | Path) -> list[Path]:
     """Write ``stem.png`` (150 dpi) and ``stem.pdf``; returns both paths.
 
-    No creation date or software version is embedded, so the same figure gives the same bytes
+    The suffixes are appended, so dots in the name stay ("fig4.4a-spearman" -> "fig4.4a-spearman.png");
+    a stem that already ends in ".png" or ".pdf" loses that ending first. No creation date or software version is embedded, so the same figure gives the same bytes
     (re-running an experiment leaves committed results unchanged)."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
+    name = stem.name.removesuffix(".png").removesuffix(".pdf")
+    paths = [stem.parent / f"{name}.png", stem.parent / f"{name}.pdf"]
     fig.savefig(paths[0], dpi=150, metadata={"Software": None})
     fig.savefig(paths[1], metadata={"CreationDate": None, "Producer": None, "Creator": None})
     plt.close(fig)

@@ -142,6 +142,7 @@ def correlation_table(
     if epochs is None:
         last = all_epochs[-1]
         epochs = sorted({int(all_epochs[np.argmin(np.abs(all_epochs - f * last))]) for f in fractions})
+    epochs = list(dict.fromkeys(int(e) for e in epochs))  # an epoch asked for twice is one column
     missing = [e for e in epochs if e not in set(all_epochs.tolist())]
     if missing:
         raise HarnessError(f"epoch {missing[0]} is not in this run; epochs: {epoch_span(tuple(int(e) for e in all_epochs))}")

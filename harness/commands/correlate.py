@@ -26,7 +26,8 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     result = run_correlation(config, args.out, root=args.root, run_id=args.run_id, progress=not args.no_progress)
     final = result.results[result.results["epoch"] == result.results["epoch"].max()]
-    mean, std = tables.mean_std(final, "estimator", "spearman" if "spearman" in final else final.columns[-1])
+    metric = "spearman" if "spearman" in final else final.columns[-1]
+    mean, std = tables.mean_std(final, "estimator", metric)
     summary = pd.DataFrame({"mean": mean, "std": std})
     print(f"{config.name}: {len(result.results)} rows in {result.info['seconds']:.2f} s -> {result.out_dir}")
     if result.info.get("dropped_no_truth_or_curve"):
@@ -34,6 +35,6 @@ def run(args: argparse.Namespace) -> int:
               f"{result.info['dropped_no_truth_or_curve']} dropped for lacking one")
     for label, reason in result.info["skipped_estimators"].items():
         print(f"  skipped {label}: {reason}")
-    print(f"at the last epoch (mean, std with ddof=0 over {config.sampling.repetitions} repetitions):")
+    print(f"{metric} at the last epoch (mean, std with ddof=0 over {config.sampling.repetitions} repetitions):")
     print(summary.round(3).to_string())
     return 0
