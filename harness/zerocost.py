@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.atomic import write_atomic
 from harness.benchmark import (
     Benchmark,
     Capabilities,
@@ -299,8 +300,5 @@ def build_embedded(src_dir: str | Path, dest_dir: str | Path) -> list[Path]:
     for benchmark, file in files.items():
         frame = read_naslib_json(file, benchmark)
         out = dest_dir / f"{benchmark}.parquet"
-        tmp = out.with_suffix(".parquet.tmp")
-        frame.to_parquet(tmp, index=False, compression="zstd")
-        tmp.replace(out)
-        written.append(out)
+        written.append(write_atomic(out, lambda tmp: frame.to_parquet(tmp, index=False, compression="zstd")))
     return written

@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from harness.atomic import write_atomic
 from harness.benchmark import Benchmark, Column, epoch_span
 from harness.errors import HarnessError, NotAvailableError, choices
 from harness.experiments.config import CorrelationConfig, to_toml
@@ -471,9 +472,8 @@ class _Cache:
         if path is None:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, n=len(values), **{f"rep{i}": v for i, v in enumerate(values)})
-        tmp.replace(path)
+        write_atomic(path, lambda tmp: np.savez(tmp, n=len(values), **{f"rep{i}": v for i, v in enumerate(values)}),
+                     tmp_suffix=".tmp.npz")
 
 
 def _write(out_dir: Path, config: CorrelationConfig, results: pd.DataFrame, info: dict[str, Any],

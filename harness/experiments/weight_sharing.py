@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from harness.atomic import write_atomic
 from harness.errors import HarnessError
 from harness.metrics import get_estimator
 from harness.ranking import rank_metrics
@@ -392,20 +393,13 @@ def report(
             logged = every_arch.subset(finished(out, [seed], every_arch))
             same = np.array_equal(logged.indices, archs.indices)
             logs = logs_of[seed] if same else read_logs(out, seed, logged)
-            files[f"logs_seed{seed}"] = _write_parquet_atomic(logs, merged_log_path(out, seed))
+            files[f"logs_seed{seed}"] = write_atomic(merged_log_path(out, seed), lambda tmp: logs.to_parquet(tmp, index=False))
     corr.to_csv(files["correlations"], index=False)
     table.to_csv(files["table_csv"], index=False)
     files["table_md"].write_text(render_table(cfg, table, archs, note))
     if plot:
         files["curves"] = _plot_curves(corr[corr.estimator.isin(CURVE_ESTIMATORS)], out / "curves")
     return files
-
-
-def _write_parquet_atomic(frame: pd.DataFrame, path: Path) -> Path:
-    tmp = path.with_suffix(".parquet.tmp")
-    frame.to_parquet(tmp, index=False)
-    tmp.replace(path)
-    return path
 
 
 def _plot_curves(corr: pd.DataFrame, stem: Path) -> Path:

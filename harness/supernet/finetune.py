@@ -29,7 +29,6 @@ until the arch is done (one host sync per arch, none per step).
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -39,6 +38,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from harness.atomic import write_atomic
 from harness import rng
 from harness.data.loader import DeviceImages
 from harness.spaces.nb201 import ops_to_arch
@@ -286,10 +286,7 @@ def finetune_archs(
         for run, started in [item for item in active if item[0].done]:
             log = run.result()
             log["seconds"] = time.perf_counter() - started
-            path = arch_log_path(out_dir, run.arch_index)
-            tmp = path.with_suffix(".parquet.tmp")
-            log.to_parquet(tmp, index=False)
-            os.replace(tmp, path)
+            write_atomic(arch_log_path(out_dir, run.arch_index), lambda tmp: log.to_parquet(tmp, index=False))
             bar.update(1)
         active = [item for item in active if not item[0].done]
     bar.close()

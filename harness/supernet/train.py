@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from harness.atomic import write_atomic
 from harness.data.loader import DeviceImages
 from harness import rng
 from harness.data.nb201 import dataset_info, load_nb201
@@ -115,9 +115,7 @@ def checkpoint_path(out_dir: Path, seed: int) -> Path:
 
 
 def _save_atomic(obj: dict[str, Any], path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: torch.save(obj, tmp))
 
 
 def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
