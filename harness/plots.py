@@ -110,8 +110,9 @@ def save(fig: Figure, stem: str | Path) -> list[Path]:
     """Write ``stem.png`` (150 dpi) and ``stem.pdf``; returns both paths.
 
     The suffixes are appended, so dots in the name stay ("fig4.4a-spearman" -> "fig4.4a-spearman.png");
-    a stem that already ends in ".png" or ".pdf" loses that ending first. No creation date or software version is embedded, so the same figure gives the same bytes
-    (re-running an experiment leaves committed results unchanged)."""
+    a stem that already ends in ".png" or ".pdf" loses that ending first. No creation date or software
+    version is embedded, so the same figure gives the same bytes (re-running an experiment leaves
+    committed results unchanged)."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     name = stem.name.removesuffix(".png").removesuffix(".pdf")

@@ -29,6 +29,18 @@ from harness.store import StoreWriter
 SEEDS = (777, 888, 999)
 
 
+def run_config(**overrides: object) -> dict:
+    """A correlation config (as parsed from TOML) over the fixture store: NB201 cifar10-valid, hp=200."""
+    base = {
+        "name": "test-run", "benchmark": "nb201", "dataset": "cifar10-valid", "schedule": "200",
+        "estimators": ["SoTL", "SoTL-E", "ValAcc", "Params"],
+        "sampling": {"n_archs": 50, "repetitions": 3, "seed": 0},
+        "ranking": {"metrics": ["spearman", "kendall", "top_k", "precision_at_k"], "k": 5},
+    }
+    base.update(overrides)
+    return base
+
+
 def write_curve_store(
     dest: Path, n_epochs: int = 20, schedule: str = "200", dataset: str = "cifar10-valid", seed: int = 0,
     schedules: dict[str, int] | None = None,

@@ -21,7 +21,7 @@ from harness.experiments.config import parse_config
 from harness.experiments.correlation import run_correlation
 
 sys.path.insert(0, str(Path(__file__).parent))
-from correlation_fixtures import write_curve_store
+from correlation_fixtures import run_config, write_curve_store
 
 N_EPOCHS = 12
 ESTIMATORS = ["SoTL", "SoTL-E(E=2)"]
@@ -33,14 +33,9 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _config(**overrides: object) -> dict:
-    base = {
-        "name": "cache-run", "benchmark": "nb201", "dataset": "cifar10-valid", "schedule": "200",
-        "estimators": list(ESTIMATORS),
-        "sampling": {"n_archs": 40, "repetitions": 2, "seed": 0},
-        "ranking": {"metrics": ["spearman", "top_k"], "k": 5},
-    }
-    base.update(overrides)
-    return base
+    return run_config(**{"name": "cache-run", "estimators": list(ESTIMATORS),
+                         "sampling": {"n_archs": 40, "repetitions": 2, "seed": 0},
+                         "ranking": {"metrics": ["spearman", "top_k"], "k": 5}, **overrides})
 
 
 def _run(raw: dict, results_dir: Path | None, root: Path, **kw: object):

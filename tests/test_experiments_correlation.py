@@ -19,7 +19,7 @@ from harness.experiments.config import load_config, parse_config, to_toml
 from harness.experiments.correlation import _Arrays, _plan, _seed_choice, run_correlation
 
 sys.path.insert(0, str(Path(__file__).parent))
-from correlation_fixtures import SEEDS, write_curve_store  # noqa: E402
+from correlation_fixtures import SEEDS, run_config, write_curve_store  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 N_EPOCHS = 12
@@ -30,19 +30,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_curve_store(tmp_path_factory.mktemp("corr") / "store", n_epochs=N_EPOCHS)
 
 
-def _config(**overrides: object) -> dict:
-    base = {
-        "name": "test-run", "benchmark": "nb201", "dataset": "cifar10-valid", "schedule": "200",
-        "estimators": ["SoTL", "SoTL-E", "ValAcc", "Params"],
-        "sampling": {"n_archs": 50, "repetitions": 3, "seed": 0},
-        "ranking": {"metrics": ["spearman", "kendall", "top_k", "precision_at_k"], "k": 5},
-    }
-    base.update(overrides)
-    return base
-
-
 def test_runner_matches_an_independent_per_epoch_scipy_computation(store: Path, tmp_path: Path) -> None:
-    cfg = parse_config(_config(estimators=["SoTL", "ValAcc"], sampling={"n_archs": "all", "repetitions": 1, "train_seed": 777},
+    cfg = parse_config(run_config(estimators=["SoTL", "ValAcc"], sampling={"n_archs": "all", "repetitions": 1, "train_seed": 777},
                                ranking={"metrics": ["spearman", "kendall"], "epochs": [1, 6, 12]}))
     result = run_correlation(cfg, tmp_path, root=store, progress=False)
     bench = load_benchmark("nb201", root=store)
@@ -61,7 +50,7 @@ def test_runner_matches_an_independent_per_epoch_scipy_computation(store: Path, 
 
 
 def test_output_files_are_tidy_and_a_rerun_reuses_the_cache(store: Path, tmp_path: Path) -> None:
-    cfg = parse_config(_config())
+    cfg = parse_config(run_config())
     first = run_correlation(cfg, tmp_path, root=store, progress=False)
     out = tmp_path / "test-run"
     for name in ("results.parquet", "results.csv", "config.toml", "run.json"):
@@ -81,7 +70,7 @@ def test_output_files_are_tidy_and_a_rerun_reuses_the_cache(store: Path, tmp_pat
 
 
 def test_repetitions_draw_different_archs_deterministically(store: Path) -> None:
-    cfg = parse_config(_config(estimators=["SoTL"]))
+    cfg = parse_config(run_config(estimators=["SoTL"]))
     a = run_correlation(cfg, None, root=store, progress=False).results
     b = run_correlation(cfg, None, root=store, progress=False).results
     pd.testing.assert_frame_equal(a, b)
@@ -90,14 +79,14 @@ def test_repetitions_draw_different_archs_deterministically(store: Path) -> None
 
 
 def test_static_estimators_are_flat_over_epochs(store: Path) -> None:
-    results = run_correlation(parse_config(_config()), None, root=store, progress=False).results
+    results = run_correlation(parse_config(run_config()), None, root=store, progress=False).results
     params = results[results["estimator"] == "Params"].groupby("repetition")["spearman"].nunique()
     assert (params == 1).all()
 
 
 def test_random_train_seed_only_picks_seeds_with_a_complete_curve(store: Path) -> None:
     bench = load_benchmark("nb201", root=store)
-    cfg = parse_config(_config(estimators=["SoTL"]))
+    cfg = parse_config(run_config(estimators=["SoTL"]))
     plan = _plan(cfg, bench)
     rows = np.arange(0, 2100)
     arrays = _Arrays(bench, plan, rows, tuple(range(1, N_EPOCHS + 1)))
@@ -108,7 +97,7 @@ def test_random_train_seed_only_picks_seeds_with_a_complete_curve(store: Path) -
 
 
 def test_dedup_and_degenerate_drops_are_recorded(store: Path, tmp_path: Path) -> None:
-    cfg = parse_config(_config(sampling={"n_archs": 40, "repetitions": 1, "dedup_isomorphs": True, "drop_degenerate": True}))
+    cfg = parse_config(run_config(sampling={"n_archs": 40, "repetitions": 1, "dedup_isomorphs": True, "drop_degenerate": True}))
     result = run_correlation(cfg, tmp_path, root=store, progress=False)
     assert result.info["isomorph_dedup"]["kept"] == 6466
     assert result.info["degenerate_dropped"] > 0
@@ -117,7 +106,7 @@ def test_dedup_and_degenerate_drops_are_recorded(store: Path, tmp_path: Path) ->
 
 
 def test_curves_recorded_only_at_the_last_epoch_are_refused_or_skipped(store: Path) -> None:
-    bad = _config(estimators=["SoTL", "ValAcc"], splits={"val": "ori-test"})
+    bad = run_config(estimators=["SoTL", "ValAcc"], splits={"val": "ori-test"})
     with pytest.raises(NotAvailableError, match="only at epoch"):
         run_correlation(parse_config(bad), None, root=store, progress=False)
     result = run_correlation(parse_config({**bad, "skip_unavailable": True}), None, root=store, progress=False)
@@ -127,7 +116,7 @@ def test_curves_recorded_only_at_the_last_epoch_are_refused_or_skipped(store: Pa
 
 def test_embedded_data_without_curves_says_to_convert() -> None:
     with pytest.raises(NotAvailableError, match="records no training losses.*--root"):
-        run_correlation(parse_config(_config()), None, progress=False)
+        run_correlation(parse_config(run_config()), None, progress=False)
 
 
 class _Unindexed(Benchmark):
@@ -251,7 +240,7 @@ def test_sums_refuse_curves_recorded_at_some_epochs_while_pointwise_estimators_r
 )
 def test_bad_configs_raise_naming_the_fault(change: dict, fragment: str) -> None:
     with pytest.raises(HarnessError, match=fragment):
-        parse_config(_config(**change))
+        parse_config(run_config(**change))
 
 
 @pytest.mark.parametrize(
@@ -276,13 +265,13 @@ def test_config_values_of_the_wrong_type_are_refused_not_coerced(change: dict, f
     """Pitfall: ``Sampling(**raw)`` took any type ("no" counted as true), ``int(k)`` truncated 2.7 and
     raised a bare ValueError for "abc"; a negative seed failed only at the first repetition."""
     with pytest.raises(HarnessError, match=fragment):
-        parse_config(_config(**change))
+        parse_config(run_config(**change))
 
 
 def test_a_loss_truth_is_ranked_lower_is_better(store: Path) -> None:
     """Pitfall: the truth column's direction was ignored, so ValLoss against the final validation loss
     came out near -1 instead of near +1."""
-    cfg = parse_config(_config(estimators=["ValLoss"], truth={"split": "x-valid", "metric": "loss"},
+    cfg = parse_config(run_config(estimators=["ValLoss"], truth={"split": "x-valid", "metric": "loss"},
                                ranking={"metrics": ["spearman"], "epochs": [N_EPOCHS]}))
     result = run_correlation(cfg, None, root=store, progress=False)
     assert (result.results["spearman"] > 0.9).all()
@@ -290,7 +279,7 @@ def test_a_loss_truth_is_ranked_lower_is_better(store: Path) -> None:
 
 def test_an_unknown_truth_metric_without_a_split_is_refused_not_read_as_loss(store: Path) -> None:
     """Pitfall: without [truth] split every metric but accuracy/acc silently became the test loss."""
-    cfg = parse_config(_config(truth={"metric": "bogus"}))
+    cfg = parse_config(run_config(truth={"metric": "bogus"}))
     with pytest.raises(HarnessError, match="unknown truth metric 'bogus'; valid: 'loss', 'cross_entropy', 'accuracy', 'acc'"):
         run_correlation(cfg, None, root=store, progress=False)
 
@@ -307,7 +296,7 @@ def test_cli_correlate_summary_std_is_the_ddof0_std_of_table_and_plot(store: Pat
                                                                       capsys: pytest.CaptureFixture[str]) -> None:
     """Pitfall: the console summary used pandas' ddof=1 std while ``harness table`` and ``plot`` use ddof=0."""
     config = tmp_path / "c.toml"
-    config.write_text(to_toml(_config(estimators=["SoTL"], ranking={"metrics": ["spearman"]})))
+    config.write_text(to_toml(run_config(estimators=["SoTL"], ranking={"metrics": ["spearman"]})))
     assert main(["correlate", "--config", str(config), "--root", str(store), "--out", str(tmp_path), "--no-progress"]) == 0
     final = pd.read_parquet(tmp_path / "test-run" / "results.parquet").query("epoch == @N_EPOCHS")["spearman"]
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("SoTL "))
@@ -317,7 +306,7 @@ def test_cli_correlate_summary_std_is_the_ddof0_std_of_table_and_plot(store: Pat
 def test_cli_table_bad_epochs_and_digits_exit_2_without_a_traceback(store: Path, tmp_path: Path,
                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     """Pitfall: ``--epochs 1,x`` and ``--digits -1`` ended in a ValueError traceback."""
-    cfg = parse_config(_config(estimators=["SoTL"], sampling={"n_archs": 50, "repetitions": 2}))
+    cfg = parse_config(run_config(estimators=["SoTL"], sampling={"n_archs": 50, "repetitions": 2}))
     run_correlation(cfg, tmp_path, root=store, progress=False)
     with pytest.raises(SystemExit) as exit_info:
         main(["table", str(tmp_path / "test-run"), "--epochs", "1,x"])
@@ -348,7 +337,7 @@ def test_cli_correlate_plot_table_end_to_end(store: Path, tmp_path: Path, capsys
 
 
 def test_mean_train_seed_policy_uses_the_seed_mean_curve(store: Path) -> None:
-    cfg = parse_config(_config(estimators=["SoTL"], sampling={"n_archs": "all", "repetitions": 1, "train_seed": "mean"},
+    cfg = parse_config(run_config(estimators=["SoTL"], sampling={"n_archs": "all", "repetitions": 1, "train_seed": "mean"},
                                ranking={"metrics": ["spearman"], "epochs": [N_EPOCHS]}))
     result = run_correlation(cfg, None, root=store, progress=False)
     bench = load_benchmark("nb201", root=store)
@@ -381,7 +370,7 @@ def test_fig_4_5_configs_leave_out_val_curves_recorded_only_at_the_end(tmp_path:
 def test_estimators_computed_once_per_seed_equal_the_per_repetition_computation(store: Path) -> None:
     """With all archs and more repetitions than seeds the runner gathers per-seed values; rep 0 must not change."""
     def run(reps: int) -> pd.DataFrame:
-        cfg = parse_config(_config(estimators=["SoTL", "SoTL-EMA", "ValAcc", "Params"],
+        cfg = parse_config(run_config(estimators=["SoTL", "SoTL-EMA", "ValAcc", "Params"],
                                    sampling={"n_archs": "all", "repetitions": reps, "seed": 3}))
         return run_correlation(cfg, None, root=store, progress=False).results
     many, one = run(len(SEEDS) + 1), run(1)  # per-seed path vs direct computation
