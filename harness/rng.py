@@ -17,7 +17,7 @@ from harness.errors import HarnessError
 
 STREAMS_VERSION = 2  # 1: the untagged streams of harness versions before 2026-11-23; recorded in checkpoints
 SPLIT = 1  # seeded train/valid halves when no official split file is given (keys: split seed)
-SUPERNET = 2  # SPOS training (keys: supernet seed, epoch, sub-stream)
+SUPERNET = 2  # supernet training (keys: supernet seed, epoch, sub-stream)
 FINETUNE = 3  # inherit-and-finetune (keys: arch seed, arch index, sub-stream)
 
 

@@ -215,3 +215,106 @@ def test_every_epoch_draws_its_own_batches_and_archs(tmp_path: Path, monkeypatch
     first, second = seen[:steps], seen[steps:]
     assert [ops for ops, _ in first] != [ops for ops, _ in second]
     assert not any(torch.equal(a[1], b[1]) for a, b in zip(first, second))  # other images / crops at every step
+
+
+def test_fairnas_runs_every_op_of_every_edge_exactly_once_per_minibatch() -> None:
+    """FairNAS's strict fairness (Chu et al. 2021): across a minibatch's five paths, each edge runs
+    each op once; each path on its own is a uniform arch (every op at every position about 1/5)."""
+    from harness.spaces.nb201 import EDGES, OPS
+    from harness.supernet.sampling import fairnas_paths, spos_paths
+
+    generator = np.random.default_rng(0)
+    draws = [fairnas_paths(generator) for _ in range(2000)]
+    for paths in draws:
+        assert len(paths) == len(OPS) and all(len(p) == len(EDGES) for p in paths)
+        for edge in range(len(EDGES)):
+            assert sorted(p[edge] for p in paths) == sorted(OPS)
+    for k in range(len(OPS)):  # path k, edge e: op counts over 2000 draws, each expected 400
+        for edge in range(len(EDGES)):
+            counts = np.array([sum(d[k][edge] == op for d in draws) for op in OPS])
+            assert np.all(np.abs(counts - 400) < 80), (k, edge, counts)
+    assert len({tuple(d) for d in map(tuple, draws)}) == len(draws)  # not one fixed permutation
+    assert fairnas_paths(np.random.default_rng(3)) == fairnas_paths(np.random.default_rng(3))
+    spos = [spos_paths(generator) for _ in range(200)]
+    assert all(len(paths) == 1 for paths in spos)
+    assert any(len(set(paths[0])) < len(EDGES) for paths in spos)  # ops repeat across edges under SPOS
+
+
+def _double_supernet() -> "torch.nn.Module":
+    from harness.supernet.model import NB201Network, NetworkShape
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return NB201Network(NetworkShape(channels=4, cells_per_stage=1, n_classes=10)).double()
+
+
+def test_a_fairnas_step_adds_up_its_paths_gradients_and_clips_the_sum(tmp_path: Path) -> None:
+    """Pitfalls pinned: one update per minibatch from the sum of the five paths' gradients (not the
+    last path's, not five updates), and clipping applied to that sum (not to each path's gradient)."""
+    from harness.supernet.model import live_edges
+    from harness.supernet.sampling import fairnas_paths
+    from harness.supernet.train import supernet_step
+
+    cfg = _config(tmp_path).with_overrides(supernet={"algorithm": "fairnas", "grad_clip": 1e9})
+    paths = fairnas_paths(np.random.default_rng(1))
+    images = torch.randn(8, 3, 32, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    labels = torch.arange(8) % 10
+    net = _double_supernet()
+    params = list(net.parameters())
+    per_path = []
+    for ops in paths:
+        loss = torch.nn.functional.cross_entropy(net(images, ops), labels)
+        per_path.append(torch.autograd.grad(loss, params, allow_unused=True))
+    summed = [sum(g[i] if g[i] is not None else torch.zeros_like(p) for g in per_path) for i, p in enumerate(params)]
+    with torch.no_grad():
+        losses = [float(torch.nn.functional.cross_entropy(net(images, ops), labels)) for ops in paths]
+    # an op's weights get a gradient from the one path that runs it there, if that edge is live in it
+    trained = 0
+    for i, (name, _) in enumerate(net.named_parameters()):
+        if ".edges." in name:
+            edge, op = int(name.split(".")[3]), name.split(".")[4]
+            runs = [k for k, ops in enumerate(paths) if ops[edge] == op and live_edges(ops)[edge]]
+            assert len(runs) <= 1
+            assert [k for k, g in enumerate(per_path) if g[i] is not None and bool(g[i].abs().sum() > 0)] == runs, name
+            trained += len(runs)
+    assert trained >= 6  # most conv weights of the cell are trained in this one step
+
+    before = [p.detach().clone() for p in params]
+    optimizer = torch.optim.SGD(params, lr=1.0)
+    mean_loss = supernet_step(net, images, labels, paths, cfg, optimizer)
+    assert float(mean_loss) == pytest.approx(np.mean(losses), rel=1e-12)
+    for p, b, g in zip(params, before, summed):
+        torch.testing.assert_close(b - p.detach(), g, rtol=1e-10, atol=1e-12)
+
+    clip = 0.01
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in summed]))
+    assert norm > 10 * clip
+    net = _double_supernet()
+    params = list(net.parameters())
+    optimizer = torch.optim.SGD(params, lr=1.0)
+    supernet_step(net, images, labels, paths, cfg.with_overrides(supernet={"grad_clip": clip}), optimizer)
+    for p, b, g in zip(params, before, summed):
+        torch.testing.assert_close(b - p.detach(), g * (clip / (norm + 1e-6)), rtol=1e-8, atol=1e-14)
+
+
+def test_fairnas_training_resumes_exactly_and_differs_from_spos(tmp_path: Path) -> None:
+    write_cifar10(tmp_path / "data", n_train=120)
+    cfg = _config(tmp_path / "data", epochs=2).with_overrides(supernet={"algorithm": "fairnas"})
+    train, _ = load_images(cfg, torch.device("cpu"))
+    straight = load_checkpoint(train_supernet(cfg, 0, train, tmp_path / "straight", progress=False))
+    train_supernet(cfg, 0, train, tmp_path / "killed", stop_after_epoch=1, progress=False)
+    resumed = load_checkpoint(train_supernet(cfg, 0, train, tmp_path / "killed", progress=False))
+    for name, tensor in straight["model"].items():
+        assert torch.equal(tensor, resumed["model"][name]), name
+    spos_cfg = cfg.with_overrides(supernet={"algorithm": "spos"})
+    with pytest.raises(HarnessError, match=r"supernet.algorithm: 'fairnas' -> 'spos'"):
+        train_supernet(spos_cfg, 0, train, tmp_path / "killed", progress=False)
+    spos = load_checkpoint(train_supernet(spos_cfg, 0, train, tmp_path / "spos", progress=False))
+    assert not all(torch.equal(t, spos["model"][n]) for n, t in straight["model"].items())
+
+
+def test_an_unknown_supernet_algorithm_names_the_valid_ones() -> None:
+    from harness.supernet.config import config_from_dict
+
+    with pytest.raises(HarnessError, match=r"unknown supernet algorithm 'darts'; valid: 'spos', 'fairnas'"):
+        config_from_dict({"supernet": {"algorithm": "darts"}})

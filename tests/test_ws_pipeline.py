@@ -109,6 +109,25 @@ def test_arch_set_is_seeded_and_shared_across_supernets(run) -> None:
     assert not np.allclose(a.tl_mini, b.tl_mini)  # different supernets, same archs and batches
 
 
+def test_a_fairnas_run_ranks_the_same_archs_on_the_same_batches_as_spos(tmp_path: Path, run) -> None:
+    """The arch set and every arch's finetuning data depend on finetune.arch_seed only, so two
+    algorithms' tables compare like with like; only the inherited weights differ."""
+    cfg, config, out = run
+    fair_config = tmp_path / "fair.toml"
+    fair_config.write_text(config.read_text().replace("seeds = [0, 1]", "seeds = [0]"))
+    fair = tmp_path / "fair"
+    args = ["--config", str(fair_config), "--out", str(fair)]
+    assert main(["ws", "run", *args, "--algorithm", "fairnas", "--no-progress"]) == 0
+    assert main(["ws", "report", *args]) == 2  # the folder holds FairNAS results: a SPOS report is refused
+    assert "mean (std over 1 FairNAS supernet seed(s))" in (fair / "table.md").read_text()
+    assert "mean (std over 2 SPOS supernet seed(s))" in (out / "table.md").read_text()
+    archs = ws._read_arch_set(out)
+    np.testing.assert_array_equal(ws._read_arch_set(fair).indices, archs.indices)
+    spos_logs, fair_logs = ws.read_logs(out, 0, archs), ws.read_logs(fair, 0, archs)
+    assert spos_logs.arch_index.tolist() == fair_logs.arch_index.tolist()
+    assert not np.allclose(spos_logs.tl_mini, fair_logs.tl_mini)  # other supernet weights
+
+
 def test_restart_skips_finished_archs(run) -> None:
     _cfg, config, out = run
     logs = sorted(ws.log_dir(out, 0).glob("arch-*.parquet"))

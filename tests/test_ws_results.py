@@ -31,7 +31,7 @@ def _results_copy(name: str, dest: Path) -> Path:
     return dest
 
 
-@pytest.mark.parametrize("name", ["ws-cifar10-gpu", "ws-toy-cpu"])
+@pytest.mark.parametrize("name", ["ws-cifar10-gpu", "ws-toy-cpu", "ws-toy-cpu-fairnas"])
 def test_committed_ws_results_recompute_from_their_merged_logs(tmp_path: Path, name: str) -> None:
     out = _results_copy(name, tmp_path / name)
     cfg = load_config(out / "config.json")

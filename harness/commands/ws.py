@@ -16,7 +16,7 @@ from harness.errors import HarnessError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("ws", help="weight-sharing NB201: SPOS supernet, finetune archs, rank estimators")
+    parser = subparsers.add_parser("ws", help="weight-sharing NB201: SPOS/FairNAS supernet, finetune archs, rank estimators")
     verbs = parser.add_subparsers(dest="ws_command", required=True, metavar="STEP")
     for verb, text in (
         ("run", "prepare, train every supernet seed, finetune all archs, report"),
@@ -31,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--data-root", type=Path, default=None, help="overrides [data] root")
         p.add_argument("--download", action="store_true", help="CIFAR: fetch the official archive into the data root if missing")
         p.add_argument("--device", default=None, help="overrides [device] device (cpu, cuda, auto)")
+        p.add_argument("--algorithm", default=None, help="overrides [supernet] algorithm (spos, fairnas)")
         p.add_argument("--no-progress", action="store_true")
         if verb in ("run", "prepare"):
             p.add_argument("--truth-root", type=Path, default=None, help="converted NB201 store for the ground truth")
@@ -84,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
         overrides.setdefault("data", {})["download"] = True
     if args.device is not None:
         overrides["device"] = {"device": args.device}
+    if args.algorithm is not None:
+        overrides["supernet"] = {"algorithm": args.algorithm}
     if getattr(args, "reference", None) is not None:
         overrides["report"] = {"reference": str(args.reference)}
     if overrides:

@@ -1,6 +1,7 @@
 """The weight-sharing experiment on NAS-Bench-201 (thesis Sec. 4.2, Table 4.1 and Fig. 4.6a).
 
-1. Train a SPOS supernet per supernet seed (:mod:`harness.supernet.train`).
+1. Train a supernet per supernet seed with ``supernet.algorithm``, SPOS or FairNAS
+   (:mod:`harness.supernet.train`, :mod:`harness.supernet.sampling`).
 2. Finetune a fixed, seeded set of archs from their inherited weights, logging per step
    (:mod:`harness.supernet.finetune`).
 3. Rank the archs by each estimator at every step against the benchmark's ground truth:
@@ -51,6 +52,7 @@ from harness.ranking import rank_metrics
 from harness.registry import load_benchmark
 from harness.spaces.nb201 import arch_to_ops
 from harness.supernet.config import WSConfig, changed_settings
+from harness.supernet.sampling import ALGORITHMS
 
 TRUTH_DATASET = {"cifar10-valid": "cifar10", "cifar100": "cifar100", "ImageNet16-120": "ImageNet16-120"}
 CUMULATIVE = ("SoTL", "SoG", "SoGN")  # sums over steps 1..t: undefined (identically 0) at t = 0
@@ -384,10 +386,11 @@ def render_table(cfg: WSConfig, table: pd.DataFrame, archs: ArchSet, note: str =
     means = pd.DataFrame({name: table[m].to_numpy() for name, (m, _) in columns.items()}, index=labels)
     stds = pd.DataFrame({name: table[s].to_numpy() for name, (_, s) in columns.items()}, index=labels)
     seeds = int(table.n_seeds.max())
+    algorithm = ALGORITHMS[cfg.supernet.algorithm].label
     lines = [
         tables.render(means, stds, row_label="estimator", digits=3),
         "",
-        (f"{len(archs.indices)} archs, mean (std over {seeds} supernet seed(s)); truth: {archs.truth_source}. "
+        (f"{len(archs.indices)} archs, mean (std over {seeds} {algorithm} supernet seed(s)); truth: {archs.truth_source}. "
         f"Cumulative estimators (SoTL, SoG, SoGN) after {cfg.report.sum_step} finetuning steps, the others at step "
         f"{cfg.report.other_step} (inherited weights). " + _reference_source(cfg)),
     ]

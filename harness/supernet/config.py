@@ -1,4 +1,4 @@
-"""One config for a weight-sharing run: data, network, SPOS training, finetuning, device, ranking.
+"""One config for a weight-sharing run: data, network, supernet training, finetuning, device, ranking.
 
 Defaults follow the thesis's Appendix B (issue 6): SPOS with batch 64, SGD momentum 0.9, lr 0.025
 cosine-annealed to 0.001, weight decay 5e-4, 100 epochs, gradient clipping at norm 5; finetuning of
@@ -41,7 +41,7 @@ class NetworkConfig:
 
 @dataclass(frozen=True)
 class SupernetConfig:
-    algorithm: str = "spos"  # one uniformly sampled arch per minibatch (SPOS / RandomNAS)
+    algorithm: str = "spos"  # spos: one uniform arch per minibatch; fairnas: 5 paths, every op once (supernet.sampling)
     seeds: tuple[int, ...] = (0,)
     epochs: int = 100
     batch_size: int = 64
@@ -196,14 +196,15 @@ def changed_settings(
 
 
 def _validate(cfg: WSConfig) -> None:
-    from harness.data.nb201 import DATASETS  # torch-free module
+    from harness.data.nb201 import DATASETS  # torch-free modules
+    from harness.supernet.sampling import ALGORITHMS
 
     if cfg.data.dataset not in DATASETS:
         raise choices("dataset", cfg.data.dataset, DATASETS)
     if cfg.data.dataset == "cifar10":
         raise HarnessError("weight-sharing runs need a validation split; use dataset 'cifar10-valid'")
-    if cfg.supernet.algorithm != "spos":
-        raise choices("supernet algorithm", cfg.supernet.algorithm, ["spos"])
+    if cfg.supernet.algorithm not in ALGORITHMS:
+        raise choices("supernet algorithm", cfg.supernet.algorithm, ALGORITHMS)
     seeds = cfg.supernet.seeds
     if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
         raise HarnessError(f"supernet.seeds must be distinct integers >= 0, at least one, got {list(seeds)}")

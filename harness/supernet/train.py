@@ -1,10 +1,14 @@
-"""SPOS / RandomNAS supernet training with per-epoch checkpoints and exact resume.
+"""Supernet training (SPOS or FairNAS) with per-epoch checkpoints and exact resume.
 
-Each minibatch trains one architecture drawn uniformly from the 15,625 (Guo et al. 2020, "Single Path
-One-Shot"; Li & Talwalkar 2019, "Random Search and Reproducibility for NAS"): SGD with momentum,
-weight decay, gradient clipping, and a per-step cosine schedule
-``lr_t = lr_min + (lr - lr_min) * (1 + cos(pi * t / T)) / 2`` over all T steps. Ops not on the
-sampled path get no gradient, so SGD leaves them (and their momentum) untouched in that step.
+Each minibatch trains the paths that ``supernet.algorithm``'s sampler draws
+(:mod:`harness.supernet.sampling`): one uniformly drawn arch for SPOS / RandomNAS (Guo et al. 2020,
+"Single Path One-Shot"; Li & Talwalkar 2019, "Random Search and Reproducibility for NAS"), five
+arch paths that together run every op of every edge once for FairNAS (Chu et al. 2021). The paths
+run on the same minibatch, their gradients add up, ``g = sum_k grad L(w; path_k, batch)``, and one
+SGD step follows (momentum, weight decay, gradient clipping of g, and a per-step cosine schedule
+``lr_t = lr_min + (lr - lr_min) * (1 + cos(pi * t / T)) / 2`` over all T steps). Ops on no
+sampled path get no gradient, so SGD leaves them (and their momentum) untouched in that step. The
+logged loss of a step is the mean over its paths.
 
 Randomness: epoch e draws its sample order, augmentation and archs from
 ``harness.rng.stream(SUPERNET, seed, e, sub_stream)``, a pure function of (seed, epoch). Resuming from the
@@ -32,9 +36,9 @@ from harness.data.loader import DeviceImages
 from harness import rng
 from harness.data.nb201 import dataset_info, load_nb201
 from harness.errors import HarnessError
-from harness.spaces.nb201 import EDGES, OPS
 from harness.supernet.config import WSConfig, changed_settings
 from harness.supernet.model import NB201Network, NetworkShape
+from harness.supernet.sampling import ALGORITHMS, PathOps
 
 STREAM_ORDER, STREAM_AUGMENT, STREAM_ARCH = 0, 1, 2
 
@@ -106,10 +110,6 @@ def epoch_rng(seed: int, epoch: int, stream: int) -> np.random.Generator:
     return rng.stream(rng.SUPERNET, seed, epoch, stream)
 
 
-def sample_ops(rng: np.random.Generator) -> tuple[str, ...]:
-    return tuple(OPS[i] for i in rng.integers(0, len(OPS), size=len(EDGES)))
-
-
 def checkpoint_path(out_dir: Path, seed: int) -> Path:
     return Path(out_dir) / f"supernet-seed{seed}.pt"
 
@@ -137,21 +137,41 @@ def load_supernet(path: Path, cfg: WSConfig, device: torch.device, allow_unfinis
     return net
 
 
-def _batches(train: DeviceImages, cfg: WSConfig, seed: int, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, tuple[str, ...]]]:
-    """Epoch ``epoch``'s minibatches and archs. All draws are made up front and sent to the device in
+def _batches(train: DeviceImages, cfg: WSConfig, seed: int, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, list[PathOps]]]:
+    """Epoch ``epoch``'s minibatches and the paths each trains. All draws are made up front and sent to the device in
     one transfer per array, so the loop itself never waits on a host-to-device copy."""
     order_rng = epoch_rng(seed, epoch, STREAM_ORDER)
     augment_rng = epoch_rng(seed, epoch, STREAM_AUGMENT)
     arch_rng = epoch_rng(seed, epoch, STREAM_ARCH)
     index = np.stack(train.epoch_batches(order_rng, cfg.supernet.batch_size))
     draws = [train.draw_augmentation(augment_rng, index.shape[1]) for _ in range(len(index))]
-    archs = [sample_ops(arch_rng) for _ in range(len(index))]
+    sample = ALGORITHMS[cfg.supernet.algorithm].paths
+    paths = [sample(arch_rng) for _ in range(len(index))]
     index_t = train.to_device(index)
     offsets_t = train.to_device(np.stack([d[0] for d in draws]))
     flips_t = train.to_device(np.stack([d[1] for d in draws]))
-    for i, ops in enumerate(archs):
+    for i, step_paths in enumerate(paths):
         x, y = train.gather(index_t[i], offsets_t[i], flips_t[i])
-        yield x, y, ops
+        yield x, y, step_paths
+
+
+def supernet_step(
+    net: NB201Network, x: torch.Tensor, y: torch.Tensor, paths: list[PathOps], cfg: WSConfig,
+    optimizer: torch.optim.Optimizer,
+) -> torch.Tensor:
+    """One update: the gradients of every path's loss on ``(x, y)`` added up, clipped to norm
+    ``supernet.grad_clip``, one optimizer step. Returns the mean loss over the paths (a 0-d tensor)."""
+    loss_fn = torch.nn.CrossEntropyLoss()
+    optimizer.zero_grad(set_to_none=True)
+    losses = []
+    for ops in paths:
+        with autocast(cfg, x.device):
+            loss = loss_fn(net(x, ops), y)
+        loss.backward()
+        losses.append(loss.detach())
+    torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.supernet.grad_clip)
+    optimizer.step()
+    return torch.stack(losses).mean()
 
 
 def train_supernet(
@@ -162,7 +182,7 @@ def train_supernet(
     stop_after_epoch: int | None = None,
     progress: bool = True,
 ) -> Path:
-    """Train (or resume) the SPOS supernet of ``seed``; returns its checkpoint path.
+    """Train (or resume) the supernet of ``seed`` with ``supernet.algorithm``; returns its checkpoint path.
 
     A checkpoint (weights, optimizer state, epochs done, per-epoch history) is written atomically
     after every epoch. ``stop_after_epoch`` ends the call early, as a kill would (used by tests).
@@ -195,22 +215,15 @@ def train_supernet(
     if steps_per_epoch == 0:
         raise HarnessError(f"training split has {len(train)} images, fewer than one batch of {sn.batch_size}")
     total = sn.epochs * steps_per_epoch
-    loss_fn = torch.nn.CrossEntropyLoss()
     stop = sn.epochs if stop_after_epoch is None else min(stop_after_epoch, sn.epochs)
     for epoch in tqdm(range(start, stop), desc=f"supernet seed {seed}", disable=not progress, initial=start, total=stop):
         net.train()
         started = time.perf_counter()
         losses = torch.zeros(steps_per_epoch, device=device)
-        for i, (x, y, ops) in enumerate(_batches(train, cfg, seed, epoch)):
+        for i, (x, y, paths) in enumerate(_batches(train, cfg, seed, epoch)):
             for group in optimizer.param_groups:
                 group["lr"] = cosine_lr(epoch * steps_per_epoch + i, total, sn.lr, sn.lr_min)
-            with autocast(cfg, device):
-                loss = loss_fn(net(x, ops), y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(net.parameters(), sn.grad_clip)
-            optimizer.step()
-            losses[i] = loss.detach()
+            losses[i] = supernet_step(net, x, y, paths, cfg, optimizer)
         history.append({"epoch": epoch + 1, "train_loss": float(losses.mean()), "seconds": time.perf_counter() - started})
         state = {
             "model": net.state_dict(),
