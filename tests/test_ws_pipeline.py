@@ -429,6 +429,11 @@ def test_a_partial_report_keeps_every_logged_arch_in_the_merged_logs(tmp_path: P
     assert index not in set(pd.read_parquet(copy / "logs-seed1.parquet").arch_index)
     assert pd.read_parquet(copy / "logs-seed1.parquet").arch_index.nunique() == n - 1
     assert f"Partial run: {n - 1} of {n} archs" in (copy / "table.md").read_text()
+    # a full report names the missing arch and leaves every file as it was
+    stamps = {p: p.stat().st_mtime_ns for p in copy.rglob("*") if p.is_file()}
+    with pytest.raises(HarnessError, match=f"no finetuning log for arch {index} of supernet seed 1 .*finish finetuning first"):
+        ws.report(cfg, copy, plot=False)
+    assert {p: p.stat().st_mtime_ns for p in copy.rglob("*") if p.is_file()} == stamps
 
 
 @pytest.mark.parametrize("dataset", ["ImageNet16-120", "cifar100"])

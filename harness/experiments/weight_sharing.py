@@ -230,11 +230,15 @@ def read_logs(out: Path, seed: int, archs: ArchSet) -> pd.DataFrame:
     for index in archs.indices:
         log = logged.get(int(index))
         if log is None:
-            raise HarnessError(f"no finetuning log for arch {int(index)} of supernet seed {seed} "
-                               f"(neither {log_dir(out, seed)}/arch-{int(index):05d}.parquet nor a row in "
-                               f"{merged_log_path(out, seed)}); finish finetuning first")
+            raise _no_log(out, seed, int(index))
         frames.append(pd.read_parquet(log) if isinstance(log, Path) else log)
     return pd.concat(frames, ignore_index=True)
+
+
+def _no_log(out: Path, seed: int, index: int) -> HarnessError:
+    return HarnessError(f"no finetuning log for arch {index} of supernet seed {seed} (neither "
+                        f"{log_dir(out, seed)}/arch-{index:05d}.parquet nor a row in {merged_log_path(out, seed)}); "
+                        "finish finetuning first")
 
 
 # --------------------------------------------------------------------------- estimators and ranking
@@ -436,20 +440,26 @@ def report(
         note = (note + " " if note else "") + f"Supernets cut short: epochs done {epochs} (of {cfg.supernet.epochs} configured; cosine schedule not completed)."
     if cfg.data.limit_valid is not None:
         note = (note + " " if note else "") + f"Validation split limited to its first {cfg.data.limit_valid} images (ValAcc, ValAccMini)."
-    logs_of = {seed: read_logs(out, seed, archs) for seed in seeds}
-    corr = correlations(cfg, logs_of, archs)
-    table = summary_table(cfg, corr)
     files = {
         "correlations": out / "correlations.csv",
         "table_csv": out / "table.csv",
         "table_md": out / "table.md",
     }
+    logs_of, every_log = {}, {}
     for seed in seeds:
-        if log_dir(out, seed).is_dir():  # a run folder: a merged copy of every arch logged so far
-            logged = every_arch.subset(finished(out, [seed], every_arch))
-            same = np.array_equal(logged.indices, archs.indices)
-            logs = logs_of[seed] if same else read_logs(out, seed, logged)
-            files[f"logs_seed{seed}"] = write_atomic(merged_log_path(out, seed), lambda tmp: logs.to_parquet(tmp, index=False))
+        if log_dir(out, seed).is_dir():  # a run folder: read every arch logged so far, once
+            logged = finished(out, [seed], every_arch)
+            missing = archs.indices[~np.isin(archs.indices, every_arch.indices[logged])]
+            if len(missing):
+                raise _no_log(out, seed, int(missing[0]))
+            every_log[seed] = read_logs(out, seed, every_arch.subset(logged))
+            logs_of[seed] = every_log[seed][every_log[seed].arch_index.isin(archs.indices)].reset_index(drop=True)
+        else:
+            logs_of[seed] = read_logs(out, seed, archs)
+    for seed, logs in every_log.items():  # the merged copy a folder without per-arch logs reports from
+        files[f"logs_seed{seed}"] = write_atomic(merged_log_path(out, seed), lambda tmp: logs.to_parquet(tmp, index=False))
+    corr = correlations(cfg, logs_of, archs)
+    table = summary_table(cfg, corr)
     corr.to_csv(files["correlations"], index=False)
     table.to_csv(files["table_csv"], index=False)
     files["table_md"].write_text(render_table(cfg, table, archs, note))
