@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 from pathlib import Path
 
@@ -311,6 +312,57 @@ def test_report_correlations_and_table_recompute_from_logs_and_truth(run) -> Non
             assert table.loc[name, f"{metric}_mean"] == pytest.approx(values.mean(), rel=1e-9, nan_ok=True), (name, metric)
             assert table.loc[name, f"{metric}_std"] == pytest.approx(np.std(values), rel=1e-9, abs=1e-12, nan_ok=True), (name, metric)
     assert np.nanmax(spreads) > 0.05  # the two supernets disagree, so mean, max and min differ
+
+
+def test_windowed_sotl_and_validation_loss_are_ranked_from_the_logs(tmp_path: Path, run) -> None:
+    """SoTL over the last k finetuning minibatches (``SoTL-E(E=k)``) and the whole-validation loss,
+    recomputed by hand from the logs: sum of train_loss over steps max(1, t-k+1)..t, lower is better;
+    val_loss at the evaluation steps, lower is better."""
+    from scipy.stats import spearmanr
+
+    cfg, _, out = run
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("*.pt"))
+    cfg = cfg.with_overrides(report={"estimators": ["SoTL-E(E=2)", "ValLoss", "SoTL-EMA"]})
+    ws.report(cfg, copy, plot=False)
+    corr = pd.read_csv(copy / "correlations.csv").set_index(["estimator", "step", "seed"])
+    table = pd.read_csv(copy / "table.csv").set_index("estimator")
+    archs = ws._read_arch_set(copy)
+    logs = {i: pd.read_parquet(ws.log_dir(copy, 0) / f"arch-{i:05d}.parquet").sort_values("step") for i in archs.indices}
+    for t in range(1, cfg.finetune.steps + 1):
+        window = np.array([logs[i].train_loss.to_numpy()[max(1, t - 1) : t + 1].sum() for i in archs.indices])
+        assert corr.loc[("SoTL-E(E=2)", t, 0), "spearman"] == pytest.approx(spearmanr(-window, archs.truth)[0], rel=1e-9)
+    for t in (0, 2, 4):
+        loss = np.array([logs[i].val_loss.to_numpy()[t] for i in archs.indices])
+        assert corr.loc[("ValLoss", t, 0), "spearman"] == pytest.approx(spearmanr(-loss, archs.truth)[0], rel=1e-9)
+    assert sorted(corr.loc["ValLoss"].index.get_level_values("step").unique()) == [0, 2, 4]
+    assert dict(table.step) == {"SoTL-E(E=2)": cfg.report.sum_step, "ValLoss": 0, "SoTL-EMA": cfg.report.sum_step}
+    assert "losses and gradients (SoTL-E(E=2), SoTL-EMA) after 2 steps" in (copy / "table.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("report", "message"),
+    [
+        ({"estimators": ["SoTL", "SoTLx"]}, r"estimator 'SoTLx' is not computed from finetuning logs; valid: SoTL, SoTL-E"),
+        ({"estimators": ["SoVL"]}, r"'SoVL' is not computed from finetuning logs"),
+        ({"estimators": ["SoTL-E(E=0)"]}, r"window E must be a positive integer"),
+        ({"estimators": ["SoTL", "SoTL"]}, r"report.estimators must be distinct"),
+        ({"estimators": ["ValAcc"], "other_step": 3}, r"ValAcc is measured at step 0 and every 2 steps .* not at step 3"),
+    ],
+)
+def test_report_settings_that_cannot_be_reported_are_refused_when_the_config_loads(tmp_path: Path, run, capsys,
+                                                                                 report: dict, message: str) -> None:
+    """Pitfall pinned: a typo in report.estimators (or ValAcc asked at a step it is not measured at)
+    was accepted, and the run failed at its report, after the supernets and all finetuning."""
+    cfg, config, _ = run
+    with pytest.raises(HarnessError, match=message):
+        cfg.with_overrides(report=report)
+    bad = tmp_path / "bad.toml"
+    lines = "".join(f"\n{key} = {json.dumps(value)}" for key, value in report.items())
+    bad.write_text(config.read_text().replace("[report]", "[report]" + lines))
+    assert main(["ws", "run", "--config", str(bad), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+    assert not (tmp_path / "out").exists()
+    assert "Traceback" not in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- finetuning logs, replayed

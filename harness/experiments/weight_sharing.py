@@ -10,9 +10,12 @@
    estimator         value at step t (from the per-step log)            registry entry used
    ================  =================================================  ============================
    SoTL              sum of the minibatch training losses of steps 1..t  ``SoTL`` on ``train_loss``
+   SoTL-E(E=k)       sum of the last k minibatch training losses         ``SoTL-E`` on ``train_loss``
+   SoTL-EMA          moving average of the minibatch training losses     ``SoTL-EMA`` on ``train_loss``
    TLMini            one training minibatch's loss at the weights of t   ``TLMini`` on ``tl_mini``
    ValAccMini        one validation minibatch's accuracy at t            ``ValAccMini``
    ValAcc            whole-validation accuracy at t (every 100 steps)    ``ValAcc`` on ``val_acc``
+   ValLoss           whole-validation loss at t (every 100 steps)        ``ValLoss`` on ``val_loss``
    SoG               ||g_1 + ... + g_t||_1                               direction of ``SoG``; value
                                                                          logged during finetuning
    SoGN              sum over s <= t of ||g_s||_1                        ``SoGN`` on ``grad_l1``
@@ -47,7 +50,7 @@ import pandas as pd
 
 from harness.atomic import write_atomic
 from harness.errors import HarnessError
-from harness.metrics import get_estimator
+from harness.metrics import Estimator, get_estimator
 from harness.ranking import rank_metrics
 from harness.registry import load_benchmark
 from harness.spaces.nb201 import arch_to_ops
@@ -55,8 +58,7 @@ from harness.supernet.config import WSConfig, changed_settings
 from harness.supernet.sampling import ALGORITHMS
 
 TRUTH_DATASET = {"cifar10-valid": "cifar10", "cifar100": "cifar100", "ImageNet16-120": "ImageNet16-120"}
-CUMULATIVE = ("SoTL", "SoG", "SoGN")  # sums over steps 1..t: undefined (identically 0) at t = 0
-CURVE_ESTIMATORS = ("SoTL", "TLMini", "ValAccMini", "ValAcc")  # Fig. 4.6a
+NOT_IN_CURVES = ("SoG", "SoGN")  # Fig. 4.6a plots the loss and accuracy estimators
 
 REFERENCE_COLUMNS = ("spearman", "spearman_std", "top_k", "top_k_std")
 
@@ -244,35 +246,69 @@ def _no_log(out: Path, seed: int, index: int) -> HarnessError:
 # --------------------------------------------------------------------------- estimators and ranking
 
 
-def estimator_scores(logs: pd.DataFrame, archs: ArchSet, name: str) -> tuple[np.ndarray, np.ndarray, bool]:
-    """``(steps, scores[steps, archs], higher_is_better)`` of estimator ``name`` from the logs.
-
-    Only steps where the estimator is defined for every arch are returned (ValAcc: the evaluation
-    steps; SoTL, SoG, SoGN: t >= 1).
-    """
-    if name not in _COLUMNS:
-        raise HarnessError(f"estimator {name!r} is not computed from finetuning logs; valid: {sorted(_COLUMNS)}")
-    wide = logs.pivot(index="step", columns="arch_index", values=_COLUMNS[name])[list(archs.indices)]
-    steps = wide.index.to_numpy()
-    values = wide.to_numpy(dtype=np.float64).T  # [archs, steps]
-    first = 1 if name in CUMULATIVE else 0
-    values, steps = values[:, steps >= first], steps[steps >= first]
-    estimator = get_estimator(name)
-    if name != "SoG":  # SoG's value ||g_1 + ... + g_t||_1 is logged directly
-        values = estimator(values)
-    defined = ~np.isnan(values).any(axis=0)
-    return steps[defined], values[:, defined].T, estimator.higher_is_better
-
-
 # log column each estimator reads (see the table in the module docstring)
 _COLUMNS = {
     "SoTL": "train_loss",
+    "SoTL-E": "train_loss",
+    "SoTL-EMA": "train_loss",
     "TLMini": "tl_mini",
     "ValAccMini": "val_acc_mini",
     "ValAcc": "val_acc",
+    "ValLoss": "val_loss",
     "SoG": "grad_sum_l1",
     "SoGN": "grad_l1",
 }
+# columns that step t's update writes (its minibatch loss, its gradient): empty at step 0
+_UPDATE_COLUMNS = ("train_loss", "grad_l1", "grad_sum_l1")
+_EVALUATION_COLUMNS = ("val_acc", "val_loss")  # the whole validation split: at step 0 and every eval_every steps
+
+
+def ws_estimator(spec: str) -> Estimator:
+    """The registry estimator of a ``report.estimators`` entry: a name, or a name with options
+    (``"SoTL-E(E=50)"``: the sum of the last 50 minibatch losses). Raises naming the valid names."""
+    if str(spec).split("(")[0].strip() not in _COLUMNS:
+        raise HarnessError(f"estimator {spec!r} is not computed from finetuning logs; valid: {', '.join(_COLUMNS)} "
+                           "(with options, e.g. SoTL-E(E=50))")
+    return get_estimator(spec)
+
+
+def over_updates(spec: str) -> bool:
+    """Whether the estimator reads what the finetuning updates log (losses and gradients of steps
+    1..t): SoTL, SoTL-E, SoTL-EMA, SoG, SoGN. Those start at step 1 and Table 4.1 reports them after
+    ``report.sum_step`` steps; the others are defined at step 0 (inherited weights)."""
+    return _COLUMNS[ws_estimator(spec).name] in _UPDATE_COLUMNS
+
+
+def check_estimators(cfg: WSConfig) -> None:
+    """``report.estimators`` are distinct, known (:func:`ws_estimator`), and each is logged at the
+    step Table 4.1 reports it at (:func:`table_step`); raises HarnessError naming what is wrong."""
+    specs = list(cfg.report.estimators)
+    if not specs or len(set(specs)) != len(specs):
+        raise HarnessError(f"report.estimators must be distinct and at least one, got {specs}")
+    for spec in specs:
+        step = table_step(cfg, spec)
+        if _COLUMNS[ws_estimator(spec).name] in _EVALUATION_COLUMNS and step % cfg.finetune.eval_every:
+            raise HarnessError(f"{spec} is measured at step 0 and every {cfg.finetune.eval_every} steps "
+                               f"(finetune.eval_every), not at step {step}, where the table reports it "
+                               "(report.other_step)")
+
+
+def estimator_scores(logs: pd.DataFrame, archs: ArchSet, spec: str) -> tuple[np.ndarray, np.ndarray, bool]:
+    """``(steps, scores[steps, archs], higher_is_better)`` of estimator ``spec`` from the logs.
+
+    Only steps where the estimator is defined for every arch are returned (ValAcc, ValLoss: the
+    evaluation steps; SoTL, SoTL-E, SoTL-EMA, SoG, SoGN: t >= 1).
+    """
+    estimator = ws_estimator(spec)
+    wide = logs.pivot(index="step", columns="arch_index", values=_COLUMNS[estimator.name])[list(archs.indices)]
+    steps = wide.index.to_numpy()
+    values = wide.to_numpy(dtype=np.float64).T  # [archs, steps]
+    first = 1 if over_updates(spec) else 0
+    values, steps = values[:, steps >= first], steps[steps >= first]
+    if estimator.name != "SoG":  # SoG's value ||g_1 + ... + g_t||_1 is logged directly
+        values = estimator(values)
+    defined = ~np.isnan(values).any(axis=0)
+    return steps[defined], values[:, defined].T, estimator.higher_is_better
 
 
 def correlations(cfg: WSConfig, logs_of: dict[int, pd.DataFrame], archs: ArchSet) -> pd.DataFrame:
@@ -298,8 +334,9 @@ def correlations(cfg: WSConfig, logs_of: dict[int, pd.DataFrame], archs: ArchSet
 
 
 def table_step(cfg: WSConfig, name: str) -> int:
-    """Table 4.1's step: cumulative estimators after ``report.sum_step`` steps, the rest at ``other_step``."""
-    return cfg.report.sum_step if name in CUMULATIVE else cfg.report.other_step
+    """Table 4.1's step: estimators of the updates (:func:`over_updates`) after ``report.sum_step``
+    steps, the rest at ``report.other_step``."""
+    return cfg.report.sum_step if over_updates(name) else cfg.report.other_step
 
 
 def read_reference(cfg: WSConfig) -> pd.DataFrame:
@@ -391,12 +428,14 @@ def render_table(cfg: WSConfig, table: pd.DataFrame, archs: ArchSet, note: str =
     stds = pd.DataFrame({name: table[s].to_numpy() for name, (_, s) in columns.items()}, index=labels)
     seeds = int(table.n_seeds.max())
     algorithm = ALGORITHMS[cfg.supernet.algorithm].label
+    summed = [name for name in cfg.report.estimators if over_updates(name)]
     lines = [
         tables.render(means, stds, row_label="estimator", digits=3),
         "",
         (f"{len(archs.indices)} archs, mean (std over {seeds} {algorithm} supernet seed(s)); truth: {archs.truth_source}. "
-        f"Cumulative estimators (SoTL, SoG, SoGN) after {cfg.report.sum_step} finetuning steps, the others at step "
-        f"{cfg.report.other_step} (inherited weights). " + _reference_source(cfg)),
+        + (f"Estimators of the finetuning steps' losses and gradients ({', '.join(summed)}) after {cfg.report.sum_step} steps, " if summed else "")
+        + f"{'the others' if summed else 'Estimators'} at step {cfg.report.other_step}"
+        + f"{' (inherited weights)' if cfg.report.other_step == 0 else ''}. " + _reference_source(cfg)),
     ]
     if note:
         lines += ["", note]
@@ -464,7 +503,7 @@ def report(
     table.to_csv(files["table_csv"], index=False)
     files["table_md"].write_text(render_table(cfg, table, archs, note))
     if plot:
-        files["curves"] = _plot_curves(corr[corr.estimator.isin(CURVE_ESTIMATORS)], out / "curves")
+        files["curves"] = _plot_curves(corr[~corr.estimator.map(lambda spec: ws_estimator(spec).name).isin(NOT_IN_CURVES)], out / "curves")
     return files
 
 

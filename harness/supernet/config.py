@@ -84,6 +84,7 @@ class ReportConfig:
     sum_step: int = 100  # Table 4.1: SoTL (and the other sums, SoG, SoGN) after 100 steps
     other_step: int = 0  # Table 4.1: the other estimators at step 0 (inherited weights)
     top_k: int = 10
+    # names or names with options, e.g. "SoTL-E(E=50)" (harness.experiments.weight_sharing.ws_estimator)
     estimators: tuple[str, ...] = ("SoTL", "TLMini", "ValAccMini", "ValAcc", "SoG", "SoGN")
     # Published numbers shown beside ours (e.g. the thesis's Table 4.1): a CSV with columns estimator,
     # spearman, top_k (optional: step, spearman_std, top_k_std); "" shows n/a.
@@ -197,6 +198,7 @@ def changed_settings(
 
 def _validate(cfg: WSConfig) -> None:
     from harness.data.nb201 import DATASETS  # torch-free modules
+    from harness.experiments.weight_sharing import check_estimators
     from harness.supernet.sampling import ALGORITHMS
 
     if cfg.data.dataset not in DATASETS:
@@ -219,3 +221,4 @@ def _validate(cfg: WSConfig) -> None:
             raise HarnessError(f"report step {step} out of range 0..{cfg.finetune.steps} (finetune.steps)")
     if cfg.report.sum_step < 1:
         raise HarnessError("report.sum_step must be >= 1 (SoTL sums the losses of steps 1..t)")
+    check_estimators(cfg)  # now, not at the report after hours of training
