@@ -1,14 +1,17 @@
 """The ``harness`` command line: ``harness <command> ...``.
 
 Each subcommand lives in its own module under ``harness.commands`` and adds itself through
-``register(subparsers)``. A :class:`~harness.errors.HarnessError` is printed as one line on stderr,
-without a traceback, and the exit status is 2.
+``register(subparsers)``. A :class:`~harness.errors.HarnessError`, or an operating-system error
+such as an output path that cannot be created, is printed as one line on stderr, without a
+traceback, and the exit status is 2. Output cut short by a closed pipe (``harness ... | head``)
+ends quietly with status 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -38,7 +41,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except HarnessError as err:
+    except BrokenPipeError:  # the reader went away: say nothing more, and keep Python from complaining at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except (HarnessError, OSError) as err:
         print(f"harness: error: {err}", file=sys.stderr)
         return 2
 

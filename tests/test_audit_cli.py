@@ -55,6 +55,29 @@ def test_harness_without_a_command_is_a_usage_error_not_a_traceback(capsys: pyte
     assert "required: COMMAND" in capsys.readouterr().err
 
 
+def test_an_output_path_that_cannot_be_created_is_one_line_not_a_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    config = Path(__file__).resolve().parents[1] / "configs" / "ws-toy-cpu.toml"
+    assert main(["ws", "prepare", "--config", str(config), "--out", str(blocker / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("harness: error: ") and str(blocker) in err and len(err.strip().splitlines()) == 1
+
+
+def test_output_cut_short_by_a_closed_pipe_ends_quietly() -> None:
+    """Pitfall pinned: ``harness query ... | head`` ended in a BrokenPipeError traceback."""
+    import subprocess
+
+    command = [sys.executable, "-c", "import sys; from harness.cli import main; sys.exit(main(sys.argv[1:]))",
+               "query", "nb201", "--dataset", "cifar10", "--split", "ori-test", "--schedule", "200", "--top", "15625"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stdout.readline().startswith(b"top 15625 of 15625")
+    process.stdout.close()  # as head does after its first line
+    err = process.stderr.read().decode() if process.stderr else ""
+    assert process.wait(timeout=60) == 1
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
 # ------------------------------------------------------------------------------------------- compare
 
 

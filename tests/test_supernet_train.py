@@ -137,7 +137,9 @@ def test_settings_are_compared_as_they_act_amp_only_on_cuda_split_seed_only_with
     saved = json.loads(json.dumps(cpu.to_dict(), default=list))
     sections = ("data", "network", "supernet", "device")
     assert changed_settings(saved, cpu.with_overrides(device={"amp": False}), sections) == []
-    assert changed_settings(saved, cpu.with_overrides(device={"device": "cuda"}), sections) == ["device.amp: False -> True"]
+    assert changed_settings(saved, cpu.with_overrides(device={"device": "cuda"}), sections) == [
+        "device.amp: False -> True (bf16 autocast acts on CUDA only, and device went 'cpu' -> 'cuda')"]
+    assert changed_settings(saved, cpu.with_overrides(device={"device": "cuda", "amp": False}), sections) == []
     with_file = json.loads(json.dumps(cpu.with_overrides(data={"split_file": "split.txt"}).to_dict(), default=list))
     assert changed_settings(with_file, cpu.with_overrides(data={"split_file": "split.txt", "split_seed": 7}), sections) == []
     assert changed_settings(saved, cpu.with_overrides(data={"split_seed": 7}), sections) == ["data.split_seed: 0 -> 7"]
@@ -166,6 +168,7 @@ def test_a_checkpoint_from_before_the_tagged_streams_is_not_resumed(tmp_path: Pa
         ("finetune", {"steps": 2.5}, r"\[finetune\] steps must be an integer"),
         ("data", {"limit_train": True}, r"\[data\] limit_train must be an integer"),
         ("report", {"estimators": "SoTL"}, r"\[report\] estimators must be a list of str"),
+        ("device", {"device": "gpu"}, r"unknown device 'gpu'; valid: 'auto', 'cpu', 'cuda', 'cuda:N'"),
     ],
 )
 def test_config_values_of_the_wrong_type_are_refused_not_coerced(section: str, values: dict, message: str) -> None:

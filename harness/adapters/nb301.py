@@ -271,7 +271,7 @@ def load_official_ensemble(
     except ImportError as exc:
         raise HarnessError(
             f"backend B needs the official nasbench301 package ({exc}); see the README section "
-            "'NAS-Bench-301: installing the official ensemble', or drop nb_models= to use the embedded surrogate"
+            "'NAS-Bench-301 (DARTS space, surrogate)', paragraph 'Official ensemble (optional)', or drop nb_models= to use the embedded surrogate"
         ) from None
     nb_models = Path(nb_models)
     dirs = {kind: nb_models / f"{kind}_v{version}" for kind in ("xgb", "lgb_runtime")}

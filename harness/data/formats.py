@@ -205,7 +205,7 @@ def read_cifar(name: str, root: Path, train: bool) -> ImageSet:
     if not folder.is_dir():
         raise HarnessError(
             f"no {spec.folder}/ under {root}; pass the folder holding it as --data-root, "
-            f"or download it (online) with download_cifar({name!r}, root)"
+            f"or fetch it (online) with 'harness ws ... --download' (in Python: download_cifar({name!r}, root))"
         )
     files = spec.train_files if train else spec.test_files
     return _concat([_read_batch(folder / f, spec.label_key, 32, 0, spec.n_classes) for f in files])

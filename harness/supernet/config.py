@@ -11,6 +11,7 @@ fixes only lr and batch). A TOML file has one table per section ([data], [networ
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -192,7 +193,11 @@ def changed_settings(
         for key in sorted(set(before) | set(after)):
             name = f"{section}.{key}"
             if name not in LOGISTICS and name not in ignore and before.get(key) != after.get(key):
-                changes.append(f"{section}.{key}: {before.get(key)!r} -> {after.get(key)!r}")
+                change = f"{section}.{key}: {before.get(key)!r} -> {after.get(key)!r}"
+                devices = saved.get("device", {}).get("device"), now["device"]["device"]
+                if name == "device.amp" and devices[0] != devices[1]:  # amp acts on CUDA only
+                    change += f" (bf16 autocast acts on CUDA only, and device went {devices[0]!r} -> {devices[1]!r})"
+                changes.append(change)
     return changes
 
 
@@ -205,6 +210,8 @@ def _validate(cfg: WSConfig) -> None:
         raise choices("dataset", cfg.data.dataset, DATASETS)
     if cfg.data.dataset == "cifar10":
         raise HarnessError("weight-sharing runs need a validation split; use dataset 'cifar10-valid'")
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", cfg.device.device):
+        raise HarnessError(f"unknown device {cfg.device.device!r}; valid: 'auto', 'cpu', 'cuda', 'cuda:N'")
     if cfg.supernet.algorithm not in ALGORITHMS:
         raise choices("supernet algorithm", cfg.supernet.algorithm, ALGORITHMS)
     seeds = cfg.supernet.seeds
