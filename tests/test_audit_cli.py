@@ -299,6 +299,18 @@ def test_query_top_ranks_the_seed_mean_at_the_last_epoch_from_one(store: Path) -
     assert len(lines) == 4
 
 
+def test_query_top_on_an_unbounded_space_says_it_ranks_a_seeded_sample_and_no_seed_mean() -> None:
+    """NB301 has no arch count to enumerate and one prediction per arch: --top ranks
+    ``bench.sample(1000, 0)`` and must say so, not claim a seed mean over all archs."""
+    code, text, _ = _main(["query", "nb301", "--dataset", "cifar10", "--split", "valid", "--schedule", "98", "--top", "2"])
+    assert code == 0
+    assert text.splitlines()[0] == ("top 2 of 1000 archs with data among 1,000 sampled with seed 0 by "
+                                    "cifar10/98/valid/accuracy (epoch 98):")
+    bench = load_benchmark("nb301")
+    best = np.nanmax(bench.query(bench.sample(1000, 0), "cifar10", "accuracy", "valid", "98", epochs=98).values)
+    assert float(text.splitlines()[1].split()[1]) == pytest.approx(best, abs=1e-3)
+
+
 @pytest.mark.parametrize(("argv", "named"), [
     (["query", "nb201", "--split", "ori-test"], "--split needs --dataset"),
     (["query", "nb201", "--dataset", "cifar10"], "pass --split; nb201 splits: "),

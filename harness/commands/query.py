@@ -74,7 +74,9 @@ def run(args: argparse.Namespace) -> int:
         scores = result.values[:, 0, 0]
         order = np.argsort(scores if column.minimize else -scores, kind="stable")
         order = order[~np.isnan(scores[order])]
-        print(f"top {min(args.top, len(order))} of {len(order)} archs with data by {column} (seed mean, epoch {last}):")
+        pool = "archs with data" if caps.n_archs is not None else "archs with data among 1,000 sampled with seed 0"
+        averaged = "seed mean, " if len(column.seeds) > 1 else ""
+        print(f"top {min(args.top, len(order))} of {len(order)} {pool} by {column} ({averaged}epoch {last}):")
         order = order[: args.top]
         for rank, pos in enumerate(order, start=1):
             print(f"{rank:3d}. {scores[pos]:8.3f}  {bench.arch_label(rows[pos])}")
