@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
+from harness.errors import HarnessError
 from harness.spaces.nb201 import OPS
 from harness.supernet.config import WSConfig
 from harness.supernet.finetune import evaluate, finetune_archs
@@ -185,4 +186,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except HarnessError as err:  # bad arguments or data: one line, no traceback
+        raise SystemExit(f"error: {err}") from None

@@ -321,3 +321,13 @@ def test_query_top_on_an_unbounded_space_says_it_ranks_a_seeded_sample_and_no_se
 def test_query_refuses_incomplete_or_impossible_requests_by_name(argv: list[str], named: str) -> None:
     code, _, err = _main(argv)
     assert code == 2 and named in err and "Traceback" not in err
+
+
+def test_plot_and_table_on_a_folder_without_results_name_what_it_is(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    code, _, err = _main(["plot", str(tmp_path / "empty")])
+    assert code == 2 and err.strip() == f"harness: error: {tmp_path / 'empty'} is not a finished correlate run: it has no results.parquet"
+    ws_folder = Path(__file__).resolve().parents[1] / "results" / "ws-toy-cpu"
+    for command in ("plot", "table"):
+        code, _, err = _main([command, str(ws_folder)])
+        assert code == 2 and "it is a weight-sharing run folder: 'harness ws report'" in err

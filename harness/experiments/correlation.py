@@ -493,5 +493,7 @@ def load_results(run_dir: str | Path) -> pd.DataFrame:
     """The tidy results of a finished run (``results.parquet``)."""
     path = Path(run_dir) / "results.parquet"
     if not path.is_file():
-        raise HarnessError(f"{run_dir} is not a finished run: it has no results.parquet")
+        hint = " (it is a weight-sharing run folder: 'harness ws report' writes its table and curves)" \
+            if (Path(run_dir) / "archs.csv").is_file() else ""
+        raise HarnessError(f"{run_dir} is not a finished correlate run: it has no results.parquet{hint}")
     return pd.read_parquet(path)
