@@ -1,4 +1,4 @@
-"""SPOS training: per-epoch checkpoints, exact resume, seeded init that leaves global RNGs alone."""
+"""Supernet training (SPOS, FairNAS): per-epoch checkpoints, exact resume, seeded init that leaves global RNGs alone."""
 
 from __future__ import annotations
 
@@ -188,16 +188,18 @@ def test_a_run_folders_config_json_is_a_valid_config(tmp_path: Path) -> None:
     assert load_config(tmp_path / "config.json") == cfg
 
 
-def test_every_epoch_draws_its_own_batches_and_archs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("algorithm", ["spos", "fairnas"])
+def test_every_epoch_draws_its_own_batches_and_archs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, algorithm: str) -> None:
     """Pitfall pinned: epoch e must draw from the streams of (seed, e); drawing every epoch from the
     streams of epoch 0 repeats the same batches and archs in the same order each epoch (and resume
-    stays exact, so the resume test cannot see it)."""
+    stays exact, so the resume test cannot see it). FairNAS draws its 5 paths per step from the same
+    arch stream, one permutation per edge after another."""
     from harness import rng
     from harness.spaces.nb201 import EDGES, OPS
     from harness.supernet.model import NB201Network
 
     write_cifar10(tmp_path / "data", n_train=200)
-    cfg = _config(tmp_path / "data", epochs=2)
+    cfg = _config(tmp_path / "data", epochs=2).with_overrides(supernet={"algorithm": algorithm})
     train, _ = load_images(cfg, torch.device("cpu"))
     seen: list[tuple[tuple[str, ...], torch.Tensor]] = []
     forward = NB201Network.forward
@@ -209,18 +211,30 @@ def test_every_epoch_draws_its_own_batches_and_archs(tmp_path: Path, monkeypatch
     monkeypatch.setattr(NB201Network, "forward", recording_forward)
     train_supernet(cfg, 3, train, tmp_path / "run", progress=False)
     steps = len(train) // cfg.supernet.batch_size
-    assert len(seen) == 2 * steps
+    per_step = 1 if algorithm == "spos" else len(OPS)
+    assert len(seen) == 2 * steps * per_step
     for epoch in (0, 1):
-        # the documented draw: arch of step i = OPS[integers(0, 5, 6)] from stream (SUPERNET, seed, epoch, 2)
+        # the documented draws from stream (SUPERNET, seed, epoch, 2), step after step. SPOS: the arch
+        # is OPS[integers(0, 5, 6)]; FairNAS: permutation(5) per edge, path k takes entry k of each.
         arch_rng = rng.stream(rng.SUPERNET, 3, epoch, 2)
-        expected = [tuple(OPS[i] for i in arch_rng.integers(0, len(OPS), size=len(EDGES))) for _ in range(steps)]
-        assert [ops for ops, _ in seen[epoch * steps:(epoch + 1) * steps]] == expected, epoch
-    first, second = seen[:steps], seen[steps:]
+        expected = []
+        for _ in range(steps):
+            if algorithm == "spos":
+                expected.append(tuple(OPS[i] for i in arch_rng.integers(0, len(OPS), size=len(EDGES))))
+            else:
+                perms = [arch_rng.permutation(len(OPS)) for _ in EDGES]
+                expected += [tuple(OPS[perm[k]] for perm in perms) for k in range(len(OPS))]
+        block = seen[epoch * steps * per_step:(epoch + 1) * steps * per_step]
+        assert [ops for ops, _ in block] == expected, epoch
+        images = [x for _, x in block]
+        for i in range(0, len(images), per_step):  # a step's paths all see the same minibatch
+            assert all(torch.equal(images[i], images[j]) for j in range(i, i + per_step))
+    first, second = seen[:steps * per_step], seen[steps * per_step:]
     assert [ops for ops, _ in first] != [ops for ops, _ in second]
     assert not any(torch.equal(a[1], b[1]) for a, b in zip(first, second))  # other images / crops at every step
 
 
-def test_fairnas_runs_every_op_of_every_edge_exactly_once_per_minibatch() -> None:
+def test_fairnas_places_every_op_of_every_edge_on_exactly_one_path_per_minibatch() -> None:
     """FairNAS's strict fairness (Chu et al. 2021): across a minibatch's five paths, each edge runs
     each op once; each path on its own is a uniform arch (every op at every position about 1/5)."""
     from harness.spaces.nb201 import EDGES, OPS
@@ -284,8 +298,9 @@ def test_a_fairnas_step_adds_up_its_paths_gradients_and_clips_the_sum(tmp_path: 
 
     before = [p.detach().clone() for p in params]
     optimizer = torch.optim.SGD(params, lr=1.0)
-    mean_loss = supernet_step(net, images, labels, paths, cfg, optimizer)
+    mean_loss, norm = supernet_step(net, images, labels, paths, cfg, optimizer)
     assert float(mean_loss) == pytest.approx(np.mean(losses), rel=1e-12)
+    assert float(norm) == pytest.approx(float(torch.linalg.vector_norm(torch.cat([g.flatten() for g in summed]))), rel=1e-10)
     for p, b, g in zip(params, before, summed):
         torch.testing.assert_close(b - p.detach(), g, rtol=1e-10, atol=1e-12)
 
@@ -321,3 +336,12 @@ def test_an_unknown_supernet_algorithm_names_the_valid_ones() -> None:
 
     with pytest.raises(HarnessError, match=r"unknown supernet algorithm 'darts'; valid: 'spos', 'fairnas'"):
         config_from_dict({"supernet": {"algorithm": "darts"}})
+
+
+def test_the_history_logs_the_gradient_norm_before_clipping_and_how_often_it_was_clipped(tmp_path: Path) -> None:
+    write_cifar10(tmp_path / "data", n_train=120)
+    for clip, fraction in ((1e-6, 1.0), (1e9, 0.0)):
+        cfg = _config(tmp_path / "data", epochs=1).with_overrides(supernet={"algorithm": "fairnas", "grad_clip": clip})
+        train, _ = load_images(cfg, torch.device("cpu"))
+        (entry,) = json.loads(load_checkpoint(train_supernet(cfg, 0, train, tmp_path / str(clip), progress=False))["history"])
+        assert entry["clipped_fraction"] == fraction and entry["grad_norm_median"] > 0

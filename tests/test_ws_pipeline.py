@@ -120,6 +120,9 @@ def test_a_fairnas_run_ranks_the_same_archs_on_the_same_batches_as_spos(tmp_path
     args = ["--config", str(fair_config), "--out", str(fair)]
     assert main(["ws", "run", *args, "--algorithm", "fairnas", "--no-progress"]) == 0
     assert main(["ws", "report", *args]) == 2  # the folder holds FairNAS results: a SPOS report is refused
+    fair_toml = tmp_path / "fair-in-file.toml"  # the algorithm named in the file, no flag: it must hold
+    fair_toml.write_text(fair_config.read_text().replace("[supernet]", '[supernet]\nalgorithm = "fairnas"'))
+    assert main(["ws", "report", "--config", str(fair_toml), "--out", str(fair)]) == 0
     assert "mean (std over 1 FairNAS supernet seed(s))" in (fair / "table.md").read_text()
     assert "mean (std over 2 SPOS supernet seed(s))" in (out / "table.md").read_text()
     archs = ws._read_arch_set(out)

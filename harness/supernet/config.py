@@ -42,7 +42,7 @@ class NetworkConfig:
 
 @dataclass(frozen=True)
 class SupernetConfig:
-    algorithm: str = "spos"  # spos: one uniform arch per minibatch; fairnas: 5 paths, every op once (supernet.sampling)
+    algorithm: str = "spos"  # spos: one uniform arch per minibatch; fairnas: 5 paths, each op on one (supernet.sampling)
     seeds: tuple[int, ...] = (0,)
     epochs: int = 100
     batch_size: int = 64

@@ -3,7 +3,7 @@
 Each minibatch trains the paths that ``supernet.algorithm``'s sampler draws
 (:mod:`harness.supernet.sampling`): one uniformly drawn arch for SPOS / RandomNAS (Guo et al. 2020,
 "Single Path One-Shot"; Li & Talwalkar 2019, "Random Search and Reproducibility for NAS"), five
-arch paths that together run every op of every edge once for FairNAS (Chu et al. 2021). The paths
+arch paths that together place every op of every edge once for FairNAS (Chu et al. 2021). The paths
 run on the same minibatch, their gradients add up, ``g = sum_k grad L(w; path_k, batch)``, and one
 SGD step follows (momentum, weight decay, gradient clipping of g, and a per-step cosine schedule
 ``lr_t = lr_min + (lr - lr_min) * (1 + cos(pi * t / T)) / 2`` over all T steps). Ops on no
@@ -158,9 +158,10 @@ def _batches(train: DeviceImages, cfg: WSConfig, seed: int, epoch: int) -> Itera
 def supernet_step(
     net: NB201Network, x: torch.Tensor, y: torch.Tensor, paths: list[PathOps], cfg: WSConfig,
     optimizer: torch.optim.Optimizer,
-) -> torch.Tensor:
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One update: the gradients of every path's loss on ``(x, y)`` added up, clipped to norm
-    ``supernet.grad_clip``, one optimizer step. Returns the mean loss over the paths (a 0-d tensor)."""
+    ``supernet.grad_clip``, one optimizer step. Returns the mean loss over the paths and the L2
+    norm of the summed gradient before clipping (0-d tensors, left on the device)."""
     loss_fn = torch.nn.CrossEntropyLoss()
     optimizer.zero_grad(set_to_none=True)
     losses = []
@@ -169,9 +170,9 @@ def supernet_step(
             loss = loss_fn(net(x, ops), y)
         loss.backward()
         losses.append(loss.detach())
-    torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.supernet.grad_clip)
+    norm = torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.supernet.grad_clip)
     optimizer.step()
-    return torch.stack(losses).mean()
+    return torch.stack(losses).mean(), norm
 
 
 def train_supernet(
@@ -220,11 +221,17 @@ def train_supernet(
         net.train()
         started = time.perf_counter()
         losses = torch.zeros(steps_per_epoch, device=device)
+        norms = torch.zeros(steps_per_epoch, device=device)
         for i, (x, y, paths) in enumerate(_batches(train, cfg, seed, epoch)):
             for group in optimizer.param_groups:
                 group["lr"] = cosine_lr(epoch * steps_per_epoch + i, total, sn.lr, sn.lr_min)
-            losses[i] = supernet_step(net, x, y, paths, cfg, optimizer)
-        history.append({"epoch": epoch + 1, "train_loss": float(losses.mean()), "seconds": time.perf_counter() - started})
+            losses[i], norms[i] = supernet_step(net, x, y, paths, cfg, optimizer)
+        history.append({
+            "epoch": epoch + 1, "train_loss": float(losses.mean()),
+            "grad_norm_median": float(norms.median()),  # before clipping
+            "clipped_fraction": float((norms > sn.grad_clip).float().mean()),
+            "seconds": time.perf_counter() - started,
+        })
         state = {
             "model": net.state_dict(),
             "optimizer": optimizer.state_dict(),
