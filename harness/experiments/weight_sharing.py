@@ -276,7 +276,11 @@ def over_updates(spec: str) -> bool:
     """Whether the estimator reads what the finetuning updates log (losses and gradients of steps
     1..t): SoTL, SoTL-E, SoTL-EMA, SoG, SoGN. Those start at step 1 and Table 4.1 reports them after
     ``report.sum_step`` steps; the others are defined at step 0 (inherited weights)."""
-    return _COLUMNS[ws_estimator(spec).name] in _UPDATE_COLUMNS
+    return _log_column(spec) in _UPDATE_COLUMNS
+
+
+def _log_column(spec: str) -> str:
+    return _COLUMNS[ws_estimator(spec).name]
 
 
 def check_estimators(cfg: WSConfig) -> None:
@@ -287,7 +291,7 @@ def check_estimators(cfg: WSConfig) -> None:
         raise HarnessError(f"report.estimators must be distinct and at least one, got {specs}")
     for spec in specs:
         step = table_step(cfg, spec)
-        if _COLUMNS[ws_estimator(spec).name] in _EVALUATION_COLUMNS and step % cfg.finetune.eval_every:
+        if _log_column(spec) in _EVALUATION_COLUMNS and step % cfg.finetune.eval_every:
             raise HarnessError(f"{spec} is measured at step 0 and every {cfg.finetune.eval_every} steps "
                                f"(finetune.eval_every), not at step {step}, where the table reports it "
                                "(report.other_step)")
@@ -299,11 +303,11 @@ def estimator_scores(logs: pd.DataFrame, archs: ArchSet, spec: str) -> tuple[np.
     Only steps where the estimator is defined for every arch are returned (ValAcc, ValLoss: the
     evaluation steps; SoTL, SoTL-E, SoTL-EMA, SoG, SoGN: t >= 1).
     """
-    estimator = ws_estimator(spec)
-    wide = logs.pivot(index="step", columns="arch_index", values=_COLUMNS[estimator.name])[list(archs.indices)]
+    estimator, column = ws_estimator(spec), _log_column(spec)
+    wide = logs.pivot(index="step", columns="arch_index", values=column)[list(archs.indices)]
     steps = wide.index.to_numpy()
     values = wide.to_numpy(dtype=np.float64).T  # [archs, steps]
-    first = 1 if over_updates(spec) else 0
+    first = 1 if column in _UPDATE_COLUMNS else 0
     values, steps = values[:, steps >= first], steps[steps >= first]
     if estimator.name != "SoG":  # SoG's value ||g_1 + ... + g_t||_1 is logged directly
         values = estimator(values)
@@ -429,13 +433,17 @@ def render_table(cfg: WSConfig, table: pd.DataFrame, archs: ArchSet, note: str =
     seeds = int(table.n_seeds.max())
     algorithm = ALGORITHMS[cfg.supernet.algorithm].label
     summed = [name for name in cfg.report.estimators if over_updates(name)]
+    at_step = f"at step {cfg.report.other_step}" + (" (inherited weights)" if cfg.report.other_step == 0 else "")
+    if summed:
+        steps = (f"Estimators of the finetuning steps' losses and gradients ({', '.join(summed)}) after "
+                 f"{cfg.report.sum_step} steps, the others {at_step}.")
+    else:
+        steps = f"Estimators {at_step}."
     lines = [
         tables.render(means, stds, row_label="estimator", digits=3),
         "",
         (f"{len(archs.indices)} archs, mean (std over {seeds} {algorithm} supernet seed(s)); truth: {archs.truth_source}. "
-        + (f"Estimators of the finetuning steps' losses and gradients ({', '.join(summed)}) after {cfg.report.sum_step} steps, " if summed else "")
-        + f"{'the others' if summed else 'Estimators'} at step {cfg.report.other_step}"
-        + f"{' (inherited weights)' if cfg.report.other_step == 0 else ''}. " + _reference_source(cfg)),
+         f"{steps} " + _reference_source(cfg)),
     ]
     if note:
         lines += ["", note]
@@ -503,7 +511,8 @@ def report(
     table.to_csv(files["table_csv"], index=False)
     files["table_md"].write_text(render_table(cfg, table, archs, note))
     if plot:
-        files["curves"] = _plot_curves(corr[~corr.estimator.map(lambda spec: ws_estimator(spec).name).isin(NOT_IN_CURVES)], out / "curves")
+        plotted = [spec for spec in cfg.report.estimators if ws_estimator(spec).name not in NOT_IN_CURVES]
+        files["curves"] = _plot_curves(corr[corr.estimator.isin(plotted)], out / "curves")
     return files
 
 

@@ -162,12 +162,11 @@ def supernet_step(
     """One update: the gradients of every path's loss on ``(x, y)`` added up, clipped to norm
     ``supernet.grad_clip``, one optimizer step. Returns the mean loss over the paths and the L2
     norm of the summed gradient before clipping (0-d tensors, left on the device)."""
-    loss_fn = torch.nn.CrossEntropyLoss()
     optimizer.zero_grad(set_to_none=True)
     losses = []
     for ops in paths:
         with autocast(cfg, x.device):
-            loss = loss_fn(net(x, ops), y)
+            loss = torch.nn.functional.cross_entropy(net(x, ops), y)
         loss.backward()
         losses.append(loss.detach())
     norm = torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.supernet.grad_clip)
