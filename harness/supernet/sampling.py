@@ -16,10 +16,11 @@ adds up their gradients and makes one update (:func:`harness.supernet.train.supe
   On NB201 "placed" is not "trained": an op on an edge that is dead in its path (its source node
   gets no signal, or its target feeds no output; :func:`harness.supernet.model.live_edges`) runs
   on nothing and gets no gradient. Over 20,000 draws the conv weights of an edge got a gradient in
-  64% (edge 1->2) to 100% (edge 0->3) of minibatches, equal across the ops of one edge: fairness
+  64% (edge 1->2) to 100% (edge 0->3) of minibatches (``benchmarks/fairnas_vs_spos.py``), equal
+  across the ops of one edge: fairness
   holds among the ops of an edge in expectation, not strictly per step as in the paper's
   chain-structured spaces. The 5 summed path gradients are also about 4x SPOS's one (median norm
-  12.6 against 3.2 over the first 20 steps at C=16, N=5 on CIFAR-10), so the Appendix B clip of 5,
+  12.58 against 3.23 over the first 20 steps at C=16, N=5 on CIFAR-10, same script), so the Appendix B clip of 5,
   tuned for SPOS, clipped every one of those FairNAS steps and a quarter of the SPOS ones (the
   supernet history logs the median norm and the clipped fraction per epoch).
 """
