@@ -76,6 +76,8 @@ class Capabilities:
     for it raises :class:`NotAvailableError` with that message instead of a list of valid names.
     ``elsewhere`` says where the columns this data lacks can be had (the embedded tables: "convert the
     official files"); it ends the error for an unknown schedule, split or metric.
+    ``n_with_data`` is how many of the ``n_archs`` archs this data holds values for (None: all of them,
+    or unknown for an unindexed space); a store or table that covers a subset of the space says so here.
     """
 
     benchmark: str
@@ -84,6 +86,7 @@ class Capabilities:
     notes: tuple[str, ...] = ()
     absent: tuple[Absence, ...] = ()
     elsewhere: str = ""
+    n_with_data: int | None = None
 
     @property
     def datasets(self) -> tuple[str, ...]:
@@ -134,9 +137,17 @@ class Capabilities:
         error = choices(what, got, _unique(valid))
         return HarnessError(f"{error}; {self.elsewhere}") if self.elsewhere else error
 
+    def coverage(self) -> str:
+        """``"15,625 archs"``, or ``"3 of 15,625 archs have data"`` for data covering a subset."""
+        if self.n_archs is None:
+            return "unbounded space (archs are scored, not looked up)"
+        if self.n_with_data is None or self.n_with_data == self.n_archs:
+            return f"{self.n_archs:,} archs"
+        return f"{self.n_with_data:,} of {self.n_archs:,} archs have data"
+
     def describe(self) -> str:
         """A human-readable listing, one line per column."""
-        lines = [f"{self.benchmark}: {self.n_archs if self.n_archs is not None else 'unbounded'} archs"]
+        lines = [f"{self.benchmark}: {self.coverage()}"]
         for c in self.columns:
             seeds = ",".join(str(s) for s in c.seeds) or "-"
             epochs = epoch_span(c.epochs) + f" ({len(c.epochs)})" if c.epochs else "-"
@@ -189,14 +200,33 @@ class Benchmark(ABC):
         """A human-readable name of one resolved architecture (adapters give their native form)."""
         return str(row)
 
-    def sample(self, n: int, seed: int | np.random.Generator) -> np.ndarray:
-        """``n`` distinct architecture indices drawn uniformly without replacement."""
+    def archs_with_data(self, progress: bool = False) -> np.ndarray:
+        """Sorted indices of the archs this data holds values for (all of an indexed space by default).
+
+        Adapters whose data covers a subset of the space override this; ``progress`` shows a bar where
+        finding them takes more than a second (hashing NAS-Bench-1Shot1 configurations).
+        """
+        n_archs = self.capabilities().n_archs
+        if n_archs is None:
+            raise HarnessError(f"{self.name} is not an indexed space: its archs cannot be listed, only sampled")
+        return np.arange(n_archs, dtype=np.int64)
+
+    def sample(self, n: int, seed: int | np.random.Generator, with_data: bool = False) -> np.ndarray:
+        """``n`` distinct architecture indices drawn uniformly without replacement.
+
+        ``with_data=True`` draws among :meth:`archs_with_data` only (uniform over those), for data that
+        covers a subset of the space; the default draws from the whole space.
+        """
         n_archs = self.capabilities().n_archs
         if n_archs is None:
             raise HarnessError(f"{self.name} overrides sample(); this base version needs an indexed space")
-        if not is_int(n) or not 0 < n <= n_archs:
-            raise HarnessError(f"cannot sample {n!r} archs from {self.name}: n must be an integer 1..{n_archs}")
-        return np.sort(make_rng(seed).choice(n_archs, size=n, replace=False))
+        pool = self.archs_with_data() if with_data else None
+        size = n_archs if pool is None else len(pool)
+        if not is_int(n) or not 0 < n <= size:
+            where = f"the {size:,} archs with data of {self.name}" if pool is not None else self.name
+            raise HarnessError(f"cannot sample {n!r} archs from {where}: n must be an integer 1..{size}")
+        picked = make_rng(seed).choice(size, size=n, replace=False)
+        return np.sort(picked if pool is None else pool[picked])
 
     def query(
         self,

@@ -231,8 +231,9 @@ class NB301Benchmark(Benchmark):
     def arch_label(self, row: Any) -> str:
         return str(darts.encoding_to_genotype(row))
 
-    def sample(self, n: int, seed: int | np.random.Generator) -> np.ndarray:
-        """``n`` distinct architectures drawn uniformly from the whole space, as encodings ``[n, 32]``."""
+    def sample(self, n: int, seed: int | np.random.Generator, with_data: bool = False) -> np.ndarray:
+        """``n`` distinct architectures drawn uniformly from the whole space, as encodings ``[n, 32]``
+        (the surrogate scores every arch, so ``with_data`` changes nothing)."""
         return darts.sample_encodings(n, seed)
 
     def _read(self, column: Column, rows: np.ndarray, seed_pos: np.ndarray, epoch_pos: np.ndarray) -> np.ndarray:
