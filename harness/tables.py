@@ -3,11 +3,16 @@
 :func:`render` takes a frame with one row per table row and, for every column, a mean (and
 optionally a std) column. The best value per column is the highest unless that column is listed in
 ``lower_is_better``; ties for best are all bold. NaN cells print as "n/a" and are never best.
+
+An estimator that ranks the archs exactly as the ground truth (ValAcc at the epoch the truth is read
+from, e.g. NB301's epoch 98) is not a prediction: :func:`correlation_table` marks its cells with a
+dagger in every metric's table (Spearman, Kendall, top-k, precision@k, ...), never bolds them, and
+explains the dagger under the table (:func:`ranks_as_truth` says which cells).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import numpy as np
@@ -15,9 +20,13 @@ import pandas as pd
 
 from harness.benchmark import epoch_span
 from harness.errors import HarnessError, choices
-from harness.ranking import CORRELATIONS
 
 Style = Literal["markdown", "latex"]
+# Rank correlations that are exactly 1 only for the truth's own ranking (ties included). Sparse Kendall
+# is left out: it rounds the truth first, so the truth itself scores below 1 there.
+IDENTITY_CORRELATIONS = ("spearman", "kendall")
+# A perfect ranking of fewer archs can be chance (1 in 9! = 362,880 random orders of 9), not identity.
+MIN_ARCHS_FOR_IDENTITY = 10
 
 
 def _cell(mean: float, std: float | None, digits: int) -> str:
@@ -59,28 +68,40 @@ def render(
     caption: str | None = None,
     unranked: pd.DataFrame | None = None,
     unranked_note: str = "",
+    column_digits: Mapping[str, int] | None = None,
+    no_best: Sequence[str] = (),
+    note: str = "",
 ) -> str:
     """Render ``means`` (index = row labels, columns = table columns) with optional ``stds`` alongside.
 
-    The best mean per column (by printed value, so that equal printed values are both bold) is bold.
-    Cells where the boolean frame ``unranked`` is True are marked with a dagger, take no part in
-    choosing the best, and ``unranked_note`` explains the dagger under the table.
+    The best mean per column (by printed value, so that equal printed values are both bold) is bold,
+    except in the columns listed in ``no_best`` (a published reference, a difference). Cells where the
+    boolean frame ``unranked`` is True are marked with a dagger, take no part in choosing the best, and
+    ``unranked_note`` explains the dagger under the table; ``note`` is a further line under it.
+    ``digits`` decimal places for every column, except those ``column_digits`` names.
     """
     if style not in ("markdown", "latex"):
         raise choices("table style", style, ["markdown", "latex"])
-    if isinstance(digits, bool) or not isinstance(digits, int) or digits < 0:
-        raise HarnessError(f"digits (decimal places) must be an integer >= 0, got {digits!r}")
+    column_digits = dict(column_digits or {})
+    for n in (digits, *column_digits.values()):
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise HarnessError(f"digits (decimal places) must be an integer >= 0, got {n!r}")
+    for what, named in (("column_digits", column_digits), ("no_best", no_best)):
+        for col in named:
+            if col not in means.columns:
+                raise choices(f"{what} column", col, [str(c) for c in means.columns])
+    places = {col: column_digits.get(col, digits) for col in means.columns}
     if stds is not None and (list(stds.columns) != list(means.columns) or list(stds.index) != list(means.index)):
         raise HarnessError("std table must have the same rows and columns as the mean table")
     header = [row_label or ""] + [str(c) for c in means.columns]
     body: list[list[str]] = []
     skip = np.zeros(means.shape, dtype=bool) if unranked is None else unranked.loc[means.index, means.columns].to_numpy(bool)
     dagger = "\u2020" if style == "markdown" else "$^\\dagger$"
-    printed = {col: _printed(means[col].to_numpy(np.float64), digits) for col in means.columns}
+    printed = {col: _printed(means[col].to_numpy(np.float64), places[col]) for col in means.columns}
     best: dict[str, float] = {}
     for j, (col, values) in enumerate(printed.items()):
         ranked = np.where(skip[:, j], np.nan, values)
-        if np.isnan(ranked).all():
+        if col in no_best or np.isnan(ranked).all():
             continue
         best[col] = np.nanmin(ranked) if col in lower_is_better else np.nanmax(ranked)
     for i, (label, row) in enumerate(means.iterrows()):
@@ -88,21 +109,22 @@ def render(
         for j, col in enumerate(means.columns):
             mean = float(row[col])
             std = None if stds is None else float(stds.loc[label, col])
-            text = _cell(mean, std, digits)
+            text = _cell(mean, std, places[col])
             if skip[i, j]:
                 text += dagger
             elif col in best and printed[col][i] == best[col]:
                 text = f"**{text}**" if style == "markdown" else f"\\textbf{{{text}}}"
             cells.append(text)
         body.append(cells)
-    note = f"{dagger} {unranked_note}" if skip.any() and unranked_note else ""
+    notes = [f"{dagger} {unranked_note}"] if skip.any() and unranked_note else []
+    notes += [note] if note else []
     if style == "markdown":
         lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
         lines += ["| " + " | ".join(cells) + " |" for cells in body]
         if caption:
             lines = [f"**{caption}**", ""] + lines
-        if note:
-            lines += ["", note]
+        for text in notes:
+            lines += ["", text]
         return "\n".join(lines)
     escape = lambda s: s.replace("_", "\\_").replace("%", "\\%").replace("&", "\\&")  # noqa: E731
     lines = ["\\begin{table}[t]", "\\centering"]
@@ -115,8 +137,8 @@ def render(
     for cells in body:
         lines.append(" & ".join([escape(cells[0])] + cells[1:]) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}"]
-    if note:
-        lines.append(f"\\par\\smallskip {escape(note).replace(escape(dagger), dagger)}")
+    for text in notes:
+        lines.append(f"\\par\\smallskip {escape(text).replace(escape(dagger), dagger)}")
     lines.append("\\end{table}")
     return "\n".join(lines)
 
@@ -151,16 +173,36 @@ def correlation_table(
     order = list(dict.fromkeys(results["estimator"]))
     means = means.loc[order, list(epochs)]
     stds = stds.loc[order, list(epochs)]
-    # A correlation of exactly 1 in every repetition: the estimator ranks as the truth itself (ValAcc
-    # at the epoch the truth is read from, say); it is marked and not counted as the best.
-    # With fewer than 10 archs a perfect ranking can be chance (1/10! for 10), so those are not marked.
-    enough = sub["n_archs"] >= 10 if "n_archs" in sub else True
-    exact = (sub[metric] == 1.0) & enough if metric in CORRELATIONS else pd.Series(False, index=sub.index)
-    perfect = exact.groupby([sub["estimator"], sub["epoch"]], sort=False).all()
-    perfect = perfect.unstack("epoch").loc[order, list(epochs)].fillna(False).astype(bool)
+    identical = ranks_as_truth(sub)
+    perfect = pd.DataFrame(False, index=order, columns=list(epochs)) if identical is None else \
+        identical.unstack("epoch", fill_value=False).loc[order, list(epochs)].astype(bool)
     means.columns = stds.columns = perfect.columns = [f"epoch {e}" for e in epochs]
     lower = list(means.columns) if metric == "top_k" and truth_lower_is_better else []
+    unknown = "" if identical is not None else (
+        f"This run recorded no {' or '.join(IDENTITY_CORRELATIONS)} column, so an estimator that is the ground truth "
+        "itself cannot be recognised here: none is marked.")
     return render(means, stds, style=style, digits=digits, row_label="estimator", caption=f"{metric}: mean (std) over repetitions",
-                  lower_is_better=lower,
+                  lower_is_better=lower, note=unknown,
                   unranked=perfect, unranked_note="ranks exactly as the ground truth in every repetition (the estimator "
                   "is the truth at that epoch, e.g. ValAcc where the truth is read): not a prediction, not bolded")
+
+
+def ranks_as_truth(results: pd.DataFrame) -> pd.Series | None:
+    """Per (estimator, epoch) of a correlation run: does the estimator rank the archs exactly as the truth?
+
+    True when, in every repetition, Spearman's rho or Kendall's tau-b is exactly 1 (a rank
+    correlation is 1 only for the truth's own ranking, ties included) on at least
+    ``MIN_ARCHS_FOR_IDENTITY`` archs: the estimator *is* the ground truth there (NB301's ValAcc at
+    epoch 98, where the truth is the surrogate's epoch-98 validation accuracy). This holds for the
+    whole (estimator, epoch), so every metric's table marks those cells, whatever the metric: the
+    truth's own top-k or precision@k = 1 is not a prediction either. A precision@k of 1 alone is a
+    result (the estimator found the true top-k), not identity. None when ``results`` records neither
+    correlation (a run configured without them), as identity cannot be told then.
+    """
+    present = [c for c in IDENTITY_CORRELATIONS if c in results.columns]
+    if not present:
+        return None
+    exact = (results[present] == 1.0).any(axis=1)
+    if "n_archs" in results.columns:
+        exact &= results["n_archs"] >= MIN_ARCHS_FOR_IDENTITY
+    return exact.groupby([results["estimator"], results["epoch"]], sort=False).all()

@@ -98,8 +98,33 @@ def test_a_perfect_precision_at_k_is_a_result_bolded_not_a_truth_mark() -> None:
     """Only rank correlations of exactly 1 mean "the estimator is the truth"; precision@k = 1 means
     the estimator found every true top-k arch."""
     run = _run({"ValAcc": [[0.6, 1.0], [0.7, 1.0]], "SoTL": [[0.5, 0.8], [0.4, 0.9]]}, metric="precision_at_k")
+    run["spearman"] = 0.9  # a good prediction, not the truth's own ranking
+    text = tables.correlation_table(run, "precision_at_k", epochs=[2])
+    assert "\u2020" not in text and "| ValAcc | **1.000 (0.000)** |" in text and "cannot be recognised" not in text
+
+
+def test_a_run_without_a_rank_correlation_says_the_truth_cannot_be_recognised() -> None:
+    run = _run({"ValAcc": [[0.6, 1.0], [0.7, 1.0]], "SoTL": [[0.5, 0.8], [0.4, 0.9]]}, metric="precision_at_k")
     text = tables.correlation_table(run, "precision_at_k", epochs=[2])
     assert "\u2020" not in text and "| ValAcc | **1.000 (0.000)** |" in text
+    assert text.endswith("\n\nThis run recorded no spearman or kendall column, so an estimator that is the ground truth "
+                         "itself cannot be recognised here: none is marked.")
+
+
+def test_reference_columns_take_their_own_digits_and_are_never_bold() -> None:
+    means = pd.DataFrame({"ours": [0.7868, 0.7655], "theirs": [0.77, 0.75], "ours - theirs": [0.0168, 0.0157]},
+                         index=["nwot", "jacov"])
+    text = tables.render(means, column_digits={"theirs": 2}, no_best=["theirs", "ours - theirs"], note="theirs: a paper")
+    assert "| nwot | **0.787** | 0.77 | 0.017 |" in text and "| jacov | 0.765 | 0.75 | 0.016 |" in text
+    assert text.endswith("\n\ntheirs: a paper")
+    latex = tables.render(means, style="latex", no_best=["theirs"], note="100% theirs")
+    assert "nwot & \\textbf{0.787} & 0.770 & \\textbf{0.017} \\\\" in latex and "\\par\\smallskip 100\\% theirs" in latex
+    with pytest.raises(HarnessError, match="unknown no_best column 'mine'; valid: 'ours', 'theirs', 'ours - theirs'"):
+        tables.render(means, no_best=["mine"])
+    with pytest.raises(HarnessError, match="unknown column_digits column 'mine'"):
+        tables.render(means, column_digits={"mine": 2})
+    with pytest.raises(HarnessError, match="must be an integer >= 0, got -2"):
+        tables.render(means, column_digits={"theirs": -2})
 
 
 def test_a_loss_truth_reverses_only_top_k_not_the_correlations() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from scipy import stats
 from harness import tables
 from harness.cli import main
 from harness.errors import HarnessError
+from harness.experiments import compare
 from harness.experiments.compare import compare_zero_cost
 from harness.spaces import nb201 as space
 from harness.zerocost import embedded_table, open_zerocost, read_naslib_json
@@ -71,7 +73,7 @@ def test_a_file_in_the_wrong_format_raises(tmp_path: Path) -> None:
 
 
 def test_compare_agrees_with_scipy_on_the_raw_table() -> None:
-    frame = compare_zero_cost("nb201", n_boot=50)
+    frame = compare_zero_cost("nb201", n_boot=50).scores
     raw = embedded_table("nb201")
     for dataset in ("cifar10", "ImageNet16-120"):
         part = raw[raw["dataset"] == dataset].dropna()
@@ -106,7 +108,12 @@ def test_cli_compare_prints_and_writes(tmp_path: Path, capsys: pytest.CaptureFix
     for name in ("compare.parquet", "compare.csv", "compare.md", "compare.tex", "compare.png", "compare.pdf"):
         assert (out / name).is_file()
     assert main(["compare", "--benchmark", "nb101", "--out", str(tmp_path), "--bootstrap", "20", "--no-plot"]) == 0
-    assert main(["compare", "--dataset", "cifar-10", "--out", str(tmp_path)]) == 2
+    assert main(["compare", "--benchmark", "nb101", "--dataset", "cifar100", "--out", str(tmp_path)]) == 2
+    assert "unknown dataset of the nb101-zc table 'cifar100'; valid: 'cifar10'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # not a dataset of any table: argparse names the choices
+        main(["compare", "--dataset", "cifar-10", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'cifar-10' (choose from 'cifar10', 'cifar100', 'ImageNet16-120')" in capsys.readouterr().err
 
 
 def test_table_renderer_bolds_the_best_per_column() -> None:
@@ -140,3 +147,154 @@ def test_cli_compare_negative_seed_or_no_bootstrap_draws_exit_2_with_the_fault(
     """Pitfall: these ended in a numpy traceback, or (--bootstrap 0) exited 0 with NaN CIs."""
     assert main(["compare", "--out", str(tmp_path), "--no-plot", *flags]) == 2
     assert fragment in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------- what compare tells a reader
+
+REPO = Path(__file__).resolve().parent.parent
+COMMITTED = REPO / "results" / "compare-nb201"
+# NAS-Bench-Suite-Zero, Fig. 6 (Krishnakumar et al. 2022): Spearman rho on NB201, as the issue and README quote them.
+NBSZ_FIG6 = {  # estimator: (cifar10, cifar100, ImageNet16-120)
+    "nwot": (0.77, 0.80, 0.77), "jacov": (0.75, 0.71, 0.71), "Params": (0.72, 0.73, 0.69), "synflow": (0.73, 0.76, 0.75),
+    "l2_norm": (0.68, 0.72, 0.69), "FLOPs": (0.69, 0.71, 0.67), "epe_nas": (0.70, 0.60, 0.33), "snip": (0.58, 0.63, 0.57),
+    "grad_norm": (0.58, 0.63, 0.57), "grasp": (0.51, 0.54, 0.55), "fisher": (0.50, 0.54, 0.48),
+    "plain": (-0.26, -0.21, -0.22), "zen": (0.35, 0.35, 0.39),
+}
+NB201_DATASETS = ("cifar10", "cifar100", "ImageNet16-120")
+
+
+def _lacking_values() -> pd.DataFrame:
+    """The embedded NB201 rows that lack some estimator's value, found here from the raw table."""
+    raw = embedded_table("nb201")
+    scores = [c for c in raw.columns if c not in ("dataset", "arch", "index", "arch_str", "naslib_idx", "val_accuracy")]
+    return raw[raw[scores].isna().any(axis=1)]
+
+
+def test_compare_names_each_dropped_arch_and_the_estimator_it_lacks() -> None:
+    """Pitfall: the cifar10 rows said "1 dropped" but not which arch or which estimator."""
+    lacking = _lacking_values()
+    assert len(lacking) == 1 and lacking["synflow"].isna().all()  # the README's one cifar10 arch without synflow
+    dropped = compare_zero_cost("nb201", n_boot=20).dropped
+    assert dropped.to_dict("records") == [{
+        "benchmark": "nb201", "dataset": "cifar10", "index": int(lacking["index"].iloc[0]), "arch_str": lacking["arch_str"].iloc[0],
+        "arch": lacking["arch"].iloc[0], "missing": "synflow"}]
+    assert space.arch_to_ops(dropped["arch_str"].iloc[0])  # the official arch string of that index
+    assert compare_zero_cost("nb301", n_boot=20).dropped.empty
+
+
+def test_compare_rows_are_sorted_by_spearman_within_each_dataset() -> None:
+    scores = compare_zero_cost("nb201", n_boot=20).scores
+    assert list(dict.fromkeys(scores["dataset"])) == list(NB201_DATASETS)  # datasets stay in the table's order
+    for _, part in scores.groupby("dataset", sort=False):
+        assert part["spearman"].is_monotonic_decreasing and len(part) == 12
+    assert scores.groupby("dataset", sort=False)["estimator"].first().eq("nwot").all()
+
+
+def test_published_nbsz_figures_are_the_papers_and_only_for_nb201() -> None:
+    reference = compare.published_spearman("nb201")
+    got = {(row.estimator, row.dataset): row.nbsz_spearman for row in reference.itertuples()}
+    want = {(est, d): v for est, values in NBSZ_FIG6.items() for d, v in zip(NB201_DATASETS, values)}
+    assert got == want
+    assert compare.published_spearman("nb101") is None and compare.published_spearman("nb301") is None
+    with pytest.raises(HarnessError, match="unknown zero-cost benchmark 'nb999'; valid: 'nb101', 'nb201', 'nb301'"):
+        compare.published_spearman("nb999")
+    for bench_name in ("nb101", "nb301"):  # nothing published: no reference columns, not NaN ones
+        assert not {"nbsz_spearman", "spearman_minus_nbsz"} & set(compare_zero_cost(bench_name, n_boot=20).scores)
+
+
+def test_compare_sets_nbsz_beside_ours_with_the_difference() -> None:
+    scores = compare_zero_cost("nb201", n_boot=20).scores
+    for row in scores.itertuples():
+        assert row.nbsz_spearman == NBSZ_FIG6[row.estimator][NB201_DATASETS.index(row.dataset)]
+        assert row.spearman_minus_nbsz == pytest.approx(row.spearman - row.nbsz_spearman, abs=1e-15)
+
+
+def test_cli_compare_prints_the_reference_the_dropped_arch_and_sorted_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compare", "--out", str(tmp_path), "--bootstrap", "20", "--no-plot"]) == 0
+    printed = capsys.readouterr().out
+    out = tmp_path / "compare-nb201"
+    markdown = (out / "compare.md").read_text()
+    assert printed.startswith(markdown)
+    lacking = _lacking_values().iloc[0]
+    assert (f"Dropped, not imputed: NB201 index {lacking['index']} `{lacking['arch_str']}` (NASLib key {lacking['arch']}): "
+            "no synflow.") in markdown.split("### nb201 cifar100")[0]
+    assert markdown.count("Dropped, not imputed") == 1
+    assert pd.read_csv(out / "dropped.csv").to_dict("records") == [{
+        "benchmark": "nb201", "dataset": "cifar10", "index": lacking["index"], "arch_str": lacking["arch_str"],
+        "arch": lacking["arch"], "missing": "synflow"}]
+    assert markdown.count("| estimator | Spearman | NBSZ | ours - NBSZ | Kendall | top-10 acc | precision@10 |") == 3
+    cifar10 = markdown.split("### nb201 cifar100")[0]
+    rows = [line for line in cifar10.splitlines() if line.startswith("| ") and not line.startswith("| estimator")]
+    assert rows[0] == "| nwot | **0.787** | 0.77 | 0.017 | **0.593** | 89.510 | 0.000 |"  # reference cells never bold
+    assert [row.split(" | ")[0].strip("| ") for row in rows] == \
+        compare_zero_cost("nb201", ["cifar10"], n_boot=20).scores["estimator"].tolist()
+    assert "NBSZ also reports zen 0.35: not in the released table" in cifar10
+    assert "NBSZ also reports zen 0.39" in markdown.split("### nb201 ImageNet16-120")[1]
+    assert "(Krishnakumar et al. 2022), Fig. 6" in markdown
+    latex = (out / "compare.tex").read_text()
+    assert latex.count("estimator & Spearman & NBSZ & ours - NBSZ & Kendall") == 3 and "\\par\\smallskip NBSZ:" in latex
+    csv = pd.read_csv(out / "compare.csv")
+    assert {"nbsz_spearman", "spearman_minus_nbsz"} <= set(csv.columns)
+    assert main(["compare", "--benchmark", "nb301", "--out", str(tmp_path), "--bootstrap", "20", "--no-plot"]) == 0
+    printed = capsys.readouterr().out
+    assert "No published per-estimator figures are embedded for nb301: no reference column." in printed
+    assert "| estimator | Spearman | Kendall | top-10 acc | precision@10 |" in printed and "NBSZ |" not in printed
+    assert pd.read_csv(tmp_path / "compare-nb301" / "dropped.csv").empty  # written, with its header, when none is dropped
+
+
+def test_cli_compare_default_folders_say_where_results_go(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pitfall: --benchmark nb101/nb301 wrote into results/, which is committed, and nothing said so."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["compare", "--benchmark", "nb101", "--bootstrap", "20", "--no-plot"]) == 0
+    printed = capsys.readouterr().out
+    assert (tmp_path / "runs" / "compare-nb101" / "compare.csv").is_file() and not (tmp_path / "results").exists()
+    assert "results: runs/compare-nb101/compare.{parquet,csv,md,tex}, dropped archs: runs/compare-nb101/dropped.csv" in printed
+    assert "(runs/ is ignored by git: only results/compare-nb201/ is committed" in printed
+    assert "/runs/" in (REPO / ".gitignore").read_text().splitlines()  # the folder it names is the one git ignores
+    assert main(["compare", "--bootstrap", "20", "--no-plot", "--dataset", "cifar100"]) == 0
+    printed = capsys.readouterr().out
+    assert (tmp_path / "results" / "compare-nb201" / "compare.csv").is_file() and "ignored by git" not in printed
+
+
+@pytest.mark.parametrize("command,listed", [
+    ("compare", ["--benchmark {nb101,nb201,nb301}", "--dataset {cifar10,cifar100,ImageNet16-120}",
+                 "results/ for nb201, runs/ for nb101, runs/ for nb301"]),
+    ("plot", ["--metric {spearman,kendall,sparse_kendall,top_k,precision_at_k}"]),
+    ("table", ["--metric {spearman,kendall,sparse_kendall,top_k,precision_at_k}"]),
+])
+def test_help_lists_the_valid_values_of_every_fixed_choice_option(command: str, listed: list[str],
+                                                                  capsys: pytest.CaptureFixture[str],
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "400")  # one option per line, unwrapped
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for fragment in listed:
+        assert fragment in text
+
+
+def test_committed_results_are_what_compare_writes_today(tmp_path: Path) -> None:
+    """results/compare-nb201/ (the README's table) regenerated with the defaults: same files, same figures."""
+    assert main(["compare", "--out", str(tmp_path), "--no-plot"]) == 0
+    ours = tmp_path / "compare-nb201"
+    for name in ("compare.md", "compare.tex", "dropped.csv"):
+        assert (ours / name).read_text() == (COMMITTED / name).read_text(), name
+    pd.testing.assert_frame_equal(pd.read_csv(ours / "compare.csv"), pd.read_csv(COMMITTED / "compare.csv"), rtol=1e-12)
+    pd.testing.assert_frame_equal(pd.read_parquet(ours / "compare.parquet"), pd.read_parquet(COMMITTED / "compare.parquet"))
+
+
+def test_the_readme_table_quotes_the_committed_results_and_the_reference_file() -> None:
+    """The README's main-job table: our Spearman from results/compare-nb201/compare.csv (3 decimals,
+    "–" where we have no row) beside NBSZ's from the embedded reference file, rows in cifar10 order."""
+    section = (REPO / "README.md").read_text().split("## The main job", 1)[1].split("\n## ", 1)[0]
+    rows = [line.strip("|").split("|") for line in section.splitlines() if re.match(r"^\| [A-Za-z_0-9]+ \|", line)]
+    rows = [[cell.strip().strip("*") for cell in row] for row in rows if row[0].strip() != "estimator"]
+    committed = pd.read_csv(COMMITTED / "compare.csv").set_index(["dataset", "estimator"])["spearman"]
+    reference = compare.published_spearman("nb201").set_index(["dataset", "estimator"])["nbsz_spearman"]
+    assert [row[0] for row in rows] == list(committed.loc["cifar10"].index) + ["zen"]  # compare's order, then NBSZ's extra
+    for estimator, *cells in rows:
+        for dataset, ours, theirs in zip(NB201_DATASETS, cells[0::2], cells[1::2]):
+            want = f"{committed[(dataset, estimator)]:.3f}" if (dataset, estimator) in committed else "–"
+            assert (ours, theirs) == (want, f"{reference[(dataset, estimator)]:.2f}"), (estimator, dataset)

@@ -14,7 +14,7 @@ from harness import plots, tables
 from harness.cli import main
 from harness.errors import HarnessError
 from harness.experiments.config import parse_config
-from harness.experiments.correlation import run_correlation
+from harness.experiments.correlation import load_results, run_correlation
 
 sys.path.insert(0, str(Path(__file__).parent))
 from correlation_fixtures import write_curve_store
@@ -45,6 +45,38 @@ def test_an_estimator_that_is_the_truth_is_marked_and_never_bolded_as_best():
     # a single repetition at 1.0 among others is a (lucky) prediction, not the truth: no mark
     run = _run({"ValAcc": [[0.4, 1.0], [0.5, 0.99]], "ValLoss": [[0.3, 0.88], [0.4, 0.87]]})
     assert "\u2020" not in tables.correlation_table(run, epochs=[1, 2])
+
+
+NB301_RUN = Path(__file__).resolve().parent.parent / "results" / "nb301-cifar10"
+
+
+@pytest.mark.parametrize("metric", ["spearman", "kendall", "top_k", "precision_at_k"])
+def test_the_nb301_truth_is_marked_in_every_metric_table_not_bolded(metric):
+    """Pitfall: ValAcc at NB301's epoch 98 is the truth itself (the surrogate's epoch-98 validation
+    accuracy); the Spearman and Kendall tables marked it, but the top-k table bolded its 93.186 and the
+    precision@k table its 1.000 as the best estimator."""
+    results = load_results(NB301_RUN)  # the committed run, read only
+    text = tables.correlation_table(results, metric, epochs=[49, 98])
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ")[1:] for line in text.splitlines()
+            if line.startswith("| ") and not line.startswith("| estimator")}
+    final = results[results["epoch"] == 98].groupby("estimator", sort=False)[metric]
+    final = pd.DataFrame({"mean": final.mean(), "std": final.std(ddof=0)})
+    # marked, not bolded at epoch 98 ...
+    assert rows["ValAcc"][1] == f"{final.loc['ValAcc', 'mean']:.3f} ({final.loc['ValAcc', 'std']:.3f})\u2020 |"
+    best = final.drop("ValAcc")["mean"].round(3).max()  # ... the best of the real predictions is
+    assert all(("**" in rows[est][1]) == (round(final.loc[est, "mean"], 3) == best) for est in final.index.drop("ValAcc"))
+    assert "\u2020" not in rows["ValAcc"][0]  # epoch 49: a prediction like any other
+    assert "\u2020 ranks exactly as the ground truth in every repetition" in text
+
+
+def test_a_run_that_ranks_as_the_truth_in_one_repetition_only_is_not_marked_in_any_table():
+    run = _run({"ValAcc": [[0.4, 1.0], [0.5, 0.99]], "ValLoss": [[0.3, 0.88], [0.4, 0.87]]})
+    run["top_k"] = 90 + run["spearman"]
+    assert "\u2020" not in tables.correlation_table(run, "top_k", epochs=[2])
+    assert "| ValAcc | **90.995 (0.005)** |" in tables.correlation_table(run, "top_k", epochs=[2])
+    kendall_only = run.rename(columns={"spearman": "kendall"})
+    kendall_only.loc[kendall_only["estimator"] == "ValAcc", "kendall"] = [0.4, 1.0, 0.5, 1.0]
+    assert "| ValAcc | 90.995 (0.005)\u2020 |" in tables.correlation_table(kendall_only, "top_k", epochs=[2])
 
 
 def test_a_perfect_ranking_of_a_handful_of_archs_is_not_called_the_truth():

@@ -7,13 +7,15 @@ import textwrap
 from pathlib import Path
 
 from harness.experiments.correlation import load_results
+from harness.ranking import METRICS
 from harness.tomlfile import read_toml
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("plot", help="plot a correlate run: mean +- std per estimator vs epoch")
     parser.add_argument("run", type=Path, help="run folder, e.g. results/fig4.4a-cifar10-hp200")
-    parser.add_argument("--metric", default="spearman", help="spearman (default), kendall, sparse_kendall, top_k or precision_at_k")
+    parser.add_argument("--metric", default="spearman", choices=METRICS,
+                        help="the run's column to plot (default spearman; the run must have recorded it)")
     parser.add_argument("--fraction", action="store_true", help="x = fraction of training, log scale (thesis style)")
     parser.add_argument("--out", type=Path, default=None, help="file stem (default RUN/<metric>[-fraction])")
     parser.set_defaults(func=run)

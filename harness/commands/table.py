@@ -1,4 +1,8 @@
-"""``harness table RUN``: Markdown + LaTeX "mean (std)" table of a finished run, best in bold."""
+"""``harness table RUN``: Markdown + LaTeX "mean (std)" table of a finished run, best in bold.
+
+An estimator that ranks exactly as the ground truth (NB301's ValAcc at epoch 98) is marked with a
+dagger and never bolded, whichever metric is tabled (:func:`harness.tables.ranks_as_truth`).
+"""
 
 from __future__ import annotations
 
@@ -8,14 +12,16 @@ from pathlib import Path
 
 from harness import tables
 from harness.experiments.correlation import load_results
+from harness.ranking import METRICS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("table", help="table of a correlate run: mean (std) at chosen epochs")
     parser.add_argument("run", type=Path, help="run folder, e.g. results/fig4.4a-cifar10-hp200")
-    parser.add_argument("--metric", default="spearman")
+    parser.add_argument("--metric", default="spearman", choices=METRICS,
+                        help="the run's column to table (default spearman; the run must have recorded it)")
     parser.add_argument("--epochs", type=_epochs, default=None, help="comma-separated epochs (default: 5/10/25/50/100 %% of training)")
-    parser.add_argument("--digits", type=int, default=3)
+    parser.add_argument("--digits", type=int, default=3, help="decimal places (default 3)")
     parser.set_defaults(func=run)
 
 
