@@ -71,7 +71,7 @@ def test_output_cut_short_by_a_closed_pipe_ends_quietly() -> None:
     command = [sys.executable, "-c", "import sys; from harness.cli import main; sys.exit(main(sys.argv[1:]))",
                "query", "nb201", "--dataset", "cifar10", "--split", "ori-test", "--schedule", "200", "--top", "15625"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert process.stdout is not None and process.stdout.readline().startswith(b"top 15625 of 15625")
+    assert process.stdout is not None and process.stdout.readline().startswith(b"top 15,625 of 15,625 archs")
     process.stdout.close()  # as head does after its first line
     err = process.stderr.read().decode() if process.stderr else ""
     assert process.wait(timeout=60) == 1
@@ -126,14 +126,14 @@ def test_compare_markdown_cells_are_scipy_rank_correlations_under_their_headers(
     out, _ = compared
     block = (out / "compare.md").read_text().split("### nb201 cifar100")[1].split("###")[0]
     lines = [line for line in block.splitlines() if line.startswith("|")]
-    assert lines[0] == "| estimator | Spearman | Kendall | top-10 acc | precision@10 |"
+    assert lines[0] == "| estimator | Spearman | NBSZ | ours - NBSZ | Kendall | top-10 acc | precision@10 |"
     row = next(line for line in lines if line.startswith("| synflow |"))
     cells = [cell.strip().strip("*") for cell in row.strip("|").split("|")]
     part = _complete("cifar100")
     assert cells[1] == f"{stats.spearmanr(part['synflow'], part['val_accuracy']).statistic:.3f}"
-    assert cells[2] == f"{stats.kendalltau(part['synflow'], part['val_accuracy']).statistic:.3f}"
+    assert cells[4] == f"{stats.kendalltau(part['synflow'], part['val_accuracy']).statistic:.3f}"
     top10 = part.sort_values("synflow", kind="stable")["val_accuracy"].to_numpy()[-10:]
-    assert cells[3] == f"{top10.mean():.3f}"
+    assert cells[5] == f"{top10.mean():.3f}"
 
 
 def test_compare_writes_markdown_to_md_and_one_latex_table_per_dataset_to_tex(compared) -> None:
@@ -253,7 +253,7 @@ def test_plot_draws_the_asked_metric_on_a_fraction_axis_titled_and_saved_at_out(
     assert np.allclose(sotl.get_ydata(), want)
 
 
-def test_table_uses_the_asked_epochs_and_names_a_missing_epoch_or_metric(tmp_path: Path) -> None:
+def test_table_uses_the_asked_epochs_and_names_a_missing_epoch_or_metric(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
     _hand_run(run)
     code, text, _ = _main(["table", str(run), "--epochs", "1,3", "--digits", "2"])
@@ -261,8 +261,9 @@ def test_table_uses_the_asked_epochs_and_names_a_missing_epoch_or_metric(tmp_pat
     assert "| estimator | epoch 1 | epoch 3 |" in (run / "table-spearman.md").read_text() and "| estimator | epoch 1 | epoch 3 |" in text
     code, _, err = _main(["table", str(run), "--epochs", "1,9"])
     assert code == 2 and "epoch 9 is not in this run" in err
-    code, _, err = _main(["table", str(run), "--metric", "bogus"])
-    assert code == 2 and "unknown table metric 'bogus'" in err and "'kendall'" in err
+    with pytest.raises(SystemExit) as exit_info:  # argparse refuses it, naming the choices
+        main(["table", str(run), "--metric", "bogus"])
+    assert exit_info.value.code == 2 and "invalid choice: 'bogus' (choose from 'spearman', 'kendall'" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------------------------- query
@@ -270,18 +271,23 @@ def test_table_uses_the_asked_epochs_and_names_a_missing_epoch_or_metric(tmp_pat
 QUERY = ["query", "nb201", "--dataset", "cifar10-valid", "--split", "x-valid", "--schedule", "200"]
 
 
-@pytest.mark.parametrize(("epochs", "shown"), [("last", "[6]"), ("2:4", "[2, 3, 4]"), ("3:3", "[3]"), ("5", "[5]")])
-def test_query_epochs_forms_select_the_documented_epochs(store: Path, epochs: str, shown: str) -> None:
+@pytest.mark.parametrize(("epochs", "selected"), [("last", [6]), ("2:4", [2, 3, 4]), ("3:3", [3]), ("5", [5])])
+def test_query_epochs_forms_select_the_documented_epochs(store: Path, epochs: str, selected: list[int]) -> None:
+    code, text, _ = _main([*QUERY, "--root", str(store), "--arch", "5", "--epochs", epochs, "--format", "csv"])
+    assert code == 0
+    frame = pd.read_csv(io.StringIO(text))
+    assert sorted(set(frame["epoch"])) == selected and sorted(set(frame["seed"])) == [777, 888, 999]
     code, text, _ = _main([*QUERY, "--root", str(store), "--arch", "5", "--epochs", epochs])
-    assert code == 0 and text.splitlines()[0] == f"cifar10-valid/200/x-valid/accuracy  epochs={shown}  seeds=[777, 888, 999]"
+    assert code == 0 and text.splitlines()[2].split() == ["seed", "\\", "epoch", *map(str, selected)]
 
 
 def test_query_mean_prints_the_nan_ignoring_seed_mean(store: Path) -> None:
     raw = load_benchmark("nb201", root=store).query([3], "cifar10-valid", "accuracy", "x-valid", "200", epochs=6).values
     assert np.isnan(raw).sum() == 1  # arch 3 lacks seed 999 in the fixture
     code, text, _ = _main([*QUERY, "--root", str(store), "--arch", "3", "--epochs", "6", "--mean"])
-    assert code == 0 and "seeds=['mean']" in text.splitlines()[0]
-    assert float(text.splitlines()[-1].strip("[] ")) == pytest.approx(np.nanmean(raw), abs=1e-4)
+    assert code == 0 and "seeds=mean over 777,888,999" in text.splitlines()[0]
+    seed, value = text.splitlines()[-1].split()
+    assert seed == "mean" and float(value) == pytest.approx(np.nanmean(raw), abs=1e-4)
 
 
 def test_query_top_ranks_the_seed_mean_at_the_last_epoch_from_one(store: Path) -> None:
@@ -292,7 +298,7 @@ def test_query_top_ranks_the_seed_mean_at_the_last_epoch_from_one(store: Path) -
     code, text, _ = _main([*QUERY, "--root", str(store), "--top", "3"])
     assert code == 0
     lines = text.splitlines()
-    assert lines[0] == "top 3 of 15625 archs with data by cifar10-valid/200/x-valid/accuracy (seed mean, epoch 6):"
+    assert lines[0] == "top 3 of 15,625 archs with data by cifar10-valid/200/x-valid/accuracy (seed mean, epoch 6):"
     for rank, (line, arch) in enumerate(zip(lines[1:], best), start=1):
         number, score, label = line.split()[:3]
         assert number == f"{rank}." and float(score) == pytest.approx(final[arch], abs=1e-3) and label == f"[{arch}]"
@@ -304,7 +310,7 @@ def test_query_top_on_an_unbounded_space_says_it_ranks_a_seeded_sample_and_no_se
     ``bench.sample(1000, 0)`` and must say so, not claim a seed mean over all archs."""
     code, text, _ = _main(["query", "nb301", "--dataset", "cifar10", "--split", "valid", "--schedule", "98", "--top", "2"])
     assert code == 0
-    assert text.splitlines()[0] == ("top 2 of 1000 archs with data among 1,000 sampled with seed 0 by "
+    assert text.splitlines()[0] == ("top 2 of 1,000 archs with data among 1,000 sampled with seed 0 by "
                                     "cifar10/98/valid/accuracy (epoch 98):")
     bench = load_benchmark("nb301")
     best = np.nanmax(bench.query(bench.sample(1000, 0), "cifar10", "accuracy", "valid", "98", epochs=98).values)
