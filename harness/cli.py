@@ -4,7 +4,10 @@ Each subcommand lives in its own module under ``harness.commands`` and adds itse
 ``register(subparsers)``. A :class:`~harness.errors.HarnessError`, or an operating-system error
 such as an output path that cannot be created, is printed as one line on stderr, without a
 traceback, and the exit status is 2. Output cut short by a closed pipe (``harness ... | head``)
-ends quietly with status 1.
+ends quietly with status 1. Ctrl-C (KeyboardInterrupt) ends any command with the one line
+``harness: interrupted`` and status 130 (128 + SIGINT, as shells report it); a command that knows
+what the interrupt left behind re-raises ``KeyboardInterrupt(message)`` and the message is appended,
+e.g. ``harness: interrupted; no store was written at DEST``.
 """
 
 from __future__ import annotations
@@ -37,10 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)  # inside: a Ctrl-C while the command modules import is one line too
         return int(args.func(args) or 0)
+    except KeyboardInterrupt as interrupt:
+        detail = f"; {interrupt}" if str(interrupt) else ""
+        print(f"harness: interrupted{detail}", file=sys.stderr)
+        return 130
     except BrokenPipeError:  # the reader went away: say nothing more, and keep Python from complaining at exit
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1

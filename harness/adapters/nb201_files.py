@@ -36,9 +36,11 @@ import io
 import math
 import re
 import signal
+import threading
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -201,10 +203,10 @@ class NatsSimpleDir(NB201Source):
         """The records in index order, decoded by ``workers`` processes (``1``: in this process).
 
         Files are handed out in chunks of :data:`CHUNK_ARCHS`; at most two chunks per worker are in
-        flight, so memory stays flat. Workers ignore SIGINT: Ctrl-C interrupts this process, and
-        closing the generator (as ``contextlib.closing`` does on any exception) cancels the queued
-        chunks and waits for the workers to exit. An error in a worker (e.g. a corrupt file) is
-        raised here, in order, as the HarnessError naming the file.
+        flight, so memory stays flat. Workers ignore SIGINT (see :func:`_sigint_deferred`): Ctrl-C
+        interrupts this process only, and closing the generator (as ``contextlib.closing`` does on
+        any exception) cancels the queued chunks and waits for the workers to exit. An error in a
+        worker (e.g. a corrupt file) is raised here, in order, as the HarnessError naming the file.
         """
         indices = self.indices()
         chunks = [indices[i : i + CHUNK_ARCHS] for i in range(0, len(indices), CHUNK_ARCHS)]
@@ -217,7 +219,8 @@ class NatsSimpleDir(NB201Source):
             pending: deque[Future[list[tuple[ArchRecord, str, str]]]] = deque()
             for chunk in chunks:
                 files = [(self._files[i], i, self.meta_archs[i]) for i in chunk]
-                pending.append(pool.submit(_read_nats_chunk, files))
+                with _sigint_deferred():  # submit starts the workers
+                    pending.append(pool.submit(_read_nats_chunk, files))
                 if len(pending) > 2 * workers:
                     yield from self._take(pending.popleft())
             while pending:
@@ -261,7 +264,33 @@ def _read_nats_chunk(files: list[tuple[Path, int, str]]) -> list[tuple[ArchRecor
 
 
 def _ignore_sigint() -> None:
+    """Initializer of the reading processes: Ctrl-C reaches the whole process group, and only the
+    converting process handles it (it stops the workers)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C (SIGINT) back until the block ends, then deliver it (a KeyboardInterrupt).
+
+    ``ProcessPoolExecutor.submit`` forks the workers. A worker forked with Python's own SIGINT
+    handler would raise KeyboardInterrupt, and print its traceback, if Ctrl-C came before its
+    initializer (:func:`_ignore_sigint`) ran; forked inside this block it inherits a handler that
+    only takes note. Nor is ``submit`` itself cut off halfway through starting the pool. Handlers
+    can be set only in the main thread, which is also the only thread Python interrupts, so
+    elsewhere the block changes nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received:
+            signal.raise_signal(signal.SIGINT)
 
 
 class NB201PthFile(NB201Source):

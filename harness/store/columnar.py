@@ -12,15 +12,22 @@ blackbox repository: convert once into dense arrays, then memory-map.
 
 Writing goes to a hidden temporary directory beside the destination that is renamed into place
 only after every array is flushed and checksummed, so an interrupted conversion leaves no
-half-written store.
+half-written store; an error writing it names the destination, not that directory.
+
+Opening a store checks, without hashing, that every file is there and that every array's ``.npy``
+header (float32, C order, the manifest's shape) and exact size are right; a damaged file is refused
+by name. A changed value keeps both, so the integrity check is ``harness data verify`` (or
+``ColumnarStore(path, verify=True)``): the sha256 of every file against the manifest.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -94,6 +101,31 @@ def check_destination(src: Path, dest: Path, overwrite: bool) -> None:
             "write the store to a directory outside the source"
         )
     _check_replaceable(dest, overwrite)
+    _check_writable(dest)
+
+
+def _cannot_write(dest: Path, reason: str | OSError) -> HarnessError:
+    """The error for a store that cannot be written at ``dest``: it names ``dest`` as the user gave it,
+    never the temporary folder beside it that the writer actually creates."""
+    if isinstance(reason, OSError):
+        reason = reason.strerror or str(reason)
+    return HarnessError(f"cannot write the store {dest}: {reason}; choose a destination in a directory you can write to")
+
+
+def _check_writable(dest: Path) -> None:
+    """Raise HarnessError naming ``dest`` unless a store can be written there.
+
+    The nearest existing ancestor of ``dest`` must be a directory in which a folder can be created
+    (tried with an empty folder that is removed again), so an unwritable destination is refused
+    before the source is read, and no error names the temporary folder the writer uses.
+    """
+    try:
+        ancestor = next(parent for parent in dest.absolute().parents if parent.exists())
+        if not ancestor.is_dir():
+            raise _cannot_write(dest, f"{ancestor} is not a directory")
+        os.rmdir(tempfile.mkdtemp(prefix=f".{dest.name}.probe-", dir=ancestor))
+    except OSError as err:
+        raise _cannot_write(dest, err) from None
 
 
 def _check_replaceable(dest: Path, overwrite: bool) -> None:
@@ -134,11 +166,15 @@ class StoreWriter:
         self.extra: dict[str, Any] = {}
 
     def __enter__(self) -> StoreWriter:
-        self.dest.parent.mkdir(parents=True, exist_ok=True)
-        if self.tmp.exists():
-            shutil.rmtree(self.tmp)
-        (self.tmp / "arrays").mkdir(parents=True)
-        (self.tmp / "tables").mkdir()
+        _check_writable(self.dest)
+        try:
+            self.dest.parent.mkdir(parents=True, exist_ok=True)
+            if self.tmp.exists():
+                shutil.rmtree(self.tmp)
+            (self.tmp / "arrays").mkdir(parents=True)
+            (self.tmp / "tables").mkdir()
+        except OSError as err:
+            raise _cannot_write(self.dest, err) from None
         return self
 
     def add_column(self, column: Column, n_rows: int) -> np.memmap:
@@ -167,8 +203,10 @@ class StoreWriter:
             return
         try:
             self._finish()
-        except BaseException:
+        except BaseException as err:
             shutil.rmtree(self.tmp, ignore_errors=True)
+            if isinstance(err, OSError):
+                raise _cannot_write(self.dest, err) from None
             raise
 
     def _finish(self) -> None:
@@ -194,14 +232,22 @@ class StoreWriter:
         if self.dest.exists():
             backup = self.dest.parent / f".{self.dest.name}.old-{os.getpid()}"
             os.replace(self.dest, backup)
-            os.replace(self.tmp, self.dest)
+            try:
+                os.replace(self.tmp, self.dest)
+            except BaseException:
+                os.replace(backup, self.dest)  # the old store stays where it was
+                raise
             shutil.rmtree(backup)
         else:
             os.replace(self.tmp, self.dest)
 
 
 class ColumnarStore:
-    """A converted store opened read-only; arrays are memory-mapped on first use."""
+    """A converted store opened read-only; arrays are memory-mapped on first use.
+
+    Opening checks each file's presence and each array's size and header; ``verify=True`` (or
+    :meth:`verify`) also recomputes the sha256 of every file.
+    """
 
     def __init__(self, path: str | Path, verify: bool = False) -> None:
         self.path = Path(path)
@@ -246,11 +292,17 @@ class ColumnarStore:
         if not file.is_file():
             raise HarnessError(f"store {self.path} is incomplete: {entry['file']} is missing")
         if "shape" in entry:
-            expected = 4 * int(np.prod(entry["shape"]))
-            if file.stat().st_size < expected:
-                raise HarnessError(f"store {self.path}: {entry['file']} is truncated")
+            problem = _array_file_problem(file, tuple(int(n) for n in entry["shape"]))
+            if problem is not None:
+                raise self._damaged(entry["file"], problem)
         if verify and _sha256(file) != entry["sha256"]:
-            raise HarnessError(f"store {self.path}: {entry['file']} fails its sha256 checksum")
+            raise self._damaged(entry["file"], "fails its sha256 checksum (its bytes changed since it was written)")
+
+    def _damaged(self, file: str, problem: str) -> HarnessError:
+        return HarnessError(
+            f"store {self.path} is damaged: {file} {problem}; run 'harness data verify {self.path}' to check "
+            "every file, and convert the official files again (harness data convert) to replace the store"
+        )
 
     @property
     def extra(self) -> dict[str, Any]:
@@ -284,6 +336,37 @@ class ColumnarStore:
 
     def __iter__(self) -> Iterator[Column]:
         return iter(self.columns)
+
+
+_NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def _array_file_problem(file: Path, shape: tuple[int, ...]) -> str | None:
+    """What is wrong with the ``.npy`` file of a column of ``shape``, or None; no hashing.
+
+    Reads only the header (a Python literal, parsed without pickle) and the file's size: float32
+    in C order, exactly ``shape``, and exactly as many bytes as header + data. A changed value inside
+    the data keeps size and header; only the sha256 (``harness data verify``) finds that.
+    """
+    with file.open("rb") as fh:
+        try:
+            version = np.lib.format.read_magic(fh)
+            read_header = _NPY_HEADER_READERS.get(version)
+            if read_header is None:
+                return f"is a .npy file of format version {version[0]}.{version[1]}; the store writes 1.0 or 2.0"
+            found_shape, fortran_order, dtype = read_header(fh)
+        except ValueError as err:
+            return f"has no valid .npy header ({err})"
+        data_start = fh.tell()
+    if dtype != np.float32 or fortran_order or found_shape != shape:
+        order = " (Fortran order)" if fortran_order else ""
+        return (f"holds {dtype} {list(found_shape)}{order}, but the manifest says float32 {list(shape)} "
+                "in C order")
+    size, expected = file.stat().st_size, data_start + 4 * math.prod(shape)
+    if size != expected:
+        what = "truncated" if size < expected else "longer than its array"
+        return f"is {what}: {size:,} bytes, expected {expected:,} (a {data_start}-byte header + float32 {list(shape)})"
+    return None
 
 
 def read_rows(array: np.ndarray, rows: np.ndarray, seed_pos: np.ndarray, epoch_pos: np.ndarray) -> np.ndarray:
