@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness import load_benchmark
+from harness import HarnessError, load_benchmark
 from harness.adapters.nb201_convert import convert_nb201
 from harness.adapters.nb201_files import NatsSimpleDir, NB201PthFile, open_source
 from harness.store import ColumnarStore
@@ -180,3 +180,35 @@ def test_params_that_disagree_across_seeds_without_seed_888_are_absent_not_avera
     unsettled = compute_costs([run(777, 1.0), run(999, 3.0)])
     assert np.isnan(unsettled["params"]) and np.isnan(unsettled["flops"])
     assert unsettled["latency"] == pytest.approx((7.77 + 9.99) / 2)
+
+
+@pytest.fixture(scope="module")
+def real_sample_store(tmp_path_factory):
+    """The genuine NATS sample: records of archs 0, 11 and 284 only."""
+    from nb201_fixtures import FIXTURE_DIR
+
+    return convert_nb201(FIXTURE_DIR, tmp_path_factory.mktemp("real-sample") / "store", progress=False)
+
+
+def test_a_store_of_a_partial_source_says_which_archs_have_data(real_sample_store):
+    """It reported "15625 archs" and answered NaN for arch 1 (no record) with no error."""
+    bench = load_benchmark("nb201", root=real_sample_store)
+    caps = bench.capabilities()
+    assert caps.n_archs == 15625 and caps.n_with_data == 3
+    assert caps.describe().splitlines()[0] == "nb201: 3 of 15,625 archs have data"
+    assert bench.archs_with_data().tolist() == [0, 11, 284]
+    drawn = bench.sample(2, seed=0, with_data=True)
+    assert set(drawn.tolist()) <= {0, 11, 284} and bench.query(drawn, "cifar10", "accuracy", "ori-test", "200").mask.all()
+    with pytest.raises(HarnessError, match=r"^NB201 arch 1: no record in this store \(1 of the 3 archs asked\); it holds 3 of "
+                                           r"the 15,625 archs: archs_with_data\(\) lists them"):
+        bench.query([0, 1, 284], "cifar10", "accuracy", "ori-test", "200")
+    with pytest.raises(HarnessError, match=r"^NB201 archs 1, 2, 3, 4, 5 \(first 5\): no record in this store \(15,622 of "):
+        bench.query(np.arange(15625), "cifar10", "accuracy", "ori-test", "200")
+
+
+def test_a_ragged_seed_of_an_arch_with_a_record_stays_nan_and_masked_beside_the_error_for_no_record(simple_store):
+    bench = load_benchmark("nb201", root=simple_store)
+    ragged = bench.query(7, "cifar10-valid", "loss", "train", "12")
+    assert ragged.mask[0, 1].all() and not ragged.mask[0, 0].any()  # seed 111 absent, 777 present
+    with pytest.raises(HarnessError, match="NB201 arch 8: no record in this store"):
+        bench.query([7, 8], "cifar10-valid", "loss", "train", "12")

@@ -199,7 +199,8 @@ def test_seed_111_exists_only_for_hp12(ours):
         ours.query(0, "cifar10-valid", "loss", "train", "200", seeds=111)
 
 
-def test_archs_without_files_are_nan_not_imputed(ours):
-    result = ours.query([0, 1, 284], "cifar10", "accuracy", "ori-test", "200")
-    assert result.mask[[0, 2]].all()
-    assert not result.mask[1].any()
+def test_archs_without_files_are_refused_not_nan(ours):
+    """Pitfall: a 3-arch store answered NaN (exit 0) for an arch it has no record of."""
+    with pytest.raises(HarnessError, match=r"NB201 arch 1: no record in this store \(1 of the 3 archs asked\); it holds 3 of the 15,625 archs"):
+        ours.query([0, 1, 284], "cifar10", "accuracy", "ori-test", "200")
+    assert ours.query([0, 284], "cifar10", "accuracy", "ori-test", "200").mask.all()

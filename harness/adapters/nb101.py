@@ -1,7 +1,8 @@
 """NAS-Bench-101 behind the harness query interface, without TensorFlow.
 
-``open_benchmark(None)`` opens the embedded real table of 1,000 cells (validation accuracy at the
-end of the 4/12/36/108-epoch budgets from one training run each, 108-epoch training time, params).
+``open_benchmark(None)`` opens the embedded real table of 20,001 of the 423,624 cells (validation
+accuracy at the end of the 4/12/36/108-epoch budgets from one training run each, 108-epoch training
+time, params), with the graphs (:meth:`Nb101Benchmark.spec`) of 1,000 of them.
 ``open_benchmark(store_dir)`` opens a store written by :func:`convert` from the official
 ``nasbench_only108.tfrecord`` or ``nasbench_full.tfrecord``.
 
@@ -43,7 +44,7 @@ from harness.benchmark import (
 )
 from harness.errors import HarnessError
 from harness.rng import is_int
-from harness.spaces.nb101 import ModelSpec
+from harness.spaces.nb101 import N_CELLS, ModelSpec
 from harness.store.columnar import (
     ColumnarStore,
     StoreWriter,
@@ -122,11 +123,15 @@ class Nb101Benchmark(Benchmark):
         found[found] = self.hashes[rows[found]] == wanted[found]
         if not found.all():
             missing = wanted[~found][0].decode()
-            raise HarnessError(
-                f"NB101 cell with module hash {missing!r} is not in this benchmark ({len(self.hashes)} cells"
-                f"{'' if len(self.hashes) > 400_000 else '; the embedded table covers only 1,000 cells: convert the official file for all 423,624'})"
-            )
+            raise HarnessError(f"NB101 cell with module hash {missing!r} is not in this benchmark: {self.extent()}")
         return rows.astype(np.int64)
+
+    def extent(self) -> str:
+        """How many of the NB101 cells this data holds, and where the rest are (for error messages)."""
+        if len(self.hashes) >= N_CELLS:
+            return f"it holds all {N_CELLS:,} NB101 cells"
+        return (f"it holds {len(self.hashes):,} of the {N_CELLS:,} NB101 cells; the official tfrecord holds all "
+                "(harness data convert nb101, then root= / --root)")
 
     def resolve(self, archs: Any) -> np.ndarray:
         """Rows for a ModelSpec, a module hash, a row index, or a 1-D sequence/array of those."""
@@ -164,11 +169,19 @@ class Nb101Benchmark(Benchmark):
         return [h.decode() for h in self.hashes[self.resolve(rows)]]
 
     def spec(self, arch: Any) -> ModelSpec:
-        """The (pruned) cell stored for one architecture."""
+        """The (pruned) cell stored for one architecture; raises for a cell whose graph the data lacks
+        (the embedded table has the graphs of 1,000 of its 20,001 cells, a converted store of all)."""
         row = int(self.resolve(arch)[0])
         if self._specs is None:
             self._specs = self._spec_table().set_index("hash")
-        entry = self._specs.loc[self.hashes[row].decode()]
+        key = self.hashes[row].decode()
+        if key not in self._specs.index:
+            raise HarnessError(
+                f"no graph for NB101 row {row} (module hash {key}): the data opened holds the graphs of "
+                f"{len(self._specs):,} of its {len(self.hashes):,} cells; the official tfrecord holds every cell's "
+                "graph (harness data convert nb101, then root= / --root)"
+            )
+        entry = self._specs.loc[key]
         ops = str(entry["operations"]).split(",")
         matrix = np.frombuffer(str(entry["adjacency"]).encode(), dtype=np.uint8) - ord("0")
         return ModelSpec(matrix.reshape(len(ops), len(ops)), ops)
@@ -187,7 +200,7 @@ class Nb101Benchmark(Benchmark):
 
 
 def open_benchmark(root: Path | None = None, **options: object) -> Nb101Benchmark:
-    """The embedded 1,000-cell table (root=None) or a converted store directory."""
+    """The embedded 20,001-cell table (root=None) or a converted store directory."""
     if options:
         raise HarnessError(f"nb101 takes no options, got {sorted(options)}")
     if root is None:
@@ -219,6 +232,7 @@ def open_benchmark(root: Path | None = None, **options: object) -> Nb101Benchmar
 
 
 EMBEDDED_TABLE = "nb101-1k.csv"
+EMBEDDED_VALUES = "nb101-20k.parquet"
 NASLIB_TABLE = "naslib-zc-nb101.csv"
 
 
@@ -226,8 +240,18 @@ EMBEDDED_DIR = Path(__file__).resolve().parent.parent / "embedded" / "nb101"
 
 
 def embedded_table() -> pd.DataFrame:
-    """The embedded real 1,000-cell table (see harness/embedded/nb101/ATTRIBUTION.md)."""
+    """The embedded real 1,000 cells with their graphs: ``hash``, ``adjacency`` (digits of the
+    row-major matrix), ``operations`` (comma-joined), ``valid_4/12/36/108`` (fractions), ``time_108``,
+    ``params`` (see harness/embedded/nb101/ATTRIBUTION.md). Their values equal those of the same
+    cells in :func:`embedded_values`."""
     return pd.read_csv(EMBEDDED_DIR / EMBEDDED_TABLE, dtype={"hash": str, "adjacency": str, "operations": str})
+
+
+def embedded_values() -> pd.DataFrame:
+    """The embedded real 20,001 cells without graphs, sorted by module hash: ``hash``,
+    ``valid_4/12/36/108`` (fractions, float32 as published), ``time_108`` (float32), ``params`` (int32)
+    (see harness/embedded/nb101/ATTRIBUTION.md)."""
+    return pd.read_parquet(EMBEDDED_DIR / EMBEDDED_VALUES)
 
 
 def naslib_zero_cost() -> pd.DataFrame:
@@ -237,7 +261,9 @@ def naslib_zero_cost() -> pd.DataFrame:
 
 
 def open_embedded() -> Nb101Benchmark:
-    table = embedded_table().sort_values("hash", kind="stable").reset_index(drop=True)
+    """The embedded 20,001 cells (:func:`embedded_values`); :meth:`Nb101Benchmark.spec` reads the graphs
+    of the 1,000 in :func:`embedded_table`."""
+    table = embedded_values()
     seeds = (EMBEDDED_SEED,)
     arrays: dict[tuple[str, str, str, str], np.ndarray] = {}
     columns: list[Column] = []
@@ -253,14 +279,15 @@ def open_embedded() -> Nb101Benchmark:
         params_millions=table["params"].to_numpy(dtype=np.float64) / 1e6,
         columns=columns,
         array_of=lambda c: arrays[c.key],
-        spec_table=lambda: table[["hash", "adjacency", "operations"]],
+        spec_table=lambda: embedded_table()[["hash", "adjacency", "operations"]],
         notes=(
-            "embedded: 1,000 real cells, one training run each (which of the 3 repeats is not recorded); "
-            "validation accuracy only; convert the official tfrecord for all 423,624 cells and all metrics",
+            f"embedded: {len(table):,} of the {N_CELLS:,} NB101 cells (real), one training run each (which of the 3 "
+            "repeats is not recorded); validation accuracy only; graphs (spec()) of 1,000 of them; convert the "
+            "official tfrecord for all cells and all metrics",
         ),
-        elsewhere=("the embedded table holds validation accuracy of 1,000 cells only; for test accuracy, the "
-                   "halfway epoch and all 423,624 cells, convert the official tfrecord (harness data convert nb101) "
-                   "and pass root= (--root)"),
+        elsewhere=(f"the embedded table holds validation accuracy of {len(table):,} of the {N_CELLS:,} cells only; "
+                   "for test accuracy, the halfway epoch and all cells, convert the official tfrecord "
+                   "(harness data convert nb101) and pass root= (--root)"),
     )
 
 

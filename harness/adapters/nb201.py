@@ -64,13 +64,13 @@ class NB201Benchmark(Benchmark):
     name = NAME
 
     def __init__(self, arch_strings: list[str], columns: tuple[Column, ...], source: str, notes: tuple[str, ...],
-                 elsewhere: str = ""):
+                 elsewhere: str = "", n_with_data: int | None = None):
         if len(arch_strings) != space.N_ARCHS:
             raise HarnessError(f"an NB201 arch table has {space.N_ARCHS} rows, this one has {len(arch_strings)}")
         self.arch_strings = arch_strings
         self.source = source
         self._index = {arch: i for i, arch in enumerate(arch_strings)}
-        self._capabilities = Capabilities(NAME, columns, space.N_ARCHS, notes, elsewhere=elsewhere)
+        self._capabilities = Capabilities(NAME, columns, space.N_ARCHS, notes, elsewhere=elsewhere, n_with_data=n_with_data)
 
     def capabilities(self) -> Capabilities:
         return self._capabilities
@@ -153,7 +153,12 @@ class _TableBenchmark(NB201Benchmark):
 
 
 class _StoreBenchmark(NB201Benchmark):
-    """A converted store: per-seed, per-epoch curves, memory-mapped."""
+    """A converted store: per-seed, per-epoch curves, memory-mapped.
+
+    A store converted from a partial source (a few arch files) has records of some archs only
+    (``archs.row = -1`` for the others): ``capabilities().n_with_data`` counts them,
+    :meth:`archs_with_data` lists them, and a query that names an arch without a record raises.
+    """
 
     def __init__(self, store: ColumnarStore):
         if store.benchmark != NAME:
@@ -163,16 +168,26 @@ class _StoreBenchmark(NB201Benchmark):
         # official index -> array row (-1 = no record); a store of all archs may omit the column
         rows = archs["row"] if "row" in archs else np.arange(len(archs))
         self._store_row = np.asarray(rows, dtype=np.int64)
-        super().__init__(archs["arch_str"].tolist(), store.columns, str(store.path), tuple(store.extra.get("notes", ())))
+        self._with_data = np.flatnonzero(self._store_row >= 0)
+        self._with_data.setflags(write=False)
+        super().__init__(archs["arch_str"].tolist(), store.columns, str(store.path), tuple(store.extra.get("notes", ())),
+                         n_with_data=len(self._with_data))
+
+    def archs_with_data(self, progress: bool = False) -> np.ndarray:
+        """Sorted indices (read-only) of the archs this store has a record of."""
+        return self._with_data
 
     def _read(self, column: Column, rows: np.ndarray, seed_pos: np.ndarray, epoch_pos: np.ndarray) -> np.ndarray:
         store_rows = self._store_row[rows]
-        present = store_rows >= 0
-        if present.all():
-            return read_rows(self.store.array(column), store_rows, seed_pos, epoch_pos)
-        out = np.full((len(rows), len(seed_pos), len(epoch_pos)), np.nan)
-        out[present] = read_rows(self.store.array(column), store_rows[present], seed_pos, epoch_pos)
-        return out
+        absent = rows[store_rows < 0]
+        if absent.size:
+            raise HarnessError(
+                f"NB201 arch{'s' if absent.size > 1 else ''} {', '.join(str(int(a)) for a in absent[:5])}"
+                f"{' (first 5)' if absent.size > 5 else ''}: no record in this store ({absent.size:,} of the {len(rows):,} "
+                f"archs asked); it holds {len(self._with_data):,} of the {space.N_ARCHS:,} archs: archs_with_data() "
+                "lists them and sample(n, seed, with_data=True) draws among them"
+            )
+        return read_rows(self.store.array(column), store_rows, seed_pos, epoch_pos)
 
 
 def _is_op_tuple(value: Any) -> bool:

@@ -2,14 +2,17 @@
 
 Protocol, for a benchmark with learning curves:
 
-1. The arch pool: every arch of an indexed space (optionally without isomorphs and degenerate archs,
-   via the adapter's ``unique_archs`` / ``non_degenerate``), minus archs without a ground truth.
+1. The arch pool: every arch of an indexed space that the data holds (``bench.archs_with_data()``:
+   all archs, or the few of a store converted from a partial source), optionally without isomorphs
+   and degenerate archs (the adapter's ``unique_archs`` / ``non_degenerate``), minus archs without a
+   ground truth.
 2. Repetition r = 0..R-1 uses ``numpy.random.default_rng([seed, r])``. It draws N archs from the pool
    without replacement (or takes them all, ``n_archs = "all"``). An unindexed space (NAS-Bench-301,
    ``capabilities().n_archs is None``) is sampled with ``bench.sample(N, rng)``; its archs are opaque.
    A space whose archs are costly to resolve (NAS-Bench-1Shot1 hashes each configuration,
    ``resolves_whole_space_cheaply = False``) has no pool read up front: each repetition takes the
-   first N archs with data in a random permutation of the space, a uniform N-subset of the pool.
+   first N archs with a truth and a curve in a random permutation of ``bench.archs_with_data()``, a
+   uniform N-subset of the pool.
 3. Training seed (``train_seed``): ``"random"`` (default) gives each arch, in each repetition, one
    of the training seeds for which it has a complete curve in every column the experiment reads,
    drawn uniformly with the repetition's generator, so all estimators of an arch read the same
@@ -285,10 +288,13 @@ def run_correlation(
     # the whole space, when the sample is a number and no whole-space filter is asked for.
     lazy = (n_archs is not None and not bench.resolves_whole_space_cheaply and s.n_archs != "all"
             and not s.dedup_isomorphs and not s.drop_degenerate)
+    if n_archs is not None:  # what the data holds: the whole space, or part of it (a partial store, NB1Shot1's cells)
+        with_data = bench.archs_with_data(progress=progress)
+        info["archs_without_data"] = int(n_archs - len(with_data))
     if lazy:
-        info["sampling"] = "per repetition: the first n archs with a truth and a curve in a random order of the space"
+        info["sampling"] = "per repetition: the first n archs with a truth and a curve in a random order of the archs with data"
     elif n_archs is not None:
-        pool = _pool(bench, s, info)
+        pool = _pool(bench, s, info, with_data)
         arrays = _Arrays(bench, plan, pool, epochs)
         keep = _has_data(arrays, plan, s.train_seed, seeds)
         info["dropped_no_truth_or_curve"] = int((~keep).sum())
@@ -350,7 +356,7 @@ def run_correlation(
                 pool_pos = np.searchsorted(candidates, rows)
                 static, static_rows = arrays.static, rows
             else:
-                archs = _draw(bench, plan, s.n_archs, n_archs, epochs, rng, s.train_seed, seeds) if lazy else bench.sample(s.n_archs, rng)
+                archs = _draw(bench, plan, s.n_archs, with_data, epochs, rng, s.train_seed, seeds) if lazy else bench.sample(s.n_archs, rng)
                 rep_arrays = _Arrays(bench, plan, archs, epochs)
                 rows = np.flatnonzero(_has_data(rep_arrays, plan, s.train_seed, seeds))
                 seed_pos = _seed_choice(rep_arrays, rows, s.train_seed, seeds, rng)
@@ -399,22 +405,23 @@ def _has_data(arrays: _Arrays, plan: _Plan, train_seed: str | int, seeds: tuple)
     return keep & arrays.usable[:, seeds.index(train_seed)]
 
 
-def _draw(bench: Benchmark, plan: _Plan, n: int, n_archs: int, epochs: tuple[int, ...], rng: np.random.Generator,
-          train_seed: str | int, seeds: tuple) -> np.ndarray:
-    """``n`` of the ``n_archs`` archs, drawn uniformly among those with data, resolving only what is
-    drawn: the first ``n`` archs with data in a random order of the space (a uniform n-subset of them)."""
-    order = rng.permutation(n_archs)
+def _draw(bench: Benchmark, plan: _Plan, n: int, with_data: int | np.ndarray, epochs: tuple[int, ...],
+          rng: np.random.Generator, train_seed: str | int, seeds: tuple) -> np.ndarray:
+    """``n`` of the archs ``with_data`` (an array of indices, or an int ``k`` for ``arange(k)``, as
+    ``rng.permutation`` takes them), drawn uniformly among those with a truth and a curve, resolving
+    only what is drawn: the first ``n`` such archs in a random order of them (a uniform n-subset)."""
+    order = rng.permutation(with_data)
     chosen: list[np.ndarray] = []
     found = start = 0
-    while found < n and start < n_archs:
+    while found < n and start < len(order):
         chunk = order[start : start + 2 * (n - found) + 16]
         start += len(chunk)
         picked = chunk[_has_data(_Arrays(bench, plan, chunk, epochs), plan, train_seed, seeds)][: n - found]
         chosen.append(picked)
         found += len(picked)
     if found < n:
-        raise HarnessError(f"cannot sample {n} archs: only {found} of the {n_archs} archs of {bench.name} have a truth "
-                           "and a curve")
+        raise HarnessError(f"cannot sample {n} archs: only {found} of the {len(order):,} archs with data of {bench.name} "
+                           "have a truth and a curve")
     return np.sort(np.concatenate(chosen))
 
 
@@ -424,8 +431,8 @@ def _values_bytes(s: Any, candidates: np.ndarray | None, epochs: tuple[int, ...]
     return 8 * s.repetitions * int(n) * len(epochs)
 
 
-def _pool(bench: Benchmark, s: Any, info: dict[str, Any]) -> np.ndarray:
-    pool = np.arange(bench.capabilities().n_archs)
+def _pool(bench: Benchmark, s: Any, info: dict[str, Any], pool: np.ndarray) -> np.ndarray:
+    """``pool`` (the archs with data) without isomorphs and degenerate archs where the config asks."""
     if s.dedup_isomorphs:
         dedup = getattr(bench, "unique_archs", None)
         if dedup is None:

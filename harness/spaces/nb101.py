@@ -42,6 +42,8 @@ MAXPOOL3X3 = "maxpool3x3"
 OPS: tuple[str, ...] = (CONV3X3, CONV1X1, MAXPOOL3X3)
 MAX_VERTICES = 7
 MAX_EDGES = 9
+#: Distinct cells (module hashes) of the space: the official data holds every one (Ying et al., 2019).
+N_CELLS = 423_624
 INPUT_LABEL = -1
 OUTPUT_LABEL = -2
 
