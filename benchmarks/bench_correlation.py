@@ -1,6 +1,6 @@
 """The whole correlation-vs-epoch experiment at full size: harness vs the usual way, side by side.
 
-Task: NB201 cifar10-valid hp=200, all 15,625 archs, 200 epochs, 6 estimators (SoTL, SoTL-E,
+Task: NB201 cifar10-valid hp=200, all 15,625 archs, 200 epochs, 6 estimators (SoTL-all, SoTL-E,
 SoTL-EMA, SoVL, ValAcc, TrainLoss), 10 repetitions (each a random training seed per arch), Spearman,
 Kendall tau-b, top-10 and precision@10 at every epoch against the final test accuracy.
 
@@ -16,7 +16,7 @@ Kendall tau-b, top-10 and precision@10 at every epoch against the final test acc
    by a first, untimed-in-the-table run of the thesis protocol. Compiling the kernels, once after
    install, is not in these figures: it is timed in two fresh processes sharing an empty numba
    cache (``NUMBA_CACHE_DIR``), the first compiling, the second loading. One 200 x 15,625 block
-   (SoTL of one seed) is also timed alone: the sort, Spearman only, and Spearman + Kendall.
+   (SoTL-all of one seed) is also timed alone: the sort, Spearman only, and Spearman + Kendall.
 3. The usual way: nats_bench 1.8 fast mode on a NATS simple directory of a sample of archs (same
    official layout, ``tests/nb201_fixtures.write_simple_dir``): per arch and repetition, one
    ``get_more_info(index, "cifar10-valid", iepoch, hp="200", is_random=seed)`` per epoch (the first
@@ -55,7 +55,7 @@ from harness.errors import HarnessError  # noqa: E402
 from harness.store import ColumnarStore  # noqa: E402
 
 N_ARCHS, EPOCHS, REPS = 15625, 200, 10
-ESTIMATORS = ["SoTL", "SoTL-E", "SoTL-EMA", "SoVL", "ValAcc", "TrainLoss"]
+ESTIMATORS = ["SoTL-all", "SoTL-E", "SoTL-EMA", "SoVL", "ValAcc", "TrainLoss"]
 
 
 def config(metrics: list[str], n_archs: int | str = "all") -> object:
@@ -115,7 +115,7 @@ def time_kernel_compile() -> tuple[float, float]:
 
 
 def time_one_block(store: Path) -> tuple[float, float, float]:
-    """Best-of-3 seconds for one [200 epochs, 15,625 archs] block of SoTL (seed 777): sort, Spearman, Spearman + Kendall."""
+    """Best-of-3 seconds for one [200 epochs, 15,625 archs] block of SoTL-all (seed 777): sort, Spearman, Spearman + Kendall."""
     bench = load_benchmark("nb201", str(store))
     loss = bench.query(np.arange(N_ARCHS), "cifar10-valid", "loss", "train", "200", seeds=777).values[:, 0, :]
     truth = bench.query(np.arange(N_ARCHS), "cifar10-valid", "accuracy", "ori-test", "200", epochs=EPOCHS,

@@ -34,6 +34,8 @@ Formulas
 
 from __future__ import annotations
 
+import warnings
+
 from collections.abc import Sequence
 from typing import Literal
 
@@ -292,6 +294,27 @@ def summarize(
     return out
 
 
+def bootstrap_values(
+    score: np.ndarray,
+    truth: np.ndarray,
+    metric: str,
+    *,
+    higher_is_better: bool,
+    n_boot: int = 1000,
+    seed: int | np.random.Generator = 0,
+    k: int = 10,
+) -> np.ndarray:
+    """``metric`` of scores ``[..., N]`` against one truth ``[N]`` on ``n_boot`` resamples of the archs
+    (with replacement, seeded; every score row uses the same draws), shaped ``[..., n_boot]``; NaN
+    where a resample is constant."""
+    s = np.asarray(score, dtype=np.float64)
+    t = np.asarray(truth, dtype=np.float64)
+    if t.ndim != 1 or s.shape[-1] != t.shape[0]:
+        raise HarnessError(f"bootstrap takes scores [..., N] and one truth [N], got shapes {s.shape} and {t.shape}")
+    draws = _resampler(n_boot, seed).integers(0, t.size, size=(n_boot, t.size))
+    return rank_metrics(s[..., draws], t[draws], higher_is_better=higher_is_better, k=k, metrics=(metric,), constant="nan")[metric]
+
+
 def bootstrap(
     score: np.ndarray,
     truth: np.ndarray,
@@ -306,19 +329,20 @@ def bootstrap(
     """Percentile bootstrap CI of ``metric`` for scores ``[..., N]`` against one truth ``[N]``.
 
     The archs are resampled with replacement ``n_boot`` times (seeded); every score row uses the
-    same draws, so CIs of several estimators are comparable. Returns (low, high) shaped ``[...]``.
-    Draws in which a resample is constant are left out of the quantiles.
+    same draws, so CIs of several estimators are comparable (:func:`bootstrap_values`). Returns
+    (low, high) shaped ``[...]``. Draws in which a resample is constant are left out of the quantiles.
     """
-    s = np.asarray(score, dtype=np.float64)
-    t = np.asarray(truth, dtype=np.float64)
-    if t.ndim != 1 or s.shape[-1] != t.shape[0]:
-        raise HarnessError(f"bootstrap takes scores [..., N] and one truth [N], got shapes {s.shape} and {t.shape}")
     if not 0.0 < level < 1.0:
         raise HarnessError(f"level must be in (0, 1), got {level}")
-    draws = _resampler(n_boot, seed).integers(0, t.size, size=(n_boot, t.size))
-    values = rank_metrics(
-        s[..., draws], t[draws], higher_is_better=higher_is_better, k=k, metrics=(metric,), constant="nan"
-    )[metric]
-    low = np.nanquantile(values, (1 - level) / 2, axis=-1)
-    high = np.nanquantile(values, (1 + level) / 2, axis=-1)
+    values = bootstrap_values(score, truth, metric, higher_is_better=higher_is_better, n_boot=n_boot, seed=seed, k=k)
+    return percentile_interval(values, level)
+
+
+def percentile_interval(values: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """The central ``level`` interval of bootstrap ``values`` ``[..., n_boot]`` (NaN draws left out; NaN
+    where every draw is NaN)."""
+    with warnings.catch_warnings():  # an all-NaN slice (every resample constant) is NaN, said by the docstring
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low = np.nanquantile(values, (1 - level) / 2, axis=-1)
+        high = np.nanquantile(values, (1 + level) / 2, axis=-1)
     return low, high

@@ -15,10 +15,12 @@ import numpy as np
 
 from harness.errors import HarnessError
 
-STREAMS_VERSION = 2  # 1: the untagged streams of harness versions before 2026-11-23; recorded in checkpoints
+# Recorded in checkpoints. 1: the untagged streams before 2026-11-23; 2: one arch per network drawn per
+# step; 3: each algorithm's rollouts (harness.supernet.sampling), per-cell paths for SPOS.
+STREAMS_VERSION = 3
 SPLIT = 1  # seeded train/valid halves when no official split file is given (keys: split seed)
 SUPERNET = 2  # supernet training (keys: supernet seed, epoch, sub-stream)
-FINETUNE = 3  # inherit-and-finetune (keys: arch seed, arch index, sub-stream)
+FINETUNE = 3  # inherit-and-finetune (keys: arch seed, sub-stream; the same minibatches for every arch)
 
 
 def is_int(value: object) -> bool:

@@ -71,6 +71,7 @@ def render(
     column_digits: Mapping[str, int] | None = None,
     no_best: Sequence[str] = (),
     note: str = "",
+    intervals: Mapping[str, tuple[pd.Series, pd.Series]] | None = None,
 ) -> str:
     """Render ``means`` (index = row labels, columns = table columns) with optional ``stds`` alongside.
 
@@ -79,6 +80,8 @@ def render(
     boolean frame ``unranked`` is True are marked with a dagger, take no part in choosing the best, and
     ``unranked_note`` explains the dagger under the table; ``note`` is a further line under it.
     ``digits`` decimal places for every column, except those ``column_digits`` names.
+    ``intervals`` maps a column to (low, high) series indexed like ``means``: its cells end with
+    ``[low, high]`` (a confidence interval), at the column's decimal places.
     """
     if style not in ("markdown", "latex"):
         raise choices("table style", style, ["markdown", "latex"])
@@ -86,7 +89,8 @@ def render(
     for n in (digits, *column_digits.values()):
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             raise HarnessError(f"digits (decimal places) must be an integer >= 0, got {n!r}")
-    for what, named in (("column_digits", column_digits), ("no_best", no_best)):
+    intervals = dict(intervals or {})
+    for what, named in (("column_digits", column_digits), ("no_best", no_best), ("intervals", intervals)):
         for col in named:
             if col not in means.columns:
                 raise choices(f"{what} column", col, [str(c) for c in means.columns])
@@ -110,6 +114,9 @@ def render(
             mean = float(row[col])
             std = None if stds is None else float(stds.loc[label, col])
             text = _cell(mean, std, places[col])
+            if col in intervals and not np.isnan(mean):
+                low, high = (float(bound.loc[label]) for bound in intervals[col])
+                text += f" [{low:.{places[col]}f}, {high:.{places[col]}f}]"
             if skip[i, j]:
                 text += dagger
             elif col in best and printed[col][i] == best[col]:

@@ -33,7 +33,7 @@ def run_config(**overrides: object) -> dict:
     """A correlation config (as parsed from TOML) over the fixture store: NB201 cifar10-valid, hp=200."""
     base = {
         "name": "test-run", "benchmark": "nb201", "dataset": "cifar10-valid", "schedule": "200",
-        "estimators": ["SoTL", "SoTL-E", "ValAcc", "Params"],
+        "estimators": ["SoTL", "SoTL-all", "ValAcc", "Params"],
         "sampling": {"n_archs": 50, "repetitions": 3, "seed": 0},
         "ranking": {"metrics": ["spearman", "kendall", "top_k", "precision_at_k"], "k": 5},
     }

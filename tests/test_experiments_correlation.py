@@ -31,7 +31,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_runner_matches_an_independent_per_epoch_scipy_computation(store: Path, tmp_path: Path) -> None:
-    cfg = parse_config(run_config(estimators=["SoTL", "ValAcc"], sampling={"n_archs": "all", "repetitions": 1, "train_seed": 777},
+    cfg = parse_config(run_config(estimators=["SoTL-all", "SoTL", "ValAcc"], sampling={"n_archs": "all", "repetitions": 1, "train_seed": 777},
                                   ranking={"metrics": ["spearman", "kendall"], "epochs": [1, 6, 12]}))
     result = run_correlation(cfg, tmp_path, root=store, progress=False)
     bench = load_benchmark("nb201", root=store)
@@ -40,10 +40,12 @@ def test_runner_matches_an_independent_per_epoch_scipy_computation(store: Path, 
     loss = bench.query(archs, "cifar10-valid", "loss", "train", "200", seeds=777).values[:, 0, :]
     acc = bench.query(archs, "cifar10-valid", "accuracy", "x-valid", "200", seeds=777).values[:, 0, :]
     for epoch in (1, 6, 12):
-        sotl = loss[:, :epoch].sum(axis=1)
-        row = result.results.query("estimator == 'SoTL' and epoch == @epoch").iloc[0]
-        assert row["spearman"] == pytest.approx(stats.spearmanr(-sotl, truth).statistic, abs=1e-9)
-        assert row["kendall"] == pytest.approx(stats.kendalltau(-sotl, truth).statistic, abs=1e-9)
+        every_epoch = loss[:, :epoch].sum(axis=1)  # SoTL-all: epochs 1..t
+        row = result.results.query("estimator == 'SoTL-all' and epoch == @epoch").iloc[0]
+        assert row["spearman"] == pytest.approx(stats.spearmanr(-every_epoch, truth).statistic, abs=1e-9)
+        assert row["kendall"] == pytest.approx(stats.kendalltau(-every_epoch, truth).statistic, abs=1e-9)
+        row = result.results.query("estimator == 'SoTL' and epoch == @epoch").iloc[0]  # the thesis's: epoch t's loss
+        assert row["spearman"] == pytest.approx(stats.spearmanr(-loss[:, epoch - 1], truth).statistic, abs=1e-9)
         row = result.results.query("estimator == 'ValAcc' and epoch == @epoch").iloc[0]
         assert row["spearman"] == pytest.approx(stats.spearmanr(acc[:, epoch - 1], truth).statistic, abs=1e-9)
     assert (result.results["n_archs"] == 15625).all()
@@ -330,14 +332,14 @@ def test_cli_correlate_plot_table_end_to_end(store: Path, tmp_path: Path, capsys
     assert (run / "spearman-fraction.png").stat().st_size > 1000 and (run / "spearman-fraction.pdf").is_file()
     assert main(["table", str(run), "--epochs", "1,6,12"]) == 0
     markdown = (run / "table-spearman.md").read_text()
-    assert "| SoTL-E |" in markdown and "**" in markdown
+    assert "| SoTL |" in markdown and "| SoTL-all |" in markdown and "**" in markdown
     assert "\\textbf{" in (run / "table-spearman.tex").read_text()
     assert main(["correlate", "--config", str(config), "--out", str(tmp_path)]) == 2  # embedded: no curves
     assert "convert the official files" in capsys.readouterr().err
 
 
 def test_mean_train_seed_policy_uses_the_seed_mean_curve(store: Path) -> None:
-    cfg = parse_config(run_config(estimators=["SoTL"], sampling={"n_archs": "all", "repetitions": 1, "train_seed": "mean"},
+    cfg = parse_config(run_config(estimators=["SoTL-all"], sampling={"n_archs": "all", "repetitions": 1, "train_seed": "mean"},
                                   ranking={"metrics": ["spearman"], "epochs": [N_EPOCHS]}))
     result = run_correlation(cfg, None, root=store, progress=False)
     bench = load_benchmark("nb201", root=store)
@@ -359,7 +361,7 @@ def test_fig_4_4b_config_reads_hp12_curves_against_the_hp200_truth(tmp_path: Pat
 def test_fig_4_5_configs_leave_out_val_curves_recorded_only_at_the_end(tmp_path: Path) -> None:
     store = write_curve_store(tmp_path / "c100", dataset="cifar100", n_epochs=10)
     result = run_correlation(load_config(REPO / "configs" / "fig4.5-cifar100-hp200.toml"), tmp_path, root=store, progress=False)
-    assert set(result.results["estimator"]) == {"SoTL-E", "SoTL", "SoTL-EMA", "TrainLoss"}
+    assert set(result.results["estimator"]) == {"SoTL", "SoTL-all", "SoTL-EMA"}
     assert set(result.info["skipped_estimators"]) == {"ValAcc", "ValLoss"}
     assert "only at epoch(s) [10]" in result.info["skipped_estimators"]["ValAcc"]
     assert result.info["truth_column"] == "cifar100/200/x-test/accuracy"

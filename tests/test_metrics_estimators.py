@@ -10,7 +10,8 @@ from harness.metrics import curves, estimator_names, get_estimator
 
 # name (with options) -> (inputs, expected output), all computed by hand
 VECTORS: dict[str, tuple[list[np.ndarray], np.ndarray]] = {
-    "SoTL": ([np.array([1.0, 2.0, 3.0])], np.array([1.0, 3.0, 6.0])),
+    "SoTL": ([np.array([1.0, 2.0, 3.0])], np.array([1.0, 2.0, 3.0])),  # the thesis's: the last epoch's loss
+    "SoTL-all": ([np.array([1.0, 2.0, 3.0])], np.array([1.0, 3.0, 6.0])),
     "SoTL-E": ([np.array([1.0, 2.0, 3.0])], np.array([1.0, 2.0, 3.0])),  # E = 1: the value itself
     "SoTL-E(E=2)": ([np.array([1.0, 2.0, 3.0, 4.0])], np.array([1.0, 3.0, 5.0, 7.0])),
     "SoTL-EMA": ([np.array([1.0, 2.0, 3.0])], np.array([1.0, 1.1, 1.29])),  # mu = 0.9, A1 = L1
@@ -30,6 +31,7 @@ VECTORS: dict[str, tuple[list[np.ndarray], np.ndarray]] = {
     # grads per step [steps, params]; running sums (1,-2), (4,-1), (-1,-1) -> L1 3, 5, 2
     "SoG": ([np.array([[1.0, -2.0], [3.0, 1.0], [-5.0, 0.0]])], np.array([3.0, 5.0, 2.0])),
     "SoGN": ([np.array([3.0, 4.0, 5.0])], np.array([3.0, 7.0, 12.0])),
+    "SoGN-L2": ([np.array([3.0, 4.0, 5.0])], np.array([3.0, 7.0, 12.0])),
     "Params": ([np.array([1.5, 0.2])], np.array([1.5, 0.2])),
     "FLOPs": ([np.array([88.3, 20.1])], np.array([88.3, 20.1])),
 }
@@ -37,9 +39,9 @@ for _proxy in ("epe_nas", "fisher", "grad_norm", "grasp", "jacov", "l2_norm", "n
     VECTORS[_proxy] = ([np.array([-1.0, 3.5])], np.array([-1.0, 3.5]))
 
 DIRECTIONS = {
-    "SoTL": False, "SoTL-E": False, "SoTL-EMA": False, "SoVL": False, "SoVL-E": False, "ValAcc": True,
+    "SoTL": False, "SoTL-all": False, "SoTL-E": False, "SoTL-EMA": False, "SoVL": False, "SoVL-E": False, "ValAcc": True,
     "ValLoss": False, "TrainLoss": False, "TrainAcc": True, "TLMini": False, "ValAccMini": True,
-    "SoG": True, "SoGN": True, "Params": True, "FLOPs": True,
+    "SoG": True, "SoGN": True, "SoGN-L2": True, "Params": True, "FLOPs": True,
 }
 
 
@@ -63,7 +65,7 @@ def test_declared_direction(name: str, higher: bool) -> None:
 
 def test_curve_estimators_work_on_batches_along_the_last_axis() -> None:
     curves = np.arange(24, dtype=float).reshape(2, 3, 4)
-    for spec in ("SoTL", "SoTL-E(E=2)", "SoTL-EMA", "SoTL-EMA(variant=discounted)"):
+    for spec in ("SoTL", "SoTL-all", "SoTL-E(E=2)", "SoTL-EMA", "SoTL-EMA(variant=discounted)"):
         est = get_estimator(spec)
         batch = est(curves)
         single = np.stack([est(row) for row in curves.reshape(-1, 4)]).reshape(2, 3, 4)
@@ -71,8 +73,9 @@ def test_curve_estimators_work_on_batches_along_the_last_axis() -> None:
 
 
 def test_nan_in_a_curve_propagates_to_later_values_instead_of_being_imputed() -> None:
-    out = get_estimator("SoTL")(np.array([1.0, np.nan, 3.0]))
+    out = get_estimator("SoTL-all")(np.array([1.0, np.nan, 3.0]))
     assert out[0] == 1.0 and np.isnan(out[1:]).all()
+    assert np.isnan(get_estimator("SoTL")(np.array([1.0, np.nan, 3.0]))[1])
     ema = get_estimator("SoTL-EMA")(np.array([1.0, np.nan, 3.0]))
     assert np.isnan(ema[1:]).all()
 
@@ -131,3 +134,16 @@ def test_long_windows_keep_nan_and_inf_inside_the_windows_that_hold_them(E: int)
     got = curves.window_sum(losses, E)
     np.testing.assert_array_equal(got, want)  # NaN and +-inf where the direct sum has them, equal elsewhere
     assert np.isfinite(got[0, E:]).all() and np.isnan(got[0, :E]).all()
+
+
+def test_the_thesis_sotl_is_the_last_epochs_sum_and_the_cumulative_one_is_named_so() -> None:
+    """Pitfall pinned: the registry's "SoTL" once summed every epoch 1..t (Ru et al.'s SoTL), while the
+    thesis (Sec. 3.1) reads "SoTL" as the sum over the last epoch, so a Fig. 4.4 curve labelled SoTL was
+    another estimator than the thesis's. SoTL is now the last epoch's (= SoTL-E with E = 1, = TrainLoss),
+    and the cumulative sum is SoTL-all."""
+    losses = np.array([[3.0, 1.0, 2.0], [2.0, 2.5, 0.5]])
+    np.testing.assert_array_equal(get_estimator("SoTL")(losses), get_estimator("SoTL-E")(losses))
+    np.testing.assert_array_equal(get_estimator("SoTL")(losses), get_estimator("TrainLoss")(losses))
+    np.testing.assert_array_equal(get_estimator("SoTL-all")(losses), np.cumsum(losses, axis=-1))
+    assert not get_estimator("SoTL").reads_history and get_estimator("SoTL-all").reads_history
+    assert "thesis" in get_estimator("SoTL").description and "1..t" in get_estimator("SoTL-all").description

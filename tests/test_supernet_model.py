@@ -223,12 +223,13 @@ def test_standalone_network_computes_nb201s_own_tiny_network(arch: str) -> None:
 
 @pytest.mark.parametrize("arch", XAUTODL_ARCHS[:2])
 def test_materialised_supernet_arch_computes_nb201s_own_tiny_network_with_batch_statistics(arch: str) -> None:
-    """The default weight-sharing network (BN on batch statistics, no affine cells) inherited from a
-    supernet is NB201's network normalising with batch statistics (its train-mode forward)."""
+    """The default weight-sharing network (the thesis code's BN layout: cells and head without affine
+    parameters or running statistics, stem and reduction blocks affine with running statistics)
+    inherited from a supernet is NB201's network in training mode (every BN on batch statistics)."""
     pytest.importorskip("xautodl")
     ours = materialise(_supernet(NetworkShape(channels=4, cells_per_stage=2)), arch_to_ops(arch))
     theirs = _xautodl_twin(ours, arch)
-    ours.eval()
+    ours.train()
     theirs.train()
     x = torch.randn(6, 3, 32, 32, generator=torch.Generator().manual_seed(7))
     with torch.no_grad():

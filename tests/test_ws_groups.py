@@ -8,8 +8,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.supernet.finetune import FlatSGD, arch_losses, group_images
+from harness.supernet.finetune import FlatSGD, arch_losses
 from harness.supernet.model import NB201Network, NetworkShape, materialise, materialise_group
+
+
+def group_images(x: torch.Tensor, n_archs: int) -> torch.Tensor:
+    """``[K*B, 3, H, W]`` (arch a's B images at rows a*B..) as an arch group's input ``[B, 3K, H, W]``,
+    so that each arch of a test group sees images of its own."""
+    rows, channels, height, width = x.shape
+    return x.view(n_archs, rows // n_archs, channels, height, width).transpose(0, 1).reshape(rows // n_archs, n_archs * channels, height, width)
 
 ARCHS = [
     ("nor_conv_3x3", "none", "skip_connect", "avg_pool_3x3", "nor_conv_1x1", "nor_conv_3x3"),
@@ -19,19 +26,21 @@ ARCHS = [
 ]
 
 
-@pytest.mark.parametrize("max_norm", [0.05, 100.0], ids=["clipped", "not-clipped"])
-def test_flat_sgd_equals_torch_sgd_after_clipping_each_archs_own_gradient(max_norm: float) -> None:
+@pytest.mark.parametrize("nesterov", [True, False], ids=["nesterov", "heavy-ball"])
+@pytest.mark.parametrize("max_norm", [0.05, None], ids=["clipped", "not-clipped"])
+def test_flat_sgd_equals_torch_sgd_after_clipping_each_archs_own_gradient(max_norm: float | None, nesterov: bool) -> None:
     """Pitfalls pinned: one clipping norm for the whole group (an arch with a large gradient would
     shrink the others' updates), weight decay counted in the gradient statistics, momentum started
-    from a zero step. Oracle: torch.optim.SGD and clip_grad_norm_ on each standalone arch, float64."""
+    from a zero step, Nesterov's look-ahead. Oracle: torch.optim.SGD and clip_grad_norm_ on each
+    standalone arch, float64."""
     lr, momentum, wd = 0.05, 0.9, 5e-3
     with torch.random.fork_rng():
         torch.manual_seed(0)
         supernet = NB201Network(NetworkShape(channels=3, cells_per_stage=1)).double()
     group = materialise_group(supernet, ARCHS).double()
-    flat = FlatSGD(group, lr, momentum, wd, max_norm)
+    flat = FlatSGD(group, lr, momentum, wd, max_norm, nesterov)
     alone = [materialise(supernet, ops).double() for ops in ARCHS]
-    optimizers = [torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum, weight_decay=wd) for net in alone]
+    optimizers = [torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum, weight_decay=wd, nesterov=nesterov) for net in alone]
     gen = torch.Generator().manual_seed(1)
     running = [dict() for _ in ARCHS]
     for step in range(4):
@@ -42,7 +51,7 @@ def test_flat_sgd_equals_torch_sgd_after_clipping_each_archs_own_gradient(max_no
         losses.sum().backward()
         if step == 0:
             flat.check_gradients_in_place()
-        grad_l1, grad_sum_l1 = flat.step()
+        grad_l1, grad_l2, grad_sum_l1 = flat.step()
         for a, (net, optimizer) in enumerate(zip(alone, optimizers)):
             optimizer.zero_grad(set_to_none=True)
             loss = torch.nn.functional.cross_entropy(net(images[a * 8 : (a + 1) * 8]), labels[a])
@@ -51,8 +60,10 @@ def test_flat_sgd_equals_torch_sgd_after_clipping_each_archs_own_gradient(max_no
             grads = {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None}
             running[a] = {n: running[a].get(n, 0) + g for n, g in grads.items()}
             assert grad_l1[a].item() == pytest.approx(float(sum(g.abs().sum() for g in grads.values())), rel=1e-12)
+            assert grad_l2[a].item() == pytest.approx(float(torch.cat([g.flatten() for g in grads.values()]).norm()), rel=1e-12)
             assert grad_sum_l1[a].item() == pytest.approx(float(sum(g.abs().sum() for g in running[a].values())), rel=1e-12)
-            torch.nn.utils.clip_grad_norm_(net.parameters(), max_norm)
+            if max_norm is not None:
+                torch.nn.utils.clip_grad_norm_(net.parameters(), max_norm)
             optimizer.step()
     named = dict(group.named_parameters())
     owners = {id(p): archs for p, archs in group.parameter_archs()}
@@ -64,15 +75,6 @@ def test_flat_sgd_equals_torch_sgd_after_clipping_each_archs_own_gradient(max_no
             if p.grad is not None and a in owners[id(named[name])]:
                 j, rows = owners[id(named[name])].index(a), p.shape[0]
                 torch.testing.assert_close(named[name].detach()[j * rows : (j + 1) * rows], p.detach(), rtol=0, atol=1e-12)
-
-
-def test_group_images_puts_each_archs_images_in_its_own_channels() -> None:
-    x = torch.arange(3 * 2 * 3 * 4 * 4, dtype=torch.float32).view(6, 3, 4, 4)  # 3 archs x 2 images
-    grouped = group_images(x, 3)
-    assert grouped.shape == (2, 9, 4, 4)
-    for a in range(3):
-        for b in range(2):
-            assert torch.equal(grouped[b, 3 * a : 3 * a + 3], x[a * 2 + b])
 
 
 @pytest.mark.parametrize("device", [{"archs_per_group": 0}, {"archs_in_flight": 0}, {"archs_per_group": True}])
@@ -90,7 +92,7 @@ def test_a_run_folder_accepts_a_new_group_size(tmp_path: Path) -> None:
 
     saved = WSConfig().to_dict()
     assert changed_settings(saved, WSConfig().with_overrides(device={"archs_per_group": 8}), ("device",)) == []
-    assert changed_settings(saved, WSConfig().with_overrides(finetune={"lr": 0.001}), ("finetune",)) == ["finetune.lr: 0.01 -> 0.001"]
+    assert changed_settings(saved, WSConfig().with_overrides(finetune={"lr": 0.001}), ("finetune",)) == ["finetune.lr: None -> 0.001"]
 
 
 def test_one_archs_huge_or_non_finite_gradient_reaches_no_other_arch() -> None:
@@ -106,7 +108,7 @@ def test_one_archs_huge_or_non_finite_gradient_reaches_no_other_arch() -> None:
     results = []
     for poison in (False, True):
         group = materialise_group(supernet, [ARCHS[0], ARCHS[3], ARCHS[0]])
-        flat = FlatSGD(group, 0.05, 0.9, 5e-4, 5.0)
+        flat = FlatSGD(group, 0.05, 0.9, 5e-4, 5.0, nesterov=True)
         flat.grads.zero_()
         arch_losses(group(group_images(images, 3)), labels.T).sum().backward()
         if poison:

@@ -57,15 +57,24 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[WSConfig, Path, Path]
 
 def test_pipeline_writes_table_curves_and_logs(run) -> None:
     cfg, _, out = run
-    for name in ("table.md", "table.csv", "correlations.csv", "curves.png", "archs.csv", "config.json"):
+    for name in ("table.md", "table.csv", "correlations.csv", "curves.png", "archs.csv", "config.json", "quality.csv"):
         assert (out / name).is_file(), name
     corr = pd.read_csv(out / "correlations.csv")
     assert set(corr.estimator) == set(cfg.report.estimators) and set(corr.seed) == {0, 1}
     assert sorted(corr[corr.estimator == "ValAcc"].step.unique()) == [0, 2, 4]
     assert sorted(corr[corr.estimator == "SoTL"].step.unique()) == [1, 2, 3, 4]
     table = pd.read_csv(out / "table.csv")
-    assert dict(zip(table.estimator, table.step)) == {"SoTL": 2, "TLMini": 0, "ValAccMini": 0, "ValAcc": 0, "SoG": 2, "SoGN": 2}
-    assert "n/a" in (out / "table.md").read_text()
+    assert dict(zip(table.estimator, table.step)) == {"SoTL": 2, "TLMini": 0, "ValAccMini": 1, "ValAcc": 0, "SoG": 2, "SoGN": 2}
+    text = (out / "table.md").read_text()
+    assert "n/a" in text and "Supernet quality: seed 0: 1 epochs, final training loss" in text
+    assert "Table 4.1 (CIFAR10, SPOS)" in text  # the thesis's numbers beside ours by default
+    quality = pd.read_csv(out / "quality.csv")
+    logs = ws.read_logs(out, 0, ws._read_arch_set(out))
+    inherited = logs[logs.step == 0].val_acc
+    assert quality.loc[0, "inherited_val_acc_mean"] == pytest.approx(inherited.mean())
+    assert quality.loc[0, "inherited_val_acc_max"] == pytest.approx(inherited.max())
+    history = json.loads((out / "supernet-seed0.json").read_text())["history"]
+    assert quality.loc[0, "final_train_loss"] == pytest.approx(history[-1]["train_loss"])
 
 
 def test_log_columns_are_consistent(run) -> None:
@@ -243,7 +252,9 @@ def test_cifar100_arch_set_is_drawn_from_the_archs_with_200_epoch_truth() -> Non
     np.testing.assert_allclose(archs.truth, table.loc[archs.indices, "val_accuracy"].to_numpy())
     assert "NASLib" in archs.truth_source
     table = pd.DataFrame({"estimator": ["SoTL"], "step": [100], "n_seeds": [1], "spearman_mean": [0.5], "spearman_std": [0.0],
-                          "top_k_mean": [70.0], "top_k_std": [0.0], **{f"reference_{c}": [np.nan] for c in ws.REFERENCE_COLUMNS}})
+                          "spearman_ci_low": [0.4], "spearman_ci_high": [0.6], "top_k_mean": [70.0], "top_k_std": [0.0],
+                          "spearman_minus_reference": [np.nan], "top_k_minus_reference": [np.nan],
+                          **{f"reference_{c}": [np.nan] for c in ws.REFERENCE_COLUMNS}})
     header = ws.render_table(cfg, table, archs).splitlines()[0]
     assert "top-10 val acc % (ours)" in header and "test acc" not in header  # the truth is NASLib's validation accuracy
     with pytest.raises(HarnessError, match="cannot sample"):
@@ -307,7 +318,10 @@ def test_report_correlations_and_table_recompute_from_logs_and_truth(run) -> Non
     spreads = []
     for name in _SCORE:
         step = cfg.report.sum_step if name in ("SoTL", "SoG", "SoGN") else cfg.report.other_step
+        step = cfg.report.val_mini_step if name == "ValAccMini" else step
         assert table.loc[name, "step"] == step and table.loc[name, "n_seeds"] == 2
+        assert table.loc[name, "spearman_minus_reference"] == pytest.approx(
+            table.loc[name, "spearman_mean"] - table.loc[name, "reference_spearman"], nan_ok=True)
         rho = np.array([ours[name, step, seed][0] for seed in (0, 1)])
         top = np.array([ours[name, step, seed][2] for seed in (0, 1)])
         spreads.append(np.ptp(rho))
@@ -340,7 +354,7 @@ def test_windowed_sotl_and_validation_loss_are_ranked_from_the_logs(tmp_path: Pa
         assert corr.loc[("ValLoss", t, 0), "spearman"] == pytest.approx(spearmanr(-loss, archs.truth)[0], rel=1e-9)
     assert sorted(corr.loc["ValLoss"].index.get_level_values("step").unique()) == [0, 2, 4]
     assert dict(table.step) == {"SoTL-E(E=2)": cfg.report.sum_step, "ValLoss": 0, "SoTL-EMA": cfg.report.sum_step}
-    assert "losses and gradients (SoTL-E(E=2), SoTL-EMA) after 2 steps" in (copy / "table.md").read_text()
+    assert "Read after t finetuning updates: ValLoss at step 0 (inherited weights); SoTL-E(E=2), SoTL-EMA at step 2." in (copy / "table.md").read_text()
 
 
 @pytest.mark.parametrize(
@@ -374,10 +388,12 @@ def test_report_settings_that_cannot_be_reported_are_refused_when_the_config_loa
 def _replay_finetuning(cfg: WSConfig, supernet, ops: tuple[str, ...], arch_index: int, train, valid, updates: int) -> dict[str, list[float]]:
     """The first ``updates`` finetuning steps of one arch in plain torch, logged as finetune.py documents.
 
-    Data, per the finetuning contract: the arch's streams (FINETUNE, arch_seed, arch_index, 0/1/2) give
-    the shuffled training order, the crops/flips of each training minibatch (drawn minibatch by
-    minibatch) and the validation-minibatch order; the whole validation split is evaluated in
-    consecutive chunks of eval_batch_size (BN uses each chunk's batch statistics)."""
+    Data, per the finetuning contract: the streams (FINETUNE, arch_seed, 0/1/2), the same for every
+    arch, give the shuffled training order, the crops/flips of each training minibatch (drawn
+    minibatch by minibatch) and the validation-minibatch order; the whole validation split is
+    evaluated in consecutive chunks of eval_batch_size. Validation runs in eval mode (the stem's and
+    reduction blocks' BN on their running statistics), training in train mode (updating them); SGD
+    with Nesterov momentum at the algorithm's finetuning lr, no clipping."""
     import torch
 
     from harness import rng
@@ -387,15 +403,18 @@ def _replay_finetuning(cfg: WSConfig, supernet, ops: tuple[str, ...], arch_index
     state = supernet.state_dict()
     net = NB201Network(supernet.shape, [(op,) for op in ops])
     net.load_state_dict({name: state[name].clone() for name in net.state_dict()})  # the arch's supernet weights
-    optimizer = torch.optim.SGD(net.parameters(), lr=ft.lr, momentum=ft.momentum, weight_decay=ft.weight_decay)
+    optimizer = torch.optim.SGD(net.parameters(), lr=cfg.finetune_lr, momentum=ft.momentum, weight_decay=ft.weight_decay,
+                                nesterov=ft.nesterov)
+    assert ft.grad_clip is None
     assert (updates + 1) * ft.batch_size <= len(train) and (updates + 1) * ft.val_mini_batch_size <= len(valid)  # one pass each
-    train_order = rng.stream(rng.FINETUNE, ft.arch_seed, arch_index, 0).permutation(len(train))
-    augment = rng.stream(rng.FINETUNE, ft.arch_seed, arch_index, 1)
-    val_order = rng.stream(rng.FINETUNE, ft.arch_seed, arch_index, 2).permutation(len(valid))
+    train_order = rng.stream(rng.FINETUNE, ft.arch_seed, 0).permutation(len(train))
+    augment = rng.stream(rng.FINETUNE, ft.arch_seed, 1)
+    val_order = rng.stream(rng.FINETUNE, ft.arch_seed, 2).permutation(len(valid))
     cross_entropy = torch.nn.functional.cross_entropy
-    log: dict[str, list[float]] = {key: [] for key in ("loss", "val_acc_mini", "val_acc", "val_loss", "grad_l1", "grad_sum_l1")}
+    log: dict[str, list[float]] = {key: [] for key in ("loss", "val_acc_mini", "val_acc", "val_loss", "grad_l1", "grad_l2", "grad_sum_l1")}
     summed: dict[str, torch.Tensor] = {}
     for t in range(updates + 1):
+        net.eval()
         with torch.no_grad():
             if t % ft.eval_every == 0:
                 correct, total = 0, 0.0
@@ -408,6 +427,7 @@ def _replay_finetuning(cfg: WSConfig, supernet, ops: tuple[str, ...], arch_index
                 log["val_loss"].append(total / len(valid))
             x, y = valid.batch(val_order[t * ft.val_mini_batch_size : (t + 1) * ft.val_mini_batch_size])
             log["val_acc_mini"].append(100.0 * float((net(x).argmax(1) == y).float().mean()))
+        net.train()
         x, y = train.batch(train_order[t * ft.batch_size : (t + 1) * ft.batch_size], augment)
         loss = cross_entropy(net(x), y)
         log["loss"].append(float(loss.detach()))
@@ -417,9 +437,9 @@ def _replay_finetuning(cfg: WSConfig, supernet, ops: tuple[str, ...], arch_index
         loss.backward()
         grads = {name: p.grad.detach().clone() for name, p in net.named_parameters() if p.grad is not None}
         log["grad_l1"].append(float(sum(g.abs().sum() for g in grads.values())))
+        log["grad_l2"].append(float(torch.cat([g.flatten() for g in grads.values()]).norm()))
         summed = {name: summed.get(name, 0) + g for name, g in grads.items()}
         log["grad_sum_l1"].append(float(sum(g.abs().sum() for g in summed.values())))
-        torch.nn.utils.clip_grad_norm_(net.parameters(), ft.grad_clip)
         optimizer.step()
     return log
 
@@ -449,6 +469,7 @@ def test_finetuning_log_equals_an_independent_replay_of_its_first_steps(run) -> 
         np.testing.assert_allclose(log.tl_mini.to_numpy()[rows], replay["loss"], **close)
         np.testing.assert_allclose(log.train_loss.to_numpy()[1 : updates + 1], replay["loss"][:-1], **close)
         np.testing.assert_allclose(log.grad_l1.to_numpy()[1 : updates + 1], replay["grad_l1"], **close)
+        np.testing.assert_allclose(log.grad_l2.to_numpy()[1 : updates + 1], replay["grad_l2"], **close)
         np.testing.assert_allclose(log.grad_sum_l1.to_numpy()[1 : updates + 1], replay["grad_sum_l1"], **close)
         np.testing.assert_allclose(log.val_acc_mini.to_numpy()[rows], replay["val_acc_mini"], **close)
         measured = log.step.to_numpy()[rows] % cfg.finetune.eval_every == 0

@@ -13,10 +13,11 @@ import importlib.util
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.supernet.sampling import ALGORITHMS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("ws", help="weight-sharing NB201: SPOS/FairNAS supernet, finetune archs, rank estimators")
+    parser = subparsers.add_parser("ws", help="weight-sharing NB201: train supernets (SPOS, FairNAS, MultiPath, Reptile, Metaprox, ...), finetune archs, rank estimators")
     verbs = parser.add_subparsers(dest="ws_command", required=True, metavar="STEP")
     for verb, text in (
         ("run", "prepare, train every supernet seed, finetune all archs, report"),
@@ -31,7 +32,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--data-root", type=Path, default=None, help="overrides [data] root")
         p.add_argument("--download", action="store_true", help="CIFAR: fetch the official archive into the data root if missing")
         p.add_argument("--device", default=None, help="overrides [device] device (cpu, cuda, auto)")
-        p.add_argument("--algorithm", default=None, help="overrides [supernet] algorithm (spos, fairnas)")
+        p.add_argument("--algorithm", default=None, choices=ALGORITHMS, help="overrides [supernet] algorithm")
+        p.add_argument("--threads", type=int, default=None, help="overrides [device] threads (CPU operator threads; a recorded setting)")
         p.add_argument("--no-progress", action="store_true")
         if verb in ("run", "prepare"):
             p.add_argument("--truth-root", type=Path, default=None, help="converted NB201 store for the ground truth")
@@ -85,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
         overrides.setdefault("data", {})["download"] = True
     if args.device is not None:
         overrides["device"] = {"device": args.device}
+    if args.threads is not None:
+        overrides.setdefault("device", {})["threads"] = args.threads
     if args.algorithm is not None:
         overrides["supernet"] = {"algorithm": args.algorithm}
     if getattr(args, "reference", None) is not None:

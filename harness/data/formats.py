@@ -59,6 +59,16 @@ class ImageSet:
     def subset(self, index: np.ndarray) -> ImageSet:
         return ImageSet(self.images[index], self.labels[index])
 
+    def downsampled(self, factor: int) -> ImageSet:
+        """Images shrunk ``factor`` times per side: each pixel the mean of a ``factor x factor`` block,
+        rounded half to even, as ``uint8`` (the same labels). A side not divisible by it is refused."""
+        n, channels, height, width = self.images.shape
+        if not is_int(factor) or factor < 1 or height % factor or width % factor:
+            raise HarnessError(f"cannot shrink {height}x{width} images by {factor!r}: the factor must divide both sides")
+        blocks = self.images.reshape(n, channels, height // factor, factor, width // factor, factor)
+        means = blocks.mean(axis=(3, 5), dtype=np.float64)
+        return ImageSet(np.rint(means).astype(np.uint8), self.labels)
+
 
 @dataclass(frozen=True)
 class CifarSpec:

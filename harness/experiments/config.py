@@ -8,7 +8,7 @@ A config file (see ``configs/*.toml``)::
     root = ""                     # converted store; "" = embedded data; --root overrides
     dataset = "cifar10-valid"
     schedule = "200"
-    estimators = ["SoTL", "SoTL-E", {name = "SoTL-EMA", mu = 0.9}, "ValAcc"]
+    estimators = ["SoTL", "SoTL-all", {name = "SoTL-EMA", mu = 0.9}, "ValAcc"]
     skip_unavailable = false      # true: leave out (and record) estimators the data cannot support
 
     [sampling]

@@ -158,7 +158,7 @@ def _plan(config: CorrelationConfig, bench: Benchmark) -> _Plan:
 
 
 def _epochs(plan: _Plan, config: CorrelationConfig) -> tuple[int, ...]:
-    """Epochs recorded in every curve column: 1..T when an estimator combines epochs (SoTL), else any
+    """Epochs recorded in every curve column: 1..T when an estimator combines epochs (SoTL-all), else any
     shared set (NB101 records epochs 54 and 108 of its 108-epoch runs; ValAcc ranks at both)."""
     if not plan.curve_columns:
         return config.ranking.epochs or (1,)

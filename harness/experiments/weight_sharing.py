@@ -1,7 +1,7 @@
 """The weight-sharing experiment on NAS-Bench-201 (thesis Sec. 4.2, Table 4.1 and Fig. 4.6a).
 
-1. Train a supernet per supernet seed with ``supernet.algorithm``, SPOS or FairNAS
-   (:mod:`harness.supernet.train`, :mod:`harness.supernet.sampling`).
+1. Train a supernet per supernet seed with ``supernet.algorithm`` (SPOS, FairNAS, MultiPath, Reptile,
+   Metaprox, ...; :mod:`harness.supernet.train`, :mod:`harness.supernet.sampling`).
 2. Finetune a fixed, seeded set of archs from their inherited weights, logging per step
    (:mod:`harness.supernet.finetune`).
 3. Rank the archs by each estimator at every step against the benchmark's ground truth:
@@ -9,7 +9,9 @@
    ================  =================================================  ============================
    estimator         value at step t (from the per-step log)            registry entry used
    ================  =================================================  ============================
-   SoTL              sum of the minibatch training losses of steps 1..t  ``SoTL`` on ``train_loss``
+   SoTL              sum of the minibatch training losses of steps 1..t  ``SoTL-all`` on ``train_loss``
+                     (the thesis's SoTL sums over the last epoch, and
+                     finetuning is one epoch: the steps so far)
    SoTL-E(E=k)       sum of the last k minibatch training losses         ``SoTL-E`` on ``train_loss``
    SoTL-EMA          moving average of the minibatch training losses     ``SoTL-EMA`` on ``train_loss``
    TLMini            one training minibatch's loss at the weights of t   ``TLMini`` on ``tl_mini``
@@ -18,16 +20,17 @@
    ValLoss           whole-validation loss at t (every 100 steps)        ``ValLoss`` on ``val_loss``
    SoG               ||g_1 + ... + g_t||_1                               direction of ``SoG``; value
                                                                          logged during finetuning
-   SoGN              sum over s <= t of ||g_s||_1                        ``SoGN`` on ``grad_l1``
+   SoGN              sum over s <= t of ||g_s||_1 (thesis: L1)           ``SoGN`` on ``grad_l1``
+   SoGN-L2           sum over s <= t of ||g_s||_2 (the thesis code)      ``SoGN-L2`` on ``grad_l2``
    ================  =================================================  ============================
 
    SoG's registry function takes whole gradient vectors per step ([steps, params], about 1.5 M x 300
    floats per arch); the finetuner accumulates the sum on the device instead and logs its L1 norm,
    which is the same quantity. Directions come from :mod:`harness.metrics`; rank metrics from
    :mod:`harness.ranking` (Spearman, Kendall tau-b, top-k mean true accuracy).
-4. Report Table 4.1 (Spearman and top-k per estimator, mean (std) over supernet seeds) with a
-   reference's published numbers beside ours (``report.reference``, :func:`read_reference`), and
-   Fig. 4.6a (correlation vs finetuning step).
+4. Report Table 4.1 (Spearman with a bootstrap 95% CI over the archs, and top-k, per estimator, mean
+   (std) over supernet seeds) with the thesis's numbers beside ours (:func:`read_reference`), the
+   supernet-quality gate (:func:`supernet_quality`), and Fig. 4.6a (correlation vs finetuning step).
 
 Ground truth: CIFAR-10 (``cifar10-valid`` runs) uses NB201's 200-epoch ``cifar10`` ``ori-test``
 accuracy (seed mean), embedded for all 15,625 archs. For CIFAR-100 and ImageNet16-120 the embedded
@@ -44,6 +47,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -51,16 +55,20 @@ import pandas as pd
 from harness.atomic import write_atomic
 from harness.errors import HarnessError
 from harness.metrics import Estimator, get_estimator
-from harness.ranking import rank_metrics
+from harness.ranking import bootstrap_values, percentile_interval, rank_metrics
 from harness.registry import load_benchmark
 from harness.spaces.nb201 import arch_to_ops
 from harness.supernet.config import WSConfig, changed_settings
 from harness.supernet.sampling import ALGORITHMS
 
 TRUTH_DATASET = {"cifar10-valid": "cifar10", "cifar100": "cifar100", "ImageNet16-120": "ImageNet16-120"}
-NOT_IN_CURVES = ("SoG", "SoGN")  # Fig. 4.6a plots the loss and accuracy estimators
+# the thesis's tables name NB201's datasets so
+THESIS_DATASET = {"cifar10-valid": "CIFAR10", "cifar100": "CIFAR100", "ImageNet16-120": "ImageNet"}
 
 REFERENCE_COLUMNS = ("spearman", "spearman_std", "top_k", "top_k_std")
+
+if TYPE_CHECKING:  # torch only where a network trains
+    from harness.data.loader import DeviceImages
 
 
 # --------------------------------------------------------------------------- arch set and truth
@@ -138,19 +146,28 @@ def check_run_config(cfg: WSConfig, out: Path) -> None:
 
 
 def write_run_files(cfg: WSConfig, archs: ArchSet, out: Path) -> None:
+    """config.json, archs.csv and truth.json in ``out`` (each written to a temp name and renamed)."""
     check_run_config(cfg, out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, default=list) + "\n")
-    archs.frame().to_csv(out / "archs.csv", index=False)
+    write_atomic(out / "config.json", lambda tmp: tmp.write_text(json.dumps(cfg.to_dict(), indent=2, default=list) + "\n"))
+    write_atomic(out / "archs.csv", lambda tmp: archs.frame().to_csv(tmp, index=False))
+    write_atomic(out / "truth.json", lambda tmp: tmp.write_text(json.dumps({"source": archs.truth_source}) + "\n"))
 
 
 def train(cfg: WSConfig, seed: int, out: Path, progress: bool = True) -> Path:
     """Train (or resume) the supernet of ``seed`` under ``out``; returns the checkpoint path."""
-    from harness.supernet.train import load_images, resolve_device, train_supernet
+    from harness.supernet.train import cpu_threads, load_images, resolve_device
 
     check_run_config(cfg, out)
     device = resolve_device(cfg)
     train_images, _ = load_images(cfg, device)
+    with cpu_threads(cfg):
+        return _train(cfg, seed, out, train_images, progress)
+
+
+def _train(cfg: WSConfig, seed: int, out: Path, train_images: DeviceImages, progress: bool) -> Path:
+    from harness.supernet.train import train_supernet
+
     return train_supernet(cfg, seed, train_images, out, progress=progress)
 
 
@@ -163,22 +180,27 @@ def finetune(
     ``unfinished_supernet`` accepts a checkpoint with fewer epochs than configured (a run cut short);
     the epochs it holds are written to out/supernet-seed<seed>.json so reports can state them.
     """
-    from harness.supernet.finetune import finetune_archs
-    from harness.supernet.train import (
-        checkpoint_path,
-        load_images,
-        load_supernet,
-        resolve_device,
-    )
+    from harness.supernet.train import cpu_threads, load_images, resolve_device
 
     i, n = shard
     if not 0 <= i < n:
         raise HarnessError(f"shard {i}/{n}: need 0 <= i < n")
     check_run_config(cfg, out)
     device = resolve_device(cfg)
-    train_images, valid_images = load_images(cfg, device)
+    images = load_images(cfg, device)
+    with cpu_threads(cfg):
+        return _finetune(cfg, seed, archs, out, images, shard, progress, unfinished_supernet)
+
+
+def _finetune(cfg: WSConfig, seed: int, archs: ArchSet, out: Path, images: tuple[DeviceImages, DeviceImages], shard: tuple[int, int], progress: bool,
+              unfinished_supernet: bool) -> list[Path]:
+    from harness.supernet.finetune import finetune_archs
+    from harness.supernet.train import checkpoint_path, load_supernet
+
+    i, n = shard
+    train_images, valid_images = images
     path = checkpoint_path(out, seed)
-    supernet = load_supernet(path, cfg, device, allow_unfinished=unfinished_supernet)
+    supernet = load_supernet(path, cfg, train_images.device, allow_unfinished=unfinished_supernet)
     _write_supernet_summary(path, out / f"supernet-seed{seed}.json", log_dir(out, seed))
     items = archs.items()[i::n]
     return finetune_archs(supernet, items, cfg, train_images, valid_images, log_dir(out, seed), f"seed {seed} [{i}/{n}]", progress)
@@ -246,41 +268,48 @@ def _no_log(out: Path, seed: int, index: int) -> HarnessError:
 # --------------------------------------------------------------------------- estimators and ranking
 
 
-# log column each estimator reads (see the table in the module docstring)
-_COLUMNS = {
-    "SoTL": "train_loss",
-    "SoTL-E": "train_loss",
-    "SoTL-EMA": "train_loss",
-    "TLMini": "tl_mini",
-    "ValAccMini": "val_acc_mini",
-    "ValAcc": "val_acc",
-    "ValLoss": "val_loss",
-    "SoG": "grad_sum_l1",
-    "SoGN": "grad_l1",
+# report name -> (registry estimator, log column); see the table in the module docstring
+_ESTIMATORS: dict[str, tuple[str, str]] = {
+    "SoTL": ("SoTL-all", "train_loss"),
+    "SoTL-E": ("SoTL-E", "train_loss"),
+    "SoTL-EMA": ("SoTL-EMA", "train_loss"),
+    "TLMini": ("TLMini", "tl_mini"),
+    "ValAccMini": ("ValAccMini", "val_acc_mini"),
+    "ValAcc": ("ValAcc", "val_acc"),
+    "ValLoss": ("ValLoss", "val_loss"),
+    "SoG": ("SoG", "grad_sum_l1"),
+    "SoGN": ("SoGN", "grad_l1"),
+    "SoGN-L2": ("SoGN-L2", "grad_l2"),
 }
 # columns that step t's update writes (its minibatch loss, its gradient): empty at step 0
-_UPDATE_COLUMNS = ("train_loss", "grad_l1", "grad_sum_l1")
+_UPDATE_COLUMNS = ("train_loss", "grad_l1", "grad_l2", "grad_sum_l1")
 _EVALUATION_COLUMNS = ("val_acc", "val_loss")  # the whole validation split: at step 0 and every eval_every steps
+
+
+def _base_name(spec: str) -> str:
+    return str(spec).split("(")[0].strip()
 
 
 def ws_estimator(spec: str) -> Estimator:
     """The registry estimator of a ``report.estimators`` entry: a name, or a name with options
     (``"SoTL-E(E=50)"``: the sum of the last 50 minibatch losses). Raises naming the valid names."""
-    if str(spec).split("(")[0].strip() not in _COLUMNS:
-        raise HarnessError(f"estimator {spec!r} is not computed from finetuning logs; valid: {', '.join(_COLUMNS)} "
+    base = _base_name(spec)
+    if base not in _ESTIMATORS:
+        raise HarnessError(f"estimator {spec!r} is not computed from finetuning logs; valid: {', '.join(_ESTIMATORS)} "
                            "(with options, e.g. SoTL-E(E=50))")
-    return get_estimator(spec)
+    return get_estimator(_ESTIMATORS[base][0] + str(spec).strip()[len(base):])
 
 
 def over_updates(spec: str) -> bool:
     """Whether the estimator reads what the finetuning updates log (losses and gradients of steps
-    1..t): SoTL, SoTL-E, SoTL-EMA, SoG, SoGN. Those start at step 1 and Table 4.1 reports them after
-    ``report.sum_step`` steps; the others are defined at step 0 (inherited weights)."""
+    1..t): SoTL, SoTL-E, SoTL-EMA, SoG, SoGN, SoGN-L2. Those start at step 1 and Table 4.1 reports them
+    after ``report.sum_step`` steps; the others are defined at step 0 (inherited weights)."""
     return _log_column(spec) in _UPDATE_COLUMNS
 
 
 def _log_column(spec: str) -> str:
-    return _COLUMNS[ws_estimator(spec).name]
+    ws_estimator(spec)  # validates the name and its options
+    return _ESTIMATORS[_base_name(spec)][1]
 
 
 def check_estimators(cfg: WSConfig) -> None:
@@ -339,23 +368,55 @@ def correlations(cfg: WSConfig, logs_of: dict[int, pd.DataFrame], archs: ArchSet
 
 def table_step(cfg: WSConfig, name: str) -> int:
     """Table 4.1's step: estimators of the updates (:func:`over_updates`) after ``report.sum_step``
-    steps, the rest at ``report.other_step``."""
-    return cfg.report.sum_step if over_updates(name) else cfg.report.other_step
+    steps, ValAccMini at ``report.val_mini_step`` (after the first update, where the thesis code
+    measures it), the rest at ``report.other_step``."""
+    if over_updates(name):
+        return cfg.report.sum_step
+    return cfg.report.val_mini_step if _base_name(name) == "ValAccMini" else cfg.report.other_step
+
+
+def thesis_reference(cfg: WSConfig) -> tuple[pd.DataFrame, str]:
+    """The thesis's numbers for this run's dataset and algorithm, indexed by estimator, and a line
+    saying where they come from: Table 4.1 (SoTL, TLMini, ValAcc, ValAccMini: Spearman and top-10,
+    mean and std over 3 supernets) and, for SPOS finetuned at lr 0.01 or 0.001, Table 4.5 (SoG and
+    SoGN at that lr: Spearman only). Estimators the thesis does not report stay NaN (n/a)."""
+    from harness import thesis
+
+    dataset, label = THESIS_DATASET[cfg.data.dataset], ALGORITHMS[cfg.supernet.algorithm].label
+    table = pd.DataFrame(np.nan, index=pd.Index(list(cfg.report.estimators), name="estimator"), columns=list(REFERENCE_COLUMNS))
+    t41 = thesis.table("4.1")
+    t41 = t41[(t41.dataset == dataset) & (t41.algorithm == label)]
+    sources = [f"Table 4.1 ({dataset}, {label})"] if len(t41) else []
+    for row in t41.itertuples():
+        if row.estimator in table.index:
+            name = "spearman" if row.measure == "spearman" else "top_k"
+            table.loc[row.estimator, [name, f"{name}_std"]] = [row.mean, row.std]
+    lr = cfg.finetune_lr
+    if cfg.supernet.algorithm == "spos" and lr in (0.01, 0.001):
+        t45 = thesis.table("4.5")
+        t45 = t45[(t45.search_space == f"NB201 ({dataset})") & (t45.finetune_lr == f"{lr:g}")]
+        for row in t45.itertuples():
+            if row.metric in table.index:
+                table.loc[row.metric, ["spearman", "spearman_std"]] = [row.mean, row.std]
+        sources += [f"Table 4.5 (NB201 {dataset}, SoG and SoGN finetuned at lr {lr:g})"] if len(t45) else []
+    if not sources:
+        return table, f"the thesis reports no {label} results on NB201 {dataset}: n/a"
+    return table, f"the thesis's {' and '.join(sources)}; n/a where it gives no number"
 
 
 def read_reference(cfg: WSConfig) -> pd.DataFrame:
-    """Published numbers to show beside ours (``report.reference``), indexed by estimator.
+    """Published numbers to show beside ours, indexed by estimator: the thesis's
+    (:func:`thesis_reference`), or the CSV ``report.reference`` names.
 
     The CSV has a row per estimator and the columns ``estimator``, ``spearman`` and ``top_k`` (top-k
     mean accuracy in %), optionally ``spearman_std``, ``top_k_std`` and ``step``; an empty cell is a
     number the source does not give (n/a). With ``step`` every row must be at the step the table
     reports that estimator at, so that SoTL after 100 steps is never set beside SoTL after 300.
-    Without ``report.reference`` every value is NaN (n/a).
     """
     names = list(cfg.report.estimators)
     table = pd.DataFrame(np.nan, index=pd.Index(names, name="estimator"), columns=list(REFERENCE_COLUMNS))
     if not cfg.report.reference:
-        return table
+        return thesis_reference(cfg)[0]
     path = Path(cfg.report.reference)
     try:
         frame = pd.read_csv(path, dtype={"estimator": str})
@@ -388,9 +449,29 @@ def read_reference(cfg: WSConfig) -> pd.DataFrame:
     return table
 
 
-def summary_table(cfg: WSConfig, corr: pd.DataFrame) -> pd.DataFrame:
+def spearman_interval(cfg: WSConfig, logs_of: dict[int, pd.DataFrame], archs: ArchSet, spec: str, step: int
+                      ) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of the seed-mean Spearman of ``spec`` at ``step``: the archs are
+    resampled with replacement ``report.bootstrap`` times (seeded by ``finetune.arch_seed``; the same
+    resamples for every seed and estimator), Spearman is taken per seed on each resample and averaged
+    over the seeds. It shows how much the reported mean owes to which archs were drawn. (NaN, NaN)
+    with ``report.bootstrap = 0``."""
+    if cfg.report.bootstrap == 0:
+        return np.nan, np.nan
+    rows = []
+    for logs in logs_of.values():
+        steps, scores, higher = estimator_scores(logs, archs, spec)
+        rows.append(scores[int(np.flatnonzero(steps == step)[0])])
+    values = bootstrap_values(np.stack(rows), archs.truth, "spearman", higher_is_better=higher,
+                              n_boot=cfg.report.bootstrap, seed=cfg.finetune.arch_seed)
+    low, high = percentile_interval(values.mean(axis=0))  # a draw constant for any seed is NaN, left out
+    return float(low), float(high)
+
+
+def summary_table(cfg: WSConfig, corr: pd.DataFrame, logs_of: dict[int, pd.DataFrame], archs: ArchSet) -> pd.DataFrame:
     """Per estimator at its Table 4.1 step: mean and std (over supernet seeds) of Spearman and top-k,
-    and the reference numbers (:func:`read_reference`) beside them."""
+    the Spearman's bootstrap interval over the archs (:func:`spearman_interval`), the reference
+    numbers (:func:`read_reference`) and ours minus them."""
     reference = read_reference(cfg)
     rows = []
     for name in cfg.report.estimators:
@@ -398,12 +479,17 @@ def summary_table(cfg: WSConfig, corr: pd.DataFrame) -> pd.DataFrame:
         at = corr[(corr.estimator == name) & (corr.step == step)]
         if at.empty:
             raise HarnessError(f"{name} is not defined at step {step}; valid steps: {sorted(corr[corr.estimator == name].step.unique())[:10]}...")
-        rows.append({
+        low, high = spearman_interval(cfg, logs_of, archs, name, step)
+        row = {
             "estimator": name, "step": step, "n_seeds": len(at),
             "spearman_mean": at.spearman.mean(), "spearman_std": at.spearman.std(ddof=0),
+            "spearman_ci_low": low, "spearman_ci_high": high,
             "top_k_mean": at.top_k.mean(), "top_k_std": at.top_k.std(ddof=0),
             **{f"reference_{c}": reference.loc[name, c] for c in REFERENCE_COLUMNS},
-        })
+        }
+        row["spearman_minus_reference"] = row["spearman_mean"] - row["reference_spearman"]
+        row["top_k_minus_reference"] = row["top_k_mean"] - row["reference_top_k"]
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -411,40 +497,79 @@ def _reference_source(cfg: WSConfig) -> str:
     label = cfg.report.reference_label
     if cfg.report.reference:
         return f"Columns '({label})': from {Path(cfg.report.reference).name}; n/a where it gives no number."
-    return (f"Columns '({label})': n/a, no reference numbers given (report.reference names a CSV of them; "
-            "the thesis's Table 4.1 values are not in the material this harness was built from).")
+    return f"Columns '({label})': {thesis_reference(cfg)[1]} (200 archs, 3 supernets of 100 epochs, full-size network)."
 
 
-def render_table(cfg: WSConfig, table: pd.DataFrame, archs: ArchSet, note: str = "") -> str:
-    """Markdown in the thesis's 'mean (std)' format (:func:`harness.tables.render`), the reference beside ours."""
+def supernet_quality(out: Path, seeds: Sequence[int], logs_of: dict[int, pd.DataFrame]) -> pd.DataFrame:
+    """The supernet-quality gate, per supernet seed: its final training loss (the mean over the last
+    epoch's updates) and the mean and max whole-validation accuracy (%) the archs inherit (ValAcc at
+    step 0). Low inherited accuracy or a high loss says the supernet was not trained enough to trust
+    the correlations."""
+    rows = []
+    for seed in seeds:
+        summary = Path(out) / f"supernet-seed{seed}.json"
+        history = json.loads(summary.read_text())["history"] if summary.is_file() else []
+        inherited = logs_of[seed].loc[logs_of[seed].step == 0, "val_acc"].to_numpy(dtype=np.float64)
+        rows.append({
+            "seed": seed, "epochs": history[-1]["epoch"] if history else 0,
+            "final_train_loss": history[-1]["train_loss"] if history else np.nan,
+            "inherited_val_acc_mean": float(np.nanmean(inherited)), "inherited_val_acc_max": float(np.nanmax(inherited)),
+        })
+    return pd.DataFrame(rows)
+
+
+def _quality_line(quality: pd.DataFrame) -> str:
+    parts = [f"seed {int(r.seed)}: {int(r.epochs)} epochs, final training loss {r.final_train_loss:.3f}, inherited ValAcc "
+             f"mean {r.inherited_val_acc_mean:.2f} % / max {r.inherited_val_acc_max:.2f} %" for r in quality.itertuples()]
+    return "Supernet quality: " + "; ".join(parts) + "."
+
+
+def _steps_sentence(cfg: WSConfig) -> str:
+    """Which step each estimator of the table is read at (:func:`table_step`), in words."""
+    by_step: dict[int, list[str]] = {}
+    for name in cfg.report.estimators:
+        by_step.setdefault(table_step(cfg, name), []).append(name)
+    parts = [f"{', '.join(names)} at step {step}" + (" (inherited weights)" if step == 0 else "")
+             for step, names in sorted(by_step.items())]
+    return "Read after t finetuning updates: " + "; ".join(parts) + "."
+
+
+def render_table(cfg: WSConfig, table: pd.DataFrame, archs: ArchSet, note: str = "", quality: pd.DataFrame | None = None) -> str:
+    """Markdown in the thesis's 'mean (std)' format (:func:`harness.tables.render`), the reference
+    and the difference beside ours, the supernet-quality gate under it."""
     from harness import tables
 
     k, label = cfg.report.top_k, cfg.report.reference_label
     measure = "val acc" if "val_accuracy" in archs.truth_source else "test acc"  # NASLib's table has validation accuracy
     labels = [f"{row.estimator} @ step {row.step}" for row in table.itertuples()]
+    ours_spearman = "Spearman [95% CI] (ours)"
     columns = {
-        "Spearman (ours)": ("spearman_mean", "spearman_std"),
-        f"top-{k} {measure} % (ours)": ("top_k_mean", "top_k_std"),
+        ours_spearman: ("spearman_mean", "spearman_std"),
         f"Spearman ({label})": ("reference_spearman", "reference_spearman_std"),
+        "Spearman diff": ("spearman_minus_reference", None),
+        f"top-{k} {measure} % (ours)": ("top_k_mean", "top_k_std"),
         f"top-{k} ({label})": ("reference_top_k", "reference_top_k_std"),
+        f"top-{k} diff": ("top_k_minus_reference", None),
     }
     means = pd.DataFrame({name: table[m].to_numpy() for name, (m, _) in columns.items()}, index=labels)
-    stds = pd.DataFrame({name: table[s].to_numpy() for name, (_, s) in columns.items()}, index=labels)
+    stds = pd.DataFrame({name: table[s].to_numpy() if s else np.full(len(table), np.nan) for name, (_, s) in columns.items()},
+                        index=labels)
+    intervals = {ours_spearman: (pd.Series(table.spearman_ci_low.to_numpy(), index=labels),
+                                 pd.Series(table.spearman_ci_high.to_numpy(), index=labels))}
     seeds = int(table.n_seeds.max())
     algorithm = ALGORITHMS[cfg.supernet.algorithm].label
-    summed = [name for name in cfg.report.estimators if over_updates(name)]
-    at_step = f"at step {cfg.report.other_step}" + (" (inherited weights)" if cfg.report.other_step == 0 else "")
-    if summed:
-        steps = (f"Estimators of the finetuning steps' losses and gradients ({', '.join(summed)}) after "
-                 f"{cfg.report.sum_step} steps, the others {at_step}.")
-    else:
-        steps = f"Estimators {at_step}."
+    steps = _steps_sentence(cfg)
+    reference_columns = [name for name in columns if name != ours_spearman and "(ours)" not in name]
     lines = [
-        tables.render(means, stds, row_label="estimator", digits=3),
+        tables.render(means, stds, row_label="estimator", digits=3, no_best=reference_columns,
+                      column_digits={name: 2 for name in columns if "top-" in name}, intervals=intervals),
         "",
         (f"{len(archs.indices)} archs, mean (std over {seeds} {algorithm} supernet seed(s)); truth: {archs.truth_source}. "
-         f"{steps} " + _reference_source(cfg)),
+         f"[95% CI]: percentile bootstrap over the archs ({cfg.report.bootstrap} resamples) of the seed-mean Spearman. "
+         f"Finetuning lr {cfg.finetune_lr:g}. {steps} diff = ours - {label}. " + _reference_source(cfg)),
     ]
+    if quality is not None:
+        lines += ["", _quality_line(quality)]
     if note:
         lines += ["", note]
     return "\n".join(lines) + "\n"
@@ -505,24 +630,40 @@ def report(
             logs_of[seed] = read_logs(out, seed, archs)
     for seed, logs in every_log.items():  # the merged copy a folder without per-arch logs reports from
         files[f"logs_seed{seed}"] = write_atomic(merged_log_path(out, seed), lambda tmp: logs.to_parquet(tmp, index=False))
+    files["quality"] = out / "quality.csv"
     corr = correlations(cfg, logs_of, archs)
-    table = summary_table(cfg, corr)
+    table = summary_table(cfg, corr, logs_of, archs)
+    quality = supernet_quality(out, seeds, logs_of)
     corr.to_csv(files["correlations"], index=False)
     table.to_csv(files["table_csv"], index=False)
-    files["table_md"].write_text(render_table(cfg, table, archs, note))
+    quality.to_csv(files["quality"], index=False)
+    files["table_md"].write_text(render_table(cfg, table, archs, note, quality))
     if plot:
-        plotted = [spec for spec in cfg.report.estimators if ws_estimator(spec).name not in NOT_IN_CURVES]
-        files["curves"] = _plot_curves(corr[corr.estimator.isin(plotted)], out / "curves")
+        files["curves"] = _plot_curves(corr, out / "curves", _run_title(cfg, archs))
     return files
 
 
-def _plot_curves(corr: pd.DataFrame, stem: Path) -> Path:
-    """Thesis Fig. 4.6a: Spearman and Kendall vs finetuning step, mean +- std over supernet seeds."""
+def _run_title(cfg: WSConfig, archs: ArchSet) -> str:
+    algorithm = ALGORITHMS[cfg.supernet.algorithm].label
+    return (f"{cfg.name}: {algorithm} on NB201 {cfg.data.dataset}, {len(archs.indices)} archs, "
+            f"{len(cfg.supernet.seeds)} supernet seed(s), finetuning lr {cfg.finetune_lr:g}")
+
+
+def _plot_curves(corr: pd.DataFrame, stem: Path, title: str) -> Path:
+    """Thesis Fig. 4.6a: Spearman and Kendall of every estimator of the table vs finetuning step, mean
+    +- std over supernet seeds; the legend sits below the panels, so it covers no line."""
     from harness import plots  # matplotlib only when plotting
 
-    fig, axes = plots.plt.subplots(1, 2, figsize=(10, 3.8), sharex=True, constrained_layout=True)
+    fig, axes = plots.plt.subplots(1, 2, figsize=(11, 4.6), sharex=True, constrained_layout=True)
     for ax, metric in zip(axes, ("spearman", "kendall")):
         plots.correlation_vs_epoch(corr, metric, x="step", over="seed", ax=ax)
+    handles, labels = axes[0].get_legend_handles_labels()
+    title_of_legend = axes[0].get_legend().get_title().get_text()
+    for ax in axes:
+        ax.get_legend().remove()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 5), fontsize=8,
+               title=title_of_legend, title_fontsize=8)
+    fig.suptitle(title, fontsize=10)
     return plots.save(fig, stem)[0]
 
 
@@ -537,16 +678,27 @@ def _read_arch_set(out: Path) -> ArchSet:
 
 def prepare(cfg: WSConfig, out: Path, truth_root: Path | None = None) -> ArchSet:
     """Sample the arch set, fetch its truth, and write config.json, archs.csv and truth.json to ``out``."""
+    check_run_config(cfg, out)
     archs = arch_set(cfg, truth_root)
     write_run_files(cfg, archs, out)
-    (out / "truth.json").write_text(json.dumps({"source": archs.truth_source}) + "\n")
     return archs
 
 
 def run_all(cfg: WSConfig, out: Path, truth_root: Path | None = None, progress: bool = True) -> dict[str, Path]:
-    """The whole experiment in one process: every supernet seed trained, all archs finetuned, report."""
-    archs = prepare(cfg, out, truth_root)
-    for seed in cfg.supernet.seeds:
-        train(cfg, seed, out, progress)
-        finetune(cfg, seed, archs, out, progress=progress)
+    """The whole experiment in one process: every supernet seed trained, all archs finetuned, report.
+
+    Everything that can fail before training (the run folder's settings, the device, the images,
+    the arch set and its truth) is checked before anything is written, so a corrected rerun starts
+    clean instead of meeting files of the failed one."""
+    from harness.supernet.train import cpu_threads, load_images, resolve_device
+
+    check_run_config(cfg, out)
+    device = resolve_device(cfg)
+    images = load_images(cfg, device)
+    archs = arch_set(cfg, truth_root)
+    write_run_files(cfg, archs, out)
+    with cpu_threads(cfg):
+        for seed in cfg.supernet.seeds:
+            _train(cfg, seed, out, images[0], progress)
+            _finetune(cfg, seed, archs, out, images, (0, 1), progress, unfinished_supernet=False)
     return report(cfg, out)

@@ -30,8 +30,16 @@ def _as_curve(values: np.ndarray) -> np.ndarray:
 
 
 def cumulative_sum(losses: np.ndarray) -> np.ndarray:
-    """SoTL / SoVL: ``S(t) = sum_{i=1..t} L_i`` (Ru et al. 2021, Eq. 3 with E = t)."""
+    """SoTL-all / SoVL: ``S(t) = sum_{i=1..t} L_i`` (Ru et al. 2021, Eq. 3 with E = t: their "SoTL")."""
     return np.cumsum(_as_curve(losses), axis=-1)
+
+
+def last_epoch_sum(losses: np.ndarray) -> np.ndarray:
+    """SoTL as the thesis defines it (Sec. 3.1: "SoTL" is the sum of the training losses over the last
+    epoch unless stated otherwise): ``S(t) = L_t``, :func:`window_sum` with E = 1, where ``L_t`` is
+    epoch t's training loss (a benchmark's per-epoch loss is the epoch's mean minibatch loss, which
+    ranks archs exactly as the epoch's sum does)."""
+    return window_sum(losses, 1)
 
 
 def window_sum(losses: np.ndarray, E: int = 1) -> np.ndarray:
@@ -116,6 +124,7 @@ def sum_of_gradients_l1(grads: np.ndarray) -> np.ndarray:
     return np.abs(np.cumsum(array, axis=-2)).sum(axis=-1)
 
 
-def sum_of_gradient_norms(grad_l1: np.ndarray) -> np.ndarray:
-    """SoGN: ``SoGN(t) = sum_{s<=t} ||g_s||_1``, the running sum of each step's gradient L1 norm (thesis)."""
-    return cumulative_sum(grad_l1)
+def sum_of_gradient_norms(grad_norms: np.ndarray) -> np.ndarray:
+    """SoGN: ``SoGN(t) = sum_{s<=t} ||g_s||``, the running sum of each step's gradient norm: L1 as the
+    thesis states (Sec. 4.2.4), or L2 (``SoGN-L2``; the thesis code's ``sogn`` sums global L2 norms)."""
+    return cumulative_sum(grad_norms)

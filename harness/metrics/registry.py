@@ -52,6 +52,7 @@ STEP_SIGNALS: dict[str, str] = {
     "minibatch_val_acc": "accuracy on one validation minibatch after each step [..., steps]",
     "grads": "gradient vector of each step [..., steps, params]",
     "grad_l1": "L1 norm of each step's gradient [..., steps]",
+    "grad_l2": "L2 norm of each step's gradient [..., steps]",
 }
 SIGNAL_WORDS = {
     "train_loss": "training losses",
@@ -104,7 +105,7 @@ class Estimator:
         """Whether the value at t depends on the points before t (sums, windows of E > 1, EMAs): such
         an estimator needs every epoch 1..t, where a pointwise one (ValAcc, SoTL-E with E = 1) takes
         any recorded epochs."""
-        pointwise = self.fn is curves.value_at or (self.fn is curves.window_sum and self.options.get("E") == 1)
+        pointwise = self.fn in (curves.value_at, curves.last_epoch_sum) or (self.fn is curves.window_sum and self.options.get("E") == 1)
         return self.level != "static" and not pointwise
 
     def with_options(self, **options: Any) -> Estimator:
@@ -164,7 +165,9 @@ def _curve(name: str, fn: Callable[..., np.ndarray], signal: str, higher: bool, 
     register(Estimator(name, fn, (signal,), higher, level, doc, dict(options)))
 
 
-_curve("SoTL", curves.cumulative_sum, "train_loss", False, "sum of training losses over epochs 1..t")
+_curve("SoTL", curves.last_epoch_sum, "train_loss", False,
+       "sum of training losses over the last epoch, t (the thesis's SoTL, Sec. 3.1; = SoTL-E with E = 1)")
+_curve("SoTL-all", curves.cumulative_sum, "train_loss", False, "sum of training losses over all epochs 1..t (Ru et al.'s SoTL)")
 _curve("SoTL-E", curves.window_sum, "train_loss", False, "sum of training losses over the last E epochs", E=1)
 _curve("SoTL-EMA", curves.moving_average, "train_loss", False, "EMA of training losses (variant: ema|ema-sum|discounted)", variant="ema", mu=None)
 _curve("SoVL", curves.cumulative_sum, "val_loss", False, "sum of validation losses over epochs 1..t")
@@ -179,7 +182,8 @@ _curve("ValAccMini", curves.value_at, "minibatch_val_acc", True, "accuracy on on
 # gradient-norm zero-cost proxy (Abdelfattah et al. 2021). The thesis's own direction for them is not
 # stated in the material this was built from; pass a negated score if yours differs.
 _curve("SoG", curves.sum_of_gradients_l1, "grads", True, "L1 norm of the gradient summed over steps 1..t", level="step")
-_curve("SoGN", curves.sum_of_gradient_norms, "grad_l1", True, "sum over steps 1..t of each step's gradient L1 norm", level="step")
+_curve("SoGN", curves.sum_of_gradient_norms, "grad_l1", True, "sum over steps 1..t of each step's gradient L1 norm (thesis)", level="step")
+_curve("SoGN-L2", curves.sum_of_gradient_norms, "grad_l2", True, "sum over steps 1..t of each step's gradient L2 norm", level="step")
 register(Estimator("Params", _static, ("params",), True, "static", "number of parameters (more is better, NAS-Bench-Suite-Zero baseline)"))
 register(Estimator("FLOPs", _static, ("flops",), True, "static", "floating point operations (more is better, NAS-Bench-Suite-Zero baseline)"))
 for _proxy in ZERO_COST_PROXIES:

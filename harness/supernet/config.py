@@ -1,11 +1,22 @@
 """One config for a weight-sharing run: data, network, supernet training, finetuning, device, ranking.
 
-Defaults follow the thesis's Appendix B (issue 6): SPOS with batch 64, SGD momentum 0.9, lr 0.025
-cosine-annealed to 0.001, weight decay 5e-4, 100 epochs, gradient clipping at norm 5; finetuning of
-200 pre-sampled archs for 300 minibatches at lr 0.01, batch 64, full validation every 100 steps.
-Finetuning reuses momentum, weight decay and clipping of the supernet stage (our choice; the issue
-fixes only lr and batch). A TOML file has one table per section ([data], [network], [supernet],
-[finetune], [device], [report]); unknown keys are refused. This module imports without torch.
+The defaults are the thesis's protocol (Sec. 4.2 and Table B.1), with its code settling what the
+text leaves open (Mirofil/AutoDL-Projects at 77776cb; the README lists every remaining difference):
+
+* supernet: SPOS (per-cell uniform sampling, :mod:`harness.supernet.sampling`), 3 seeds, 100
+  epochs, batch 64, SGD with Nesterov momentum 0.9, weight decay 5e-4, lr 0.025 cosine-annealed per
+  step to 0.001, no gradient clipping (Table B.1 has none; neither has the code's supernet training);
+  weight decay and momentum move every weight every step, as the code's ``zero_grad()`` did under
+  PyTorch 1.x (``update_unsampled``);
+* finetuning: 200 archs drawn once with a seed, 300 minibatches of 64 from the inherited weights,
+  SGD with Nesterov momentum 0.9 and weight decay 5e-4 at a constant lr of 0.01 for SPOS and 0.001
+  for the variants (thesis Sec. 4.2; ``finetune.lr`` overrides it), no clipping; the whole validation
+  split evaluated (eval mode, batches of 1024) at step 0 and every 100 steps;
+* report: SoTL (and the other sums) after 100 minibatches, ValAccMini after the first update (where
+  the code measures it), TLMini and ValAcc from the inherited weights.
+
+A TOML file has one table per section ([data], [network], [supernet], [finetune], [device],
+[report]); unknown keys are refused. This module imports without torch.
 """
 
 from __future__ import annotations
@@ -17,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError, choices
+from harness.supernet.sampling import ALGORITHMS
 from harness.tomlfile import read_toml, typed
-
 
 
 @dataclass(frozen=True)
@@ -29,28 +40,36 @@ class DataConfig:
     split_file: str | None = None  # NB201's official split file; None: seeded halves
     split_seed: int = 0
     limit_train: int | None = None  # keep the first n training images (toy runs)
-    limit_valid: int | None = None
+    limit_valid: int | None = None  # keep the first n validation images (ValAcc, ValAccMini)
+    image_size: int | None = None  # downsample by an integer factor (2x2 means) to this side; None: native
 
 
 @dataclass(frozen=True)
 class NetworkConfig:
     channels: int = 16
     cells_per_stage: int = 5
-    bn_affine: bool = False
-    bn_track_running_stats: bool = False
+    bn_affine: bool = False  # cells and head
+    bn_track_running_stats: bool = False  # cells and head
+    outer_bn_running_stats: bool = True  # stem and reduction blocks: running statistics, used in eval mode
 
 
 @dataclass(frozen=True)
 class SupernetConfig:
-    algorithm: str = "spos"  # spos: one uniform arch per minibatch; fairnas: 5 paths, each op on one (supernet.sampling)
-    seeds: tuple[int, ...] = (0,)
+    algorithm: str = "spos"  # harness.supernet.sampling.ALGORITHMS
+    seeds: tuple[int, ...] = (0, 1, 2)
     epochs: int = 100
     batch_size: int = 64
     lr: float = 0.025
     lr_min: float = 0.001
     momentum: float = 0.9
+    nesterov: bool = True
     weight_decay: float = 5e-4
-    grad_clip: float = 5.0
+    grad_clip: float | None = None  # clip the update's gradient to this L2 norm; None: no clipping
+    # True: every weight that has had a gradient keeps a zero one when its op is not sampled, so weight
+    # decay and momentum still move it (the thesis code's zero_grad() under PyTorch 1.x); False: only
+    # the sampled paths' weights change in a step
+    update_unsampled: bool = True
+    meta_lr: float = 1.0  # Reptile-style algorithms: theta <- theta + meta_lr * (mean rollout end - theta)
 
 
 @dataclass(frozen=True)
@@ -58,13 +77,14 @@ class FinetuneConfig:
     n_archs: int = 200
     arch_seed: int = 0  # the arch set and every arch's data stream depend on this seed only
     steps: int = 300
-    lr: float = 0.01
+    lr: float | None = None  # None: the algorithm's (0.01 SPOS, 0.001 the variants; WSConfig.finetune_lr)
     batch_size: int = 64
     momentum: float = 0.9
+    nesterov: bool = True
     weight_decay: float = 5e-4
-    grad_clip: float = 5.0
+    grad_clip: float | None = None  # per-arch L2 clipping of each step's gradient; None: no clipping
     eval_every: int = 100  # whole-validation accuracy at step 0 and every eval_every steps
-    eval_batch_size: int = 1000
+    eval_batch_size: int = 1024
     val_mini_batch_size: int = 64
 
 
@@ -77,18 +97,21 @@ class DeviceConfig:
     cuda_graphs: bool = True  # CUDA only: capture each arch's training step once, replay it F times
     archs_in_flight: int = 4  # CUDA only: archs finetuned concurrently (archs_in_flight // archs_per_group streams)
     archs_per_group: int = 1  # archs finetuned side by side in one network (grouped convolutions)
+    threads: int = 1  # CPU threads of torch's operators: their number changes the rounding, so it is a setting
 
 
 @dataclass(frozen=True)
 class ReportConfig:
     truth_schedule: str = "200"
     sum_step: int = 100  # Table 4.1: SoTL (and the other sums, SoG, SoGN) after 100 steps
-    other_step: int = 0  # Table 4.1: the other estimators at step 0 (inherited weights)
+    other_step: int = 0  # Table 4.1: the other estimators at step 0 (inherited weights) ...
+    val_mini_step: int = 1  # ... but ValAccMini after the first update, where the thesis code measures it
     top_k: int = 10
+    bootstrap: int = 1000  # resamples of the archs for the 95% CI of each Spearman rho (0: none)
     # names or names with options, e.g. "SoTL-E(E=50)" (harness.experiments.weight_sharing.ws_estimator)
     estimators: tuple[str, ...] = ("SoTL", "TLMini", "ValAccMini", "ValAcc", "SoG", "SoGN")
-    # Published numbers shown beside ours (e.g. the thesis's Table 4.1): a CSV with columns estimator,
-    # spearman, top_k (optional: step, spearman_std, top_k_std); "" shows n/a.
+    # Published numbers shown beside ours: a CSV with columns estimator, spearman, top_k (optional:
+    # step, spearman_std, top_k_std); "": the thesis's Table 4.1 for this dataset and algorithm
     reference: str = ""
     reference_label: str = "thesis"
 
@@ -105,6 +128,15 @@ class WSConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def finetune_lr(self) -> float:
+        """``finetune.lr``, or the algorithm's finetuning lr (thesis Sec. 4.2) when it is not set."""
+        return self.finetune.lr if self.finetune.lr is not None else ALGORITHMS[self.supernet.algorithm].finetune_lr
+
+    @property
+    def n_cells(self) -> int:
+        return 3 * self.network.cells_per_stage
 
     def with_overrides(self, **sections: dict[str, Any]) -> WSConfig:
         """A copy with ``section={key: value}`` overrides applied (validated like a TOML file)."""
@@ -172,7 +204,8 @@ LOGISTICS = frozenset({
 
 
 def _effective(config: dict[str, Any]) -> dict[str, Any]:
-    """The settings as they act: ``amp`` does nothing on the CPU, ``split_seed`` nothing with a split file."""
+    """The settings as they act: ``amp`` does nothing on the CPU, ``split_seed`` nothing with a split file
+    (``threads`` nothing on a GPU: :func:`changed_settings` skips it where either run is on CUDA)."""
     out = {key: dict(value) if isinstance(value, dict) else value for key, value in config.items()}
     if out.get("device", {}).get("device") == "cpu":
         out["device"]["amp"] = False
@@ -188,13 +221,15 @@ def changed_settings(
     and ``ignore`` on which the saved config (``WSConfig.to_dict()``, as JSON) and ``cfg`` disagree."""
     saved, now = _effective(saved), _effective(json.loads(json.dumps(cfg.to_dict(), default=list)))
     changes = []
+    devices = saved.get("device", {}).get("device"), now["device"]["device"]
+    if any(str(device).startswith("cuda") for device in devices):
+        ignore = ignore | {"device.threads"}  # CPU operator threads do not touch a GPU's arithmetic
     for section in sections:
         before, after = saved.get(section, {}), now[section]
         for key in sorted(set(before) | set(after)):
             name = f"{section}.{key}"
             if name not in LOGISTICS and name not in ignore and before.get(key) != after.get(key):
                 change = f"{section}.{key}: {before.get(key)!r} -> {after.get(key)!r}"
-                devices = saved.get("device", {}).get("device"), now["device"]["device"]
                 if name == "device.amp" and devices[0] != devices[1]:  # amp acts on CUDA only
                     change += f" (bf16 autocast acts on CUDA only, and device went {devices[0]!r} -> {devices[1]!r})"
                 changes.append(change)
@@ -202,9 +237,8 @@ def changed_settings(
 
 
 def _validate(cfg: WSConfig) -> None:
-    from harness.data.nb201 import DATASETS  # torch-free modules
+    from harness.data.nb201 import DATASETS, dataset_info  # torch-free modules
     from harness.experiments.weight_sharing import check_estimators
-    from harness.supernet.sampling import ALGORITHMS
 
     if cfg.data.dataset not in DATASETS:
         raise choices("dataset", cfg.data.dataset, DATASETS)
@@ -219,11 +253,24 @@ def _validate(cfg: WSConfig) -> None:
         raise HarnessError(f"supernet.seeds must be distinct integers >= 0, at least one, got {list(seeds)}")
     if cfg.finetune.n_archs < 3 or cfg.finetune.batch_size < 1 or cfg.supernet.batch_size < 1:
         raise HarnessError("finetune.n_archs must be >= 3 (a ranking needs several archs) and batch sizes >= 1")
-    if cfg.device.archs_per_group < 1 or cfg.device.archs_in_flight < 1:
-        raise HarnessError("device.archs_per_group and device.archs_in_flight must be >= 1")
+    if cfg.device.archs_per_group < 1 or cfg.device.archs_in_flight < 1 or cfg.device.threads < 1:
+        raise HarnessError("device.archs_per_group, device.archs_in_flight and device.threads must be >= 1")
+    for name, clip in (("supernet.grad_clip", cfg.supernet.grad_clip), ("finetune.grad_clip", cfg.finetune.grad_clip)):
+        if clip is not None and clip <= 0:
+            raise HarnessError(f"{name} must be a positive norm, or absent (no clipping); got {clip}")
+    for name, lr in (("supernet.lr", cfg.supernet.lr), ("supernet.meta_lr", cfg.supernet.meta_lr), ("finetune.lr", cfg.finetune_lr)):
+        if not lr > 0:
+            raise HarnessError(f"{name} must be > 0, got {lr}")
+    if (cfg.supernet.nesterov and cfg.supernet.momentum <= 0) or (cfg.finetune.nesterov and cfg.finetune.momentum <= 0):
+        raise HarnessError("Nesterov momentum needs momentum > 0 (supernet.momentum, finetune.momentum)")
+    side = dataset_info(cfg.data.dataset).side
+    size = cfg.data.image_size
+    if size is not None and (size < 1 or side % size or (side // size) & (side // size - 1)):
+        raise HarnessError(f"data.image_size must divide the {cfg.data.dataset} images' side {side} by a power of two "
+                           f"(e.g. {side // 2}, {side // 4}), got {size}")
     if cfg.finetune.steps < 1 or cfg.finetune.eval_every < 1 or cfg.supernet.epochs < 0:
         raise HarnessError("finetune.steps and finetune.eval_every must be >= 1, supernet.epochs >= 0")
-    for step in (cfg.report.sum_step, cfg.report.other_step):
+    for step in (cfg.report.sum_step, cfg.report.other_step, cfg.report.val_mini_step):
         if not 0 <= step <= cfg.finetune.steps:
             raise HarnessError(f"report step {step} out of range 0..{cfg.finetune.steps} (finetune.steps)")
     if cfg.report.sum_step < 1:

@@ -1,28 +1,35 @@
 """Inherit-and-finetune: each sampled arch takes its supernet weights and trains F more minibatches.
 
-Per arch (thesis Sec. 4.2; issue 6 Sec. 4): materialise the arch from the supernet (exact weight
-copy), then run F SGD steps on training minibatches. Row ``t`` (0..F) of the arch's log describes the
-network after ``t`` updates:
+Per arch (thesis Sec. 4.2): materialise the arch from the supernet (an exact copy of its weights and
+of the stem's and reduction blocks' BN running statistics; the thesis code finetunes a deep copy of
+the whole supernet fixed to the arch, which computes the same), then run F SGD steps (Nesterov
+momentum, weight decay, constant lr :attr:`WSConfig.finetune_lr`) on training minibatches, in train
+mode. Row ``t`` (0..F) of the arch's log describes the network after ``t`` updates:
 
 ==============  ===========================================================================
 column          value at row t
 ==============  ===========================================================================
 train_loss      loss of the minibatch of update t (computed in its forward pass); NaN at t=0.
                 SoTL(t) = sum of train_loss over rows 1..t.
-tl_mini         loss of one training minibatch at the weights after t updates (TLMini); it is
-                the next update's minibatch, so tl_mini[t] == train_loss[t + 1]. Row F uses one
-                extra minibatch, forward only.
-val_acc_mini    accuracy (%) on one validation minibatch (ValAccMini), a fresh one per row.
-val_acc         accuracy (%) on the whole validation split (ValAcc) at t = 0 and every
-                ``eval_every`` steps; NaN elsewhere (not measured).
+tl_mini         loss of one training minibatch at the weights after t updates, in train mode
+                (TLMini); it is the next update's minibatch, so tl_mini[t] == train_loss[t + 1].
+                Row F uses one extra minibatch, forward only.
+val_acc_mini    accuracy (%) on one validation minibatch in eval mode (ValAccMini), a fresh one
+                per row; the thesis code measures it after the first update (row 1).
+val_acc         accuracy (%) on the whole validation split in eval mode (ValAcc) at t = 0 and
+                every ``eval_every`` steps; NaN elsewhere (not measured).
 val_loss        mean loss on the whole validation split, where val_acc is measured.
 grad_l1         ||g_t||_1, L1 norm of update t's raw minibatch gradient (before clipping;
                 weight decay excluded); NaN at t=0. SoGN(t) = sum of grad_l1 over rows 1..t.
+grad_l2         ||g_t||_2, the same gradient's L2 norm; SoGN-L2(t) = sum over rows 1..t.
 grad_sum_l1     ||g_1 + ... + g_t||_1, L1 norm of the summed gradients (SoG(t)); 0 at t=0.
 ==============  ===========================================================================
 
-The data streams depend only on (arch_seed, arch index): every supernet and every algorithm sees
-the same minibatches and validation minibatches for an arch, whichever group it is finetuned in.
+Eval mode matters only for the stem's and reduction blocks' BN, which then use their running
+statistics (:mod:`harness.supernet.model`). The data streams depend only on ``arch_seed``: every arch
+is finetuned on the same minibatches (images, order, crops and flips) and validated on the same
+validation minibatches, as the thesis code's fixed loader order does, so archs differ only in what
+they are; every supernet and algorithm sees the same data too, whichever group an arch is in.
 Archs are finetuned in groups of ``device.archs_per_group``, side by side in one network
 (:func:`~harness.supernet.model.materialise_group`); each keeps its own minibatches, loss, gradient,
 clipping and update, so a group changes only the rounding. All per-step values stay on the device
@@ -50,7 +57,7 @@ from harness.errors import HarnessError
 from harness.supernet.model import NB201Network, materialise_group
 from harness.supernet.train import autocast, uses_channels_last
 
-LOG_COLUMNS = ("step", "train_loss", "tl_mini", "val_acc_mini", "val_acc", "val_loss", "grad_l1", "grad_sum_l1")
+LOG_COLUMNS = ("step", "train_loss", "tl_mini", "val_acc_mini", "val_acc", "val_loss", "grad_l1", "grad_l2", "grad_sum_l1")
 
 
 def _index_batches(n: int, batch: int, count: int, rng: np.random.Generator) -> np.ndarray:
@@ -60,12 +67,6 @@ def _index_batches(n: int, batch: int, count: int, rng: np.random.Generator) -> 
     passes = -(-count // per_pass)
     out = [rng.permutation(n)[: per_pass * batch].reshape(per_pass, batch) for _ in range(passes)]
     return np.concatenate(out)[:count]
-
-
-def group_images(x: torch.Tensor, n_archs: int) -> torch.Tensor:
-    """``[K*B, 3, H, W]`` (arch a's B images at rows a*B..) as an arch group's input ``[B, 3K, H, W]``."""
-    rows, channels, height, width = x.shape
-    return x.view(n_archs, rows // n_archs, channels, height, width).transpose(0, 1).reshape(rows // n_archs, n_archs * channels, height, width)
 
 
 def arch_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -98,8 +99,8 @@ def evaluate(net: NB201Network, data: DeviceImages, cfg: WSConfig) -> tuple[torc
 
 
 class FlatSGD:
-    """SGD with momentum and weight decay for an arch group, with per-arch gradient clipping and
-    gradient statistics, on one flat buffer.
+    """SGD with (Nesterov) momentum and weight decay for an arch group, with per-arch gradient clipping
+    and gradient statistics, on one flat buffer.
 
     Every parameter becomes a view of ``values`` and its gradient a view of ``grads`` (backward
     accumulates into the views in place); a parameter's rows (dim 0) are blocks of its archs
@@ -107,15 +108,16 @@ class FlatSGD:
     one arch. Per-arch norms are the norms of the blocks (``torch._foreach_norm``, as
     ``clip_grad_norm_`` computes them) added up per arch, so no arch's values, however large or
     non-finite, reach another's; a handful of kernels for the whole group. The update equals
-    ``torch.optim.SGD`` (dampening 0, not Nesterov) after ``clip_grad_norm_`` on each arch's own
-    gradient: ``g <- g * min(1, c / (||g||_2 + 1e-6))``, ``d = g + wd * w``, ``m <- mu * m + d``,
-    ``w <- w - lr * m``.
+    ``torch.optim.SGD`` (dampening 0) after ``clip_grad_norm_`` on each arch's own gradient when
+    ``max_norm`` is set: ``g <- g * min(1, c / (||g||_2 + 1e-6))``, ``d = g + wd * w``,
+    ``m <- mu * m + d``, ``w <- w - lr * (d + mu * m)`` with Nesterov, ``w <- w - lr * m`` without.
     """
 
     ALIGN = 64  # elements
 
-    def __init__(self, net: NB201Network, lr: float, momentum: float, weight_decay: float, max_norm: float):
-        self.lr, self.momentum, self.weight_decay, self.max_norm = lr, momentum, weight_decay, max_norm
+    def __init__(self, net: NB201Network, lr: float, momentum: float, weight_decay: float, max_norm: float | None,
+                 nesterov: bool = False):
+        self.lr, self.momentum, self.weight_decay, self.max_norm, self.nesterov = lr, momentum, weight_decay, max_norm, nesterov
         if net.group is None:
             raise HarnessError("FlatSGD takes an arch group (materialise_group), not a supernet or standalone network")
         owners = net.parameter_archs()
@@ -168,18 +170,24 @@ class FlatSGD:
         sums = torch.zeros(self.n_archs, dtype=per_block.dtype, device=per_block.device).index_add_(0, self.block_archs, per_block)
         return sums if order == 1 else sums.sqrt()
 
-    def step(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Clip, update; returns ``||g_t||_1`` and ``||g_1 + ... + g_t||_1`` per arch (raw gradients)."""
+    def step(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Clip (when ``max_norm`` is set), update; returns ``||g_t||_1``, ``||g_t||_2`` and
+        ``||g_1 + ... + g_t||_1`` per arch (raw gradients)."""
         grad_l1 = self.arch_norms(self.grad_blocks, 1)
         self.running.add_(self.grads)
         grad_sum_l1 = self.arch_norms(self.running_blocks, 1)
         norm = self.arch_norms(self.grad_blocks, 2)
-        scale = torch.cat([(self.max_norm / (norm + 1e-6)).clamp(max=1.0), norm.new_ones(1)])  # gaps: 1
-        self.grads.mul_(torch.repeat_interleave(scale[self.segment_archs], self.lengths, output_size=self.grads.numel()))
+        if self.max_norm is not None:
+            scale = torch.cat([(self.max_norm / (norm + 1e-6)).clamp(max=1.0), norm.new_ones(1)])  # gaps: 1
+            self.grads.mul_(torch.repeat_interleave(scale[self.segment_archs], self.lengths, output_size=self.grads.numel()))
         direction = self.grads.add(self.values, alpha=self.weight_decay)
         self.buffer.mul_(self.momentum).add_(direction)
-        self.values.add_(self.buffer, alpha=-self.lr)
-        return grad_l1, grad_sum_l1
+        if self.nesterov:
+            direction.add_(self.buffer, alpha=self.momentum)
+            self.values.add_(direction, alpha=-self.lr)
+        else:
+            self.values.add_(self.buffer, alpha=-self.lr)
+        return grad_l1, norm, grad_sum_l1
 
 
 class FinetuneRun:
@@ -216,25 +224,21 @@ class FinetuneRun:
             self.net = materialise_group(supernet, self.ops)
             if channels_last:
                 self.net = self.net.to(memory_format=torch.channels_last)
-            self.optimizer = FlatSGD(self.net, ft.lr, ft.momentum, ft.weight_decay, ft.grad_clip)
-            # Every random draw of each arch's run, made up front (depends on arch_seed and arch index only).
+            self.optimizer = FlatSGD(self.net, cfg.finetune_lr, ft.momentum, ft.weight_decay, ft.grad_clip, ft.nesterov)
+            # Every random draw of the run, made up front: the same for every arch (depends on arch_seed only).
             rows = self.steps + 1
             val_batch = min(ft.val_mini_batch_size, len(valid))
-            train_index, offsets, flips, val_index = [], [], [], []
-            for arch_index in self.indices:
-                train_index.append(_index_batches(len(train), ft.batch_size, rows, rng.stream(rng.FINETUNE, ft.arch_seed, arch_index, 0)))
-                augment_rng = rng.stream(rng.FINETUNE, ft.arch_seed, arch_index, 1)
-                draws = [train.draw_augmentation(augment_rng, ft.batch_size) for _ in range(rows)]
-                offsets.append(np.stack([d[0] for d in draws]))
-                flips.append(np.stack([d[1] for d in draws]))
-                val_index.append(_index_batches(len(valid), val_batch, rows, rng.stream(rng.FINETUNE, ft.arch_seed, arch_index, 2)))
-            # [rows, K * batch]: row t holds every arch's minibatch t, arch after arch
-            self.train_index = train.to_device(np.concatenate(train_index, axis=1))
-            self.train_offsets = train.to_device(np.concatenate(offsets, axis=1))
-            self.train_flips = train.to_device(np.concatenate(flips, axis=1))
-            self.val_index = valid.to_device(np.concatenate(val_index, axis=1))
+            train_index = _index_batches(len(train), ft.batch_size, rows, rng.stream(rng.FINETUNE, ft.arch_seed, 0))
+            augment_rng = rng.stream(rng.FINETUNE, ft.arch_seed, 1)
+            draws = [train.draw_augmentation(augment_rng, ft.batch_size) for _ in range(rows)]
+            val_index = _index_batches(len(valid), val_batch, rows, rng.stream(rng.FINETUNE, ft.arch_seed, 2))
+            # [rows, batch]: row t holds minibatch t, which every arch of the group trains on
+            self.train_index = train.to_device(train_index)
+            self.train_offsets = train.to_device(np.stack([d[0] for d in draws]))
+            self.train_flips = train.to_device(np.stack([d[1] for d in draws]))
+            self.val_index = valid.to_device(val_index)
             nan = torch.full((rows, self.n_archs), float("nan"), device=self.device)
-            self.tl_mini, self.val_acc_mini, self.val_acc, self.val_loss, self.grad_l1 = (nan.clone() for _ in range(5))
+            self.tl_mini, self.val_acc_mini, self.val_acc, self.val_loss, self.grad_l1, self.grad_l2 = (nan.clone() for _ in range(6))
             self.grad_sum_l1 = torch.zeros(rows, self.n_archs, device=self.device)
             k = self.n_archs
             self.static = {
@@ -269,7 +273,7 @@ class FinetuneRun:
             losses = arch_losses(self.net(self.static["x"]), self.static["y"])
         losses.sum().backward()  # arch a's parameters get the gradient of arch a's own mean loss
         self.static["loss"] = losses.detach()
-        self.static["grad_l1"], self.static["grad_sum_l1"] = self.optimizer.step()
+        self.static["grad_l1"], self.static["grad_l2"], self.static["grad_sum_l1"] = self.optimizer.step()
 
     def _run(self, graph_attr: str, body: Callable[[], None]) -> None:
         """Run ``body``: eagerly, or from the CUDA graph stored in ``graph_attr`` (captured at WARMUP)."""
@@ -286,8 +290,9 @@ class FinetuneRun:
 
     def _batch(self, data: DeviceImages, index: torch.Tensor, offsets: torch.Tensor | None = None,
                flips: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The minibatch as the group's input: every arch's channels hold the same images."""
         x, y = data.gather(index) if offsets is None else data.gather(index, offsets, flips)
-        return group_images(x, self.n_archs), y.view(self.n_archs, -1).T
+        return x.repeat(1, self.n_archs, 1, 1), y[:, None].expand(-1, self.n_archs)
 
     def advance(self) -> None:
         """Compute row ``t`` (see the module docstring) and, unless t = F, apply update t + 1."""
@@ -314,14 +319,16 @@ class FinetuneRun:
                     self.optimizer.check_gradients_in_place()
                 self.tl_mini[t] = self.static["loss"]
                 self.grad_l1[t + 1] = self.static["grad_l1"]
+                self.grad_l2[t + 1] = self.static["grad_l2"]
                 self.grad_sum_l1[t + 1] = self.static["grad_sum_l1"]
         self.t += 1
 
     def result(self) -> list[pd.DataFrame]:
         """The finished logs, one per arch (one host sync)."""
         with self._on_stream():
-            columns = torch.stack([self.tl_mini, self.val_acc_mini, self.val_acc, self.val_loss, self.grad_l1, self.grad_sum_l1])
-            columns = columns.float().cpu().numpy()  # [6, rows, K]
+            columns = torch.stack([self.tl_mini, self.val_acc_mini, self.val_acc, self.val_loss, self.grad_l1, self.grad_l2,
+                                   self.grad_sum_l1])
+            columns = columns.float().cpu().numpy()  # [7, rows, K]
         self.train_graph = self.val_graph = None
         logs = []
         for a, (arch_index, ops) in enumerate(zip(self.indices, self.ops)):
@@ -335,7 +342,8 @@ class FinetuneRun:
                     "val_acc": columns[2, :, a],
                     "val_loss": columns[3, :, a],
                     "grad_l1": columns[4, :, a],
-                    "grad_sum_l1": columns[5, :, a],
+                    "grad_l2": columns[5, :, a],
+                    "grad_sum_l1": columns[6, :, a],
                 }
             )
             log.insert(0, "arch", ops_to_arch(ops))

@@ -15,7 +15,8 @@ all five candidates on every edge; :func:`materialise` builds a network whose ed
 arch's op and copies exactly those tensors from the supernet's state dict (the parameter names are
 the same, so the copy is a slice of the state dict). A forward pass runs only the ops of the given
 arch, and only those that can reach the cell output, so only they receive gradients (single-path,
-as in SPOS, Guo et al. 2020).
+as in SPOS, Guo et al. 2020). The supernet's forward takes one arch for every cell, or one cell
+draw per cell (a *path*, :mod:`harness.supernet.sampling`), so each cell can run its own ops.
 
 An *arch group* (:func:`materialise_group`) is K archs in one network, side by side along the
 channel axis: arch a owns channels ``a*w .. (a+1)*w - 1`` of every width-w tensor, every convolution
@@ -27,16 +28,21 @@ other archs' channels skip it. Its forward takes ``[B, 3K, H, W]`` (arch a's own
 images. K small archs then cost one launch per layer instead of K, which is what bounds a network
 this small on a GPU.
 
-BatchNorm: cells use ``affine=False`` as NB201's weight-sharing search cells do; with
-``track_running_stats=False`` (default) every BN normalises with the statistics of the current batch,
-in training and evaluation alike, so weights inherited by different archs never meet running
-statistics gathered under other archs.
+BatchNorm, as the thesis's code builds its NB201 supernet (``GenericNAS201Model`` with its CLI
+defaults ``--affine 0 --track_running_stats 0``; Mirofil/AutoDL-Projects ``generic_model.py``
+l.369-389 at 77776cb): the cells' ReLU-Conv-BN ops and the head's BN have ``affine=False`` and no
+running statistics (``bn_affine``, ``bn_track_running_stats``), so they normalise with the statistics of
+the current batch in training and evaluation alike and weights inherited by different archs never
+meet statistics gathered under other archs. The stem's BN and the reduction blocks' BNs keep
+PyTorch's defaults, affine with running statistics (``outer_bn_running_stats``): training updates
+them, evaluation (``net.eval()``, the thesis's ValAcc and ValAccMini) uses them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 from torch import nn
@@ -51,27 +57,31 @@ class NetworkShape:
     channels: int = 16
     cells_per_stage: int = 5
     n_classes: int = 10
-    bn_affine: bool = False
-    bn_track_running_stats: bool = False
+    bn_affine: bool = False  # cells and head
+    bn_track_running_stats: bool = False  # cells and head
+    outer_bn_running_stats: bool = True  # stem and reduction blocks (always affine)
+
+    @property
+    def n_cells(self) -> int:
+        return 3 * self.cells_per_stage
 
 
-def _bn(channels: int, shape: NetworkShape, affine: bool | None = None) -> nn.BatchNorm2d:
-    return nn.BatchNorm2d(
-        channels,
-        affine=shape.bn_affine if affine is None else affine,
-        track_running_stats=shape.bn_track_running_stats,
-    )
+def _bn(channels: int, shape: NetworkShape, outer: bool = False) -> nn.BatchNorm2d:
+    """A cell's or the head's BN (``outer=False``), or the stem's or a reduction block's."""
+    if outer:
+        return nn.BatchNorm2d(channels, affine=True, track_running_stats=shape.outer_bn_running_stats)
+    return nn.BatchNorm2d(channels, affine=shape.bn_affine, track_running_stats=shape.bn_track_running_stats)
 
 
 class ReLUConvBN(nn.Sequential):
     """ReLU, Conv, BN; with ``groups`` = g, g independent copies side by side (channels c*g)."""
 
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, shape: NetworkShape, affine: bool | None = None,
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, shape: NetworkShape, outer: bool = False,
                  groups: int = 1):
         super().__init__(
             nn.ReLU(inplace=False),
             nn.Conv2d(c_in * groups, c_out * groups, kernel, stride=stride, padding=kernel // 2, bias=False, groups=groups),
-            _bn(c_out * groups, shape, affine),
+            _bn(c_out * groups, shape, outer),
         )
 
 
@@ -100,6 +110,11 @@ def live_edges(ops: Sequence[str], zeros_stay_zero: bool = True) -> tuple[bool, 
     target feeds nothing are skipped in every setting: their output is unused (with BN running
     statistics NB201 would still update their statistics in training; here they keep their values).
     """
+    return _live_edges(tuple(ops), zeros_stay_zero)
+
+
+@lru_cache(maxsize=None)  # at most 2 x 15,625 entries; a per-cell path asks once per cell and step
+def _live_edges(ops: tuple[str, ...], zeros_stay_zero: bool) -> tuple[bool, ...]:
     reached = {0}
     for node in range(1, N_NODES):
         if not zeros_stay_zero or any(ops[k] != "none" and dst == node and src in reached for k, (src, dst) in enumerate(EDGES)):
@@ -164,8 +179,8 @@ class ResidualReduction(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, shape: NetworkShape, groups: int = 1):
         super().__init__()
-        self.conv_a = ReLUConvBN(c_in, c_out, 3, 2, shape, affine=True, groups=groups)
-        self.conv_b = ReLUConvBN(c_out, c_out, 3, 1, shape, affine=True, groups=groups)
+        self.conv_a = ReLUConvBN(c_in, c_out, 3, 2, shape, outer=True, groups=groups)
+        self.conv_b = ReLUConvBN(c_out, c_out, 3, 1, shape, outer=True, groups=groups)
         self.shortcut = nn.Sequential(nn.AvgPool2d(2, stride=2), nn.Conv2d(c_in * groups, c_out * groups, 1, bias=False, groups=groups))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -195,7 +210,7 @@ class NB201Network(nn.Module):
         self.members = members
         self.candidates = tuple(tuple(c) for c in (candidates or [OPS] * len(EDGES)))
         c = shape.channels
-        self.stem = nn.Sequential(nn.Conv2d(3 * n, c * n, 3, padding=1, bias=False, groups=n), _bn(c * n, shape, affine=True))
+        self.stem = nn.Sequential(nn.Conv2d(3 * n, c * n, 3, padding=1, bias=False, groups=n), _bn(c * n, shape, outer=True))
         layers: list[nn.Module] = []
         widths = [c, 2 * c, 4 * c]
         for stage, width in enumerate(widths):
@@ -203,7 +218,7 @@ class NB201Network(nn.Module):
                 layers.append(ResidualReduction(widths[stage - 1], width, shape, groups=n))
             layers.extend(Cell(width, self.candidates, shape, members, n) for _ in range(shape.cells_per_stage))
         self.layers = nn.ModuleList(layers)
-        self.head = nn.Sequential(_bn(4 * c * n, shape, affine=True), nn.ReLU(inplace=False))
+        self.head = nn.Sequential(_bn(4 * c * n, shape), nn.ReLU(inplace=False))
         self.classifier = nn.Linear(4 * c, shape.n_classes * n)  # group: arch a's map is rows a*classes ..
         fixed = all(len(cands) == 1 for cands in self.candidates) and self.group is None
         self.fixed_ops: tuple[str, ...] | None = tuple(cands[0] for cands in self.candidates) if fixed else None
@@ -212,30 +227,43 @@ class NB201Network(nn.Module):
     def zeros_stay_zero(self) -> bool:
         return not (self.shape.bn_affine or self.shape.bn_track_running_stats)
 
-    def forward(self, x: torch.Tensor, ops: Sequence[str] | None = None) -> torch.Tensor:
-        """Logits of the arch ``ops`` (6-op tuple); a standalone network uses its own arch; an arch
-        group maps ``[B, 3K, H, W]`` to ``[B, K, classes]``."""
+    def forward(self, x: torch.Tensor, ops: Sequence[str] | Sequence[Sequence[str]] | None = None) -> torch.Tensor:
+        """Logits of the arch ``ops``: a 6-op tuple run by every cell, or a path of one 6-op tuple per
+        cell (``shape.n_cells`` of them, in network order); a standalone network uses its own arch; an
+        arch group maps ``[B, 3K, H, W]`` to ``[B, K, classes]``."""
         if self.group is not None:
             if ops is not None:
                 raise ValueError("an arch group runs its own archs; it takes no ops")
-            runs = [tuple(edge) for edge in self.candidates]
+            runs_of = [[tuple(edge) for edge in self.candidates]] * self.shape.n_cells
         else:
             if ops is None:
                 if self.fixed_ops is None:
                     raise ValueError("a supernet forward needs the arch's ops")
                 ops = self.fixed_ops
-            ops = check_ops(ops)
-            live = live_edges(ops, zeros_stay_zero=self.zeros_stay_zero)
-            runs = [(op,) if on else () for op, on in zip(ops, live)]
+            runs_of = [self._runs(cell_ops) for cell_ops in self._per_cell(ops)]
         h = self.stem(x)
+        cells = iter(runs_of)
         for layer in self.layers:
-            h = layer(h, runs) if isinstance(layer, Cell) else layer(h)
+            h = layer(h, next(cells)) if isinstance(layer, Cell) else layer(h)
         h = torch.flatten(nn.functional.adaptive_avg_pool2d(self.head(h), 1), 1)
         if self.group is None:
             return self.classifier(h)
         n, classes = len(self.group), self.shape.n_classes
         weight = self.classifier.weight.view(n, classes, -1)
         return torch.einsum("bnc,nkc->bnk", h.view(h.shape[0], n, -1), weight) + self.classifier.bias.view(n, classes)
+
+    def _per_cell(self, ops: Sequence[str] | Sequence[Sequence[str]]) -> list[tuple[str, ...]]:
+        """One checked 6-op tuple per cell: ``ops`` repeated when it is one arch, else ``ops`` itself."""
+        if len(ops) and isinstance(ops[0], str):
+            return [check_ops(ops)] * self.shape.n_cells
+        if len(ops) != self.shape.n_cells:
+            raise ValueError(f"a path has one 6-op tuple per cell: {self.shape.n_cells} here, got {len(ops)}")
+        return [check_ops(cell_ops) for cell_ops in ops]
+
+    def _runs(self, ops: tuple[str, ...]) -> list[tuple[str, ...]]:
+        """Per edge, the ops a cell runs for ``ops``: the op when its edge is live, else nothing."""
+        live = live_edges(ops, zeros_stay_zero=self.zeros_stay_zero)
+        return [(op,) if on else () for op, on in zip(ops, live)]
 
     def parameter_archs(self) -> list[tuple[nn.Parameter, tuple[int, ...]]]:
         """Every parameter with the archs its blocks of rows (dim 0) belong to, in order: in an arch

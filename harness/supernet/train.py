@@ -1,16 +1,26 @@
-"""Supernet training (SPOS or FairNAS) with per-epoch checkpoints and exact resume.
+"""Supernet training with the algorithms of the thesis's Table 4.1, per-epoch checkpoints and exact resume.
 
-Each minibatch trains the paths that ``supernet.algorithm``'s sampler draws
-(:mod:`harness.supernet.sampling`): one uniformly drawn arch for SPOS / RandomNAS (Guo et al. 2020,
-"Single Path One-Shot"; Li & Talwalkar 2019, "Random Search and Reproducibility for NAS"), five
-arch paths that together place every op of every edge once for FairNAS (Chu et al. 2021). The paths
-run on the same minibatch, their gradients add up, ``g = sum_k grad L(w; path_k, batch)``, and one
-SGD step follows (momentum, weight decay, gradient clipping of g, and a per-step cosine schedule
-``lr_t = lr_min + (lr - lr_min) * (1 + cos(pi * t / T)) / 2`` over all T steps). Ops on no
-sampled path get no gradient, so SGD leaves them (and their momentum) untouched in that step. The
-logged loss of a step is the mean over its paths.
+Each minibatch is one *update* of the supernet, shaped by ``supernet.algorithm``
+(:mod:`harness.supernet.sampling`). All algorithms share one optimizer step,
+:func:`optimizer_step`: the gradient of the rollout's mean loss ``(1/k) sum_k L(w; path_k, batch)``
+(plus ``lambda (w - w0)``, the gradient of Metaprox's proximal term ``lambda/2 ||w - w0||^2``), an
+optional clip of its L2 norm, and one SGD step (momentum, Nesterov, weight decay; lr cosine-annealed
+per update, ``lr_t = lr_min + (lr - lr_min) (1 + cos(pi t / T)) / 2`` over all T updates).
 
-Randomness: epoch e draws its sample order, augmentation and archs from
+- :func:`plain_update` (SPOS, RandomNAS, FairNAS, MultiPath): one optimizer step on the rollout.
+- :func:`meta_update` (Reptile, Metaprox, MultiPath + Metaprox): from w0, each of ``meta_batch``
+  rollouts makes ``inner_steps`` optimizer steps on the same minibatch (each rollout restarting from
+  w0 and the optimizer state at w0); then ``w <- w0 + meta_lr (mean of the rollouts' end points - w0)``
+  and the momentum buffers become the mean of the rollouts'. BatchNorm running statistics are not
+  rolled back: they follow every forward pass.
+
+With ``supernet.update_unsampled`` (the default) a gradient is zeroed, not freed, between steps, as
+the thesis code's ``zero_grad()`` did under PyTorch 1.x: a weight whose op is not on this step's paths
+keeps a zero gradient, so weight decay and momentum still move it. Without it only the sampled
+paths' weights change. The logged loss of an update is its first step's loss (mean over its paths
+and rollouts), taken at the weights the update starts from.
+
+Randomness: epoch e draws its sample order, augmentation and paths from
 ``harness.rng.stream(SUPERNET, seed, e, sub_stream)``, a pure function of (seed, epoch). Resuming from the
 checkpoint of epoch e therefore replays exactly the streams an uninterrupted run would have used, and
 on a deterministic device ends with the same weights. Network initialisation seeds torch inside
@@ -24,6 +34,7 @@ import json
 import math
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +49,7 @@ from harness.data.nb201 import dataset_info, load_nb201
 from harness.errors import HarnessError
 from harness.supernet.config import WSConfig, changed_settings
 from harness.supernet.model import NB201Network, NetworkShape
-from harness.supernet.sampling import ALGORITHMS, PathOps
+from harness.supernet.sampling import ALGORITHMS, Algorithm, Rollout
 
 STREAM_ORDER, STREAM_AUGMENT, STREAM_ARCH = 0, 1, 2
 
@@ -55,6 +66,20 @@ def resolve_device(cfg: WSConfig) -> torch.device:
     return device
 
 
+@contextlib.contextmanager
+def cpu_threads(cfg: WSConfig) -> Iterator[None]:
+    """torch's CPU operators on ``device.threads`` threads while inside (the caller's count after).
+
+    The thread count changes how a CPU kernel splits its sums, hence the rounding, so it is a recorded
+    setting (the run's config.json) rather than whatever the machine has."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(cfg.device.threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def network_shape(cfg: WSConfig) -> NetworkShape:
     net = cfg.network
     return NetworkShape(
@@ -63,6 +88,7 @@ def network_shape(cfg: WSConfig) -> NetworkShape:
         n_classes=dataset_info(cfg.data.dataset).n_classes,
         bn_affine=net.bn_affine,
         bn_track_running_stats=net.bn_track_running_stats,
+        outer_bn_running_stats=net.outer_bn_running_stats,
     )
 
 
@@ -92,6 +118,10 @@ def load_images(cfg: WSConfig, device: torch.device) -> tuple[DeviceImages, Devi
     if cfg.data.limit_valid is not None:
         valid = valid.subset(np.arange(min(cfg.data.limit_valid, len(valid))))
     info = dataset_info(cfg.data.dataset)
+    if cfg.data.image_size is not None and cfg.data.image_size != info.side:
+        factor = info.side // cfg.data.image_size
+        train, valid = train.downsampled(factor), valid.downsampled(factor)
+        info = replace(info, side=cfg.data.image_size, crop_padding=max(1, info.crop_padding // factor))
     last = uses_channels_last(cfg, device)
     return DeviceImages(train, info, device, last), DeviceImages(valid, info, device, last)
 
@@ -137,41 +167,138 @@ def load_supernet(path: Path, cfg: WSConfig, device: torch.device, allow_unfinis
     return net
 
 
-def _batches(train: DeviceImages, cfg: WSConfig, seed: int, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, list[PathOps]]]:
-    """Epoch ``epoch``'s minibatches and the paths each trains. All draws are made up front and sent to the device in
-    one transfer per array, so the loop itself never waits on a host-to-device copy."""
+def make_optimizer(net: NB201Network, cfg: WSConfig) -> torch.optim.SGD:
+    """The supernet's SGD (``supernet.momentum``, ``nesterov``, ``weight_decay``; lr set per update)."""
+    sn = cfg.supernet
+    return torch.optim.SGD(net.parameters(), lr=sn.lr, momentum=sn.momentum, nesterov=sn.nesterov,
+                           weight_decay=sn.weight_decay)
+
+
+def _batches(train: DeviceImages, cfg: WSConfig, seed: int, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, list[Rollout]]]:
+    """Epoch ``epoch``'s minibatches and the rollouts each update trains. All draws are made up front and
+    sent to the device in one transfer per array, so the loop itself never waits on a host-to-device copy."""
     order_rng = epoch_rng(seed, epoch, STREAM_ORDER)
     augment_rng = epoch_rng(seed, epoch, STREAM_AUGMENT)
     arch_rng = epoch_rng(seed, epoch, STREAM_ARCH)
     index = np.stack(train.epoch_batches(order_rng, cfg.supernet.batch_size))
     draws = [train.draw_augmentation(augment_rng, index.shape[1]) for _ in range(len(index))]
-    sample = ALGORITHMS[cfg.supernet.algorithm].paths
-    paths = [sample(arch_rng) for _ in range(len(index))]
+    algorithm = ALGORITHMS[cfg.supernet.algorithm]
+    rollouts = [algorithm.draw(arch_rng, cfg.n_cells) for _ in range(len(index))]
     index_t = train.to_device(index)
     offsets_t = train.to_device(np.stack([d[0] for d in draws]))
     flips_t = train.to_device(np.stack([d[1] for d in draws]))
-    for i, step_paths in enumerate(paths):
+    for i, step_rollouts in enumerate(rollouts):
         x, y = train.gather(index_t[i], offsets_t[i], flips_t[i])
-        yield x, y, step_paths
+        yield x, y, step_rollouts
 
 
-def supernet_step(
-    net: NB201Network, x: torch.Tensor, y: torch.Tensor, paths: list[PathOps], cfg: WSConfig,
-    optimizer: torch.optim.Optimizer,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """One update: the gradients of every path's loss on ``(x, y)`` added up, clipped to norm
-    ``supernet.grad_clip``, one optimizer step. Returns the mean loss over the paths and the L2
-    norm of the summed gradient before clipping (0-d tensors, left on the device)."""
-    optimizer.zero_grad(set_to_none=True)
-    losses = []
-    for ops in paths:
+def rollout_backward(net: NB201Network, x: torch.Tensor, y: torch.Tensor, rollout: Rollout, cfg: WSConfig) -> torch.Tensor:
+    """Accumulate the gradient of the rollout's mean loss ``(1/k) sum_k L(w; path_k, (x, y))`` into
+    ``.grad`` (one backward per path); returns that mean loss (0-d, detached, on the device)."""
+    total = torch.zeros((), device=x.device)
+    for path in rollout:
         with autocast(cfg, x.device):
-            loss = torch.nn.functional.cross_entropy(net(x, ops), y)
-        loss.backward()
-        losses.append(loss.detach())
-    norm = torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.supernet.grad_clip)
+            loss = torch.nn.functional.cross_entropy(net(x, path), y)
+        (loss / len(rollout)).backward()
+        total = total + loss.detach()
+    return total / len(rollout)
+
+
+def optimizer_step(
+    net: NB201Network, x: torch.Tensor, y: torch.Tensor, rollout: Rollout, cfg: WSConfig, optimizer: torch.optim.Optimizer,
+    anchor: list[torch.Tensor] | None = None, prox_lambda: float = 0.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The step every algorithm shares: zero the gradients (freeing them unless
+    ``supernet.update_unsampled``), the rollout's gradient (:func:`rollout_backward`), plus
+    ``prox_lambda (w - anchor)`` on every weight (the gradient of ``prox_lambda/2 ||w - anchor||^2``,
+    which reaches every weight, so with a proximal term every weight gets a gradient, as autograd of
+    the thesis code's penalty gave it), the L2 norm clipped to ``supernet.grad_clip`` when set, one
+    optimizer step. Returns the rollout's loss and the gradient's L2 norm before clipping (0-d
+    device tensors)."""
+    optimizer.zero_grad(set_to_none=not cfg.supernet.update_unsampled)
+    loss = rollout_backward(net, x, y, rollout, cfg)
+    params = list(net.parameters())
+    if prox_lambda:
+        assert anchor is not None, "a proximal term needs the weights it pulls towards"
+        with torch.no_grad():
+            for p, p0 in zip(params, anchor):
+                pull = (p - p0).mul_(prox_lambda)
+                p.grad = pull if p.grad is None else p.grad.add_(pull)
+    clip = cfg.supernet.grad_clip
+    norm = torch.nn.utils.clip_grad_norm_(params, clip if clip is not None else math.inf)
     optimizer.step()
-    return torch.stack(losses).mean(), norm
+    return loss, norm
+
+
+def plain_update(net: NB201Network, x: torch.Tensor, y: torch.Tensor, rollouts: list[Rollout], cfg: WSConfig,
+                 optimizer: torch.optim.Optimizer, algorithm: Algorithm) -> tuple[torch.Tensor, torch.Tensor]:
+    """SPOS, RandomNAS, FairNAS, MultiPath: one :func:`optimizer_step` on the update's one rollout."""
+    (rollout,) = rollouts
+    return optimizer_step(net, x, y, rollout, cfg, optimizer)
+
+
+def _momentum(optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter]) -> list[torch.Tensor | None]:
+    return [optimizer.state[p]["momentum_buffer"].clone() if "momentum_buffer" in optimizer.state.get(p, {}) else None
+            for p in params]
+
+
+def _set_momentum(optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter], buffers: list[torch.Tensor | None]) -> None:
+    for p, buffer in zip(params, buffers):
+        if buffer is None:
+            optimizer.state.get(p, {}).pop("momentum_buffer", None)  # torch starts a missing buffer from zero
+        else:
+            optimizer.state[p]["momentum_buffer"] = buffer.clone()
+
+
+def meta_update(net: NB201Network, x: torch.Tensor, y: torch.Tensor, rollouts: list[Rollout], cfg: WSConfig,
+                optimizer: torch.optim.Optimizer, algorithm: Algorithm) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reptile, Metaprox, MultiPath + Metaprox (module docstring): each rollout makes
+    ``algorithm.inner_steps`` :func:`optimizer_step` calls from w0 (Metaprox: with the proximal term
+    towards w0), then ``w <- w0 + meta_lr (mean end - w0)``; momentum buffers become the rollouts' mean
+    (a missing buffer counts as zero, as torch starts it). Returns the mean over rollouts of their
+    first step's loss and the first step's gradient norm."""
+    params = list(net.parameters())
+    start = [p.detach().clone() for p in params]
+    several = len(rollouts) > 1
+    start_momentum = _momentum(optimizer, params) if several else []
+    ends: list[list[torch.Tensor]] = []
+    momenta: list[list[torch.Tensor | None]] = []
+    losses, first_norm = [], None
+    for r, rollout in enumerate(rollouts):
+        if r:
+            with torch.no_grad():
+                for p, p0 in zip(params, start):
+                    p.copy_(p0)
+            _set_momentum(optimizer, params, start_momentum)
+        for k in range(algorithm.inner_steps):
+            loss, norm = optimizer_step(net, x, y, rollout, cfg, optimizer, anchor=start, prox_lambda=algorithm.prox_lambda)
+            if k == 0:
+                losses.append(loss)
+                first_norm = norm if first_norm is None else first_norm
+        if several:
+            ends.append([p.detach().clone() for p in params])
+            momenta.append(_momentum(optimizer, params))
+    with torch.no_grad():
+        for i, (p, p0) in enumerate(zip(params, start)):
+            end = torch.stack([e[i] for e in ends]).mean(0) if several else p.detach().clone()
+            p.copy_(torch.lerp(p0, end, cfg.supernet.meta_lr))  # weight 1 gives ``end`` exactly
+    if several:
+        mean = []
+        for i, p in enumerate(params):
+            present = [m[i] for m in momenta if m[i] is not None]
+            mean.append(torch.stack(present).sum(0) / len(momenta) if present else None)
+        _set_momentum(optimizer, params, mean)
+    assert first_norm is not None
+    return torch.stack(losses).mean(), first_norm
+
+
+def supernet_update(net: NB201Network, x: torch.Tensor, y: torch.Tensor, rollouts: list[Rollout], cfg: WSConfig,
+                    optimizer: torch.optim.Optimizer) -> tuple[torch.Tensor, torch.Tensor]:
+    """One update of ``supernet.algorithm``: :func:`meta_update` for the Reptile-style algorithms,
+    :func:`plain_update` for the rest. Returns the update's loss and first gradient norm."""
+    algorithm = ALGORITHMS[cfg.supernet.algorithm]
+    update = meta_update if algorithm.is_meta else plain_update
+    return update(net, x, y, rollouts, cfg, optimizer, algorithm)
 
 
 def train_supernet(
@@ -195,7 +322,7 @@ def train_supernet(
     net = init_supernet(cfg, seed).to(device)
     if uses_channels_last(cfg, device):
         net = net.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.SGD(net.parameters(), lr=sn.lr, momentum=sn.momentum, weight_decay=sn.weight_decay)
+    optimizer = make_optimizer(net, cfg)
     start, history = 0, []
     if path.is_file():
         state = load_checkpoint(path, device)
@@ -210,6 +337,8 @@ def train_supernet(
                                "order mid-run: train it anew in a new folder")
         net.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        for p, had in zip(net.parameters(), state["has_grad"]):  # zeroed, not freed: update_unsampled
+            p.grad = torch.zeros_like(p) if had else None
         start, history = int(state["epoch"]), json.loads(state["history"])
     steps_per_epoch = len(train) // sn.batch_size
     if steps_per_epoch == 0:
@@ -221,16 +350,14 @@ def train_supernet(
         started = time.perf_counter()
         losses = torch.zeros(steps_per_epoch, device=device)
         norms = torch.zeros(steps_per_epoch, device=device)
-        for i, (x, y, paths) in enumerate(_batches(train, cfg, seed, epoch)):
+        for i, (x, y, rollouts) in enumerate(_batches(train, cfg, seed, epoch)):
             for group in optimizer.param_groups:
                 group["lr"] = cosine_lr(epoch * steps_per_epoch + i, total, sn.lr, sn.lr_min)
-            losses[i], norms[i] = supernet_step(net, x, y, paths, cfg, optimizer)
-        history.append({
-            "epoch": epoch + 1, "train_loss": float(losses.mean()),
-            "grad_norm_median": float(norms.median()),  # before clipping
-            "clipped_fraction": float((norms > sn.grad_clip).float().mean()),
-            "seconds": time.perf_counter() - started,
-        })
+            losses[i], norms[i] = supernet_update(net, x, y, rollouts, cfg, optimizer)
+        entry = {"epoch": epoch + 1, "train_loss": float(losses.mean()), "grad_norm_median": float(norms.median())}
+        if sn.grad_clip is not None:  # norms are before clipping
+            entry["clipped_fraction"] = float((norms > sn.grad_clip).float().mean())
+        history.append({**entry, "seconds": time.perf_counter() - started})
         state = {
             "model": net.state_dict(),
             "optimizer": optimizer.state_dict(),
@@ -239,9 +366,11 @@ def train_supernet(
             "history": json.dumps(history),
             "config": json.dumps(cfg.to_dict()),
             "streams": rng.STREAMS_VERSION,
+            "has_grad": [p.grad is not None for p in net.parameters()],
         }
         _save_atomic(state, path)
     if start >= stop and not path.is_file():  # zero epochs asked: save the initial weights
         _save_atomic({"model": net.state_dict(), "optimizer": optimizer.state_dict(), "epoch": 0, "seed": seed,
-                      "history": "[]", "config": json.dumps(cfg.to_dict()), "streams": rng.STREAMS_VERSION}, path)
+                      "history": "[]", "config": json.dumps(cfg.to_dict()), "streams": rng.STREAMS_VERSION,
+                      "has_grad": [False] * len(list(net.parameters()))}, path)
     return path
