@@ -4,6 +4,7 @@
     harness ws train    --config ... --out DIR --seed 0                  # one supernet (resumes)
     harness ws finetune --config ... --out DIR --seed 0 --shard 1/4      # a quarter of the archs
     harness ws report   --config ... --out DIR                           # table.md, curves.png
+    harness ws tables   RUN_DIR ... --out DIR                            # Tables 4.1, 4.4, 4.5, Figs. 4.6b, 4.8
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--device", default=None, help="overrides [device] device (cpu, cuda, auto)")
         p.add_argument("--algorithm", default=None, choices=ALGORITHMS, help="overrides [supernet] algorithm")
         p.add_argument("--threads", type=int, default=None, help="overrides [device] threads (CPU operator threads; a recorded setting)")
+        p.add_argument("--finetune-lr", type=float, default=None, help="overrides [finetune] lr (default: the algorithm's, 0.01 SPOS, 0.001 the variants)")
         p.add_argument("--no-progress", action="store_true")
         if verb in ("run", "prepare"):
             p.add_argument("--truth-root", type=Path, default=None, help="converted NB201 store for the ground truth")
@@ -50,6 +52,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             p.add_argument("--reference", type=Path, default=None,
                            help="overrides [report] reference: a CSV of published numbers (estimator, spearman, top_k) shown beside ours")
         p.set_defaults(func=run)
+    tables = verbs.add_parser("tables", help="Tables 4.1, 4.4, 4.5 and Figs. 4.6b, 4.8 from reported run folders, beside the thesis")
+    tables.add_argument("runs", type=Path, nargs="+", help="run folders reported by 'harness ws report' (one per algorithm and dataset)")
+    tables.add_argument("--out", type=Path, required=True, help="folder for tables.md and the figures")
+    tables.add_argument("--label", default="", help="a title suffix (e.g. 'CPU mini protocol')")
+    tables.set_defaults(func=run_tables)
 
 
 def _shard(text: str) -> tuple[int, int]:
@@ -72,6 +79,15 @@ def _seeds(text: str | None) -> list[int] | None:
     return seeds
 
 
+def run_tables(args: argparse.Namespace) -> int:
+    from harness.experiments.ws_tables import write_tables
+
+    files = write_tables(args.runs, args.out, args.label)
+    print(files["tables"].read_text())
+    print("wrote", ", ".join(str(p) for p in files.values()))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from harness.experiments import weight_sharing as ws
     from harness.supernet.config import load_config
@@ -89,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
         overrides["device"] = {"device": args.device}
     if args.threads is not None:
         overrides.setdefault("device", {})["threads"] = args.threads
+    if args.finetune_lr is not None:
+        overrides["finetune"] = {"lr": args.finetune_lr}
     if args.algorithm is not None:
         overrides["supernet"] = {"algorithm": args.algorithm}
     if getattr(args, "reference", None) is not None:

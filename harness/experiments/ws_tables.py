@@ -1,0 +1,297 @@
+"""The thesis's weight-sharing tables and figures from several reported run folders, beside its numbers.
+
+Each run folder is one algorithm on one dataset with its supernet seeds, reported by ``harness ws
+report`` (it holds ``config.json``, ``archs.csv``, ``table.csv``, ``correlations.csv`` and the merged
+``logs-seed<s>.parquet``). From a set of them:
+
+* Table 4.1: per dataset, Spearman and top-10 of SoTL, TLMini, ValAcc and ValAccMini for each
+  algorithm (mean (std) over supernet seeds, Spearman with its bootstrap 95% CI over the archs), the
+  thesis's number and ours minus it beside each; the best estimator of each algorithm in bold.
+* Table 4.4: SPOS finetuned at lr 0.01 and at 0.001 (two runs on the same supernets: equal data,
+  network and supernet settings), SoTL and ValAcc after ``report.sum_step`` minibatches.
+* Table 4.5: SoG and SoGN of each SPOS run at its finetuning lr; Params (the parameter count's
+  Spearman with the truth); SoTL-P and SoG-P (SoTL's and SoG's Spearman with the parameter count).
+* Fig. 4.6b: SoTL's Spearman vs finetuning step, one line per algorithm.
+* Fig. 4.8: per finetuning step, the top-10 of SoTL, the mean minibatch loss over the archs, and the
+  mean loss of the truth's top 10% of archs against the median archs (the middle 10%).
+
+Nothing here trains or reads images; it needs no torch.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness import tables, thesis
+from harness.errors import HarnessError
+from harness.experiments import weight_sharing as ws
+from harness.ranking import rank_metrics
+from harness.registry import load_benchmark
+from harness.supernet.config import WSConfig, config_from_dict
+from harness.supernet.sampling import ALGORITHMS
+
+TABLE_4_1_ESTIMATORS = ("SoTL", "TLMini", "ValAcc", "ValAccMini")
+# Which settings must agree for two runs to share their supernets (Table 4.4's pairs)
+_SUPERNET_SECTIONS = ("data", "network", "supernet")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One reported run folder."""
+
+    path: Path
+    cfg: WSConfig
+    table: pd.DataFrame  # table.csv, indexed by estimator
+    corr: pd.DataFrame  # correlations.csv
+    archs: ws.ArchSet
+
+    @property
+    def algorithm(self) -> str:
+        return ALGORITHMS[self.cfg.supernet.algorithm].label
+
+    @property
+    def dataset(self) -> str:
+        return ws.THESIS_DATASET[self.cfg.data.dataset]
+
+    def logs(self, seed: int) -> pd.DataFrame:
+        return ws.read_logs(self.path, seed, self.archs)
+
+    def supernet_key(self) -> str:
+        """The settings that make the supernets (equal keys: the same supernets)."""
+        whole = self.cfg.to_dict()
+        return json.dumps({section: whole[section] for section in _SUPERNET_SECTIONS}, sort_keys=True, default=list)
+
+
+def load_run(path: Path) -> Run:
+    """A run folder reported by ``harness ws report``; raises naming what is missing."""
+    path = Path(path)
+    missing = [name for name in ("config.json", "table.csv", "correlations.csv", "archs.csv") if not (path / name).is_file()]
+    if missing:
+        raise HarnessError(f"{path} is not a reported weight-sharing run (missing {', '.join(missing)}); run 'harness ws report' there first")
+    cfg = config_from_dict(json.loads((path / "config.json").read_text()))
+    return Run(path, cfg, pd.read_csv(path / "table.csv").set_index("estimator"), pd.read_csv(path / "correlations.csv"),
+               ws._read_arch_set(path))
+
+
+# --------------------------------------------------------------------------- Table 4.1
+
+
+def _cell_frames(rows: list[dict[str, object]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    frame = pd.DataFrame(rows).set_index("row")
+    return frame.filter(like="mean"), frame.filter(like="std")
+
+
+def table_4_1(runs: Sequence[Run]) -> str:
+    """Markdown: per dataset and measure, estimators x algorithms, ours beside the thesis's and the
+    difference; only runs finetuned at their algorithm's own lr (the thesis's Table 4.1 setting) count."""
+    reference = thesis.table("4.1")
+    runs = [run for run in runs if run.cfg.finetune_lr == ALGORITHMS[run.cfg.supernet.algorithm].finetune_lr]
+    out = []
+    for dataset in dict.fromkeys(run.dataset for run in runs):
+        chosen = [run for run in runs if run.dataset == dataset]
+        algorithms = [run.algorithm for run in chosen]
+        if len(set(algorithms)) != len(algorithms):
+            raise HarnessError(f"two runs of {', '.join(algorithms)} on {dataset}: give one run folder per algorithm and dataset")
+        for measure, column in (("spearman", "spearman"), ("top10", "top_k")):
+            means, stds, lows, highs = {}, {}, {}, {}
+            for run in chosen:
+                published = reference[(reference.dataset == dataset) & (reference.algorithm == run.algorithm)
+                                      & (reference.measure == measure)].set_index("estimator")
+                ours = run.table.reindex(list(TABLE_4_1_ESTIMATORS))
+                theirs = published.reindex(list(TABLE_4_1_ESTIMATORS))
+                means[f"{run.algorithm} ours"] = ours[f"{column}_mean"].to_numpy()
+                stds[f"{run.algorithm} ours"] = ours[f"{column}_std"].to_numpy()
+                means[f"{run.algorithm} thesis"] = theirs["mean"].to_numpy()
+                stds[f"{run.algorithm} thesis"] = theirs["std"].to_numpy()
+                means[f"{run.algorithm} diff"] = ours[f"{column}_mean"].to_numpy() - theirs["mean"].to_numpy()
+                stds[f"{run.algorithm} diff"] = np.full(len(TABLE_4_1_ESTIMATORS), np.nan)
+                if column == "spearman":
+                    lows[f"{run.algorithm} ours"] = pd.Series(ours["spearman_ci_low"].to_numpy(), index=TABLE_4_1_ESTIMATORS)
+                    highs[f"{run.algorithm} ours"] = pd.Series(ours["spearman_ci_high"].to_numpy(), index=TABLE_4_1_ESTIMATORS)
+            labels = [f"{name} @ {int(chosen[0].table.loc[name, 'step'])}" if name in chosen[0].table.index else name
+                      for name in TABLE_4_1_ESTIMATORS]
+            mean_frame = pd.DataFrame(means, index=list(TABLE_4_1_ESTIMATORS))
+            std_frame = pd.DataFrame(stds, index=list(TABLE_4_1_ESTIMATORS))
+            intervals = {name: (lows[name], highs[name]) for name in lows}
+            rendered = tables.render(
+                mean_frame.set_axis(labels), std_frame.set_axis(labels), row_label="estimator @ step",
+                digits=3 if column == "spearman" else 2,
+                no_best=[c for c in mean_frame.columns if not c.endswith("ours")],
+                intervals={name: (low.set_axis(labels), high.set_axis(labels)) for name, (low, high) in intervals.items()},
+            )
+            what = "Spearman [95% CI over the archs]" if column == "spearman" else "top-10 mean true test accuracy (%)"
+            out += [f"#### {dataset}: {what}", "", rendered, ""]
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------- Tables 4.4 and 4.5
+
+
+def _at(run: Run, estimator: str, step: int) -> pd.DataFrame:
+    rows = run.corr[(run.corr.estimator == estimator) & (run.corr.step == step)]
+    if rows.empty:
+        raise HarnessError(f"{run.path}: no {estimator} at step {step} in correlations.csv (add it to report.estimators)")
+    return rows
+
+
+def table_4_4(runs: Sequence[Run]) -> str | None:
+    """SPOS at finetuning lr 0.01 and 0.001 on the same supernets: SoTL and ValAcc after sum_step
+    minibatches, Spearman and top-10; None when no such pair is among ``runs``."""
+    spos = [run for run in runs if run.cfg.supernet.algorithm == "spos"]
+    by_key: dict[tuple[str, str], dict[float, Run]] = {}
+    for run in spos:
+        by_key.setdefault((run.dataset, run.supernet_key()), {})[run.cfg.finetune_lr] = run
+    pairs = [(dataset, pair) for (dataset, _), pair in by_key.items() if {0.01, 0.001} <= set(pair)]
+    if not pairs:
+        return None
+    reference = thesis.table("4.4")
+    rows = []
+    for dataset, pair in pairs:
+        for lr in (0.01, 0.001):
+            run = pair[lr]
+            step = run.cfg.report.sum_step
+            for estimator in ("SoTL", "ValAcc"):
+                at = _at(run, estimator, step)
+                published = reference[(reference.search_space == f"NB201 ({dataset})") & (reference.estimator == estimator)
+                                      & (reference.finetune_lr == f"{lr:g}")].set_index("measure")
+                row = {"row": f"{dataset} {estimator} @ {step}, lr {lr:g}"}
+                for measure, column in (("spearman", "spearman"), ("top10", "top_k")):
+                    theirs = published.loc[measure] if measure in published.index else None
+                    row[f"{measure} ours mean"], row[f"{measure} ours std"] = at[column].mean(), at[column].std(ddof=0)
+                    row[f"{measure} thesis mean"] = np.nan if theirs is None else theirs["mean"]
+                    row[f"{measure} thesis std"] = np.nan if theirs is None else theirs["std"]
+                    row[f"{measure} diff mean"] = row[f"{measure} ours mean"] - row[f"{measure} thesis mean"]
+                rows.append(row)
+    return _render_measures(rows, ("spearman", "top10"))
+
+
+def _render_measures(rows: list[dict[str, object]], measures: Sequence[str]) -> str:
+    frame = pd.DataFrame(rows).set_index("row")
+    names = [f"{measure} {kind}" for measure in measures for kind in ("ours", "thesis", "diff")]
+    means = pd.DataFrame({name: frame[f"{name} mean"] for name in names})
+    stds = pd.DataFrame({name: frame[f"{name} std"] if f"{name} std" in frame else np.nan for name in names})
+    digits = {name: 2 for name in names if name.startswith("top10")}
+    return tables.render(means, stds, row_label="", digits=3, column_digits=digits,
+                         no_best=[n for n in names if not n.endswith("ours")])
+
+
+def _params(run: Run) -> np.ndarray:
+    """NB201's parameter count (millions) of the run's archs (embedded, all 15,625)."""
+    return load_benchmark("nb201").query(run.archs.indices, "cifar10", "params", "cost", "200").values[:, 0, 0]
+
+
+def table_4_5(runs: Sequence[Run]) -> str | None:
+    """SoG and SoGN at each SPOS run's finetuning lr, Params, SoTL-P and SoG-P (Spearman with the
+    parameter count), ours beside the thesis's; None without a SPOS run."""
+    spos = [run for run in runs if run.cfg.supernet.algorithm == "spos"]
+    if not spos:
+        return None
+    reference = thesis.table("4.5")
+    rows = []
+    for run in spos:
+        published = reference[reference.search_space == f"NB201 ({run.dataset})"]
+        step, lr, params = run.cfg.report.sum_step, run.cfg.finetune_lr, _params(run)
+        values: dict[str, tuple[np.ndarray, str]] = {}
+        for name in ("SoG", "SoGN"):
+            at = _at(run, name, step)
+            values[f"{name} ({lr:g})"] = (at.spearman.to_numpy(), name)
+        params_rho = rank_metrics(params, run.archs.truth, higher_is_better=True, metrics=("spearman",))["spearman"]
+        values["Params"] = (np.atleast_1d(params_rho), "Params")
+        for name, registry in (("SoTL", "SoTL-P"), ("SoG", "SoG-P")):
+            rhos = []
+            for seed in run.cfg.supernet.seeds:
+                steps, scores, higher = ws.estimator_scores(run.logs(seed), run.archs, name)
+                score = scores[int(np.flatnonzero(steps == step)[0])] * (1 if higher else -1)
+                rhos.append(float(rank_metrics(score, params, higher_is_better=True, metrics=("spearman",))["spearman"]))
+            values[registry] = (np.asarray(rhos), registry)
+        for label, (rhos, printed) in values.items():
+            match = published[published.column_printed == label] if "(" in label else published[published.metric == printed]
+            theirs = match.iloc[0] if len(match) else None
+            ours_mean = float(np.mean(rhos))
+            rows.append({"row": f"{run.dataset} {label}", "spearman ours mean": ours_mean, "spearman ours std": float(np.std(rhos)),
+                         "spearman thesis mean": np.nan if theirs is None else theirs["mean"],
+                         "spearman thesis std": np.nan if theirs is None else theirs["std"],
+                         "spearman diff mean": ours_mean - (np.nan if theirs is None else theirs["mean"])})
+    return _render_measures(rows, ("spearman",))
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def figure_4_6b(runs: Sequence[Run], stem: Path) -> Path:
+    """SoTL's Spearman vs finetuning step per algorithm (mean +- std over supernet seeds)."""
+    from harness import plots
+
+    frames = []
+    for run in runs:
+        rows = run.corr[run.corr.estimator == "SoTL"].copy()
+        rows["estimator"] = f"{run.algorithm} ({run.dataset})"
+        frames.append(rows)
+    fig = plots.correlation_vs_epoch(pd.concat(frames), "spearman", x="step", over="seed",
+                                     title="Fig. 4.6b analogue: SoTL during finetuning, by supernet algorithm")
+    return plots.save(fig, stem)[0]
+
+
+def figure_4_8(run: Run, stem: Path) -> Path:
+    """Three panels over finetuning steps: SoTL's top-10 (mean true accuracy of its 10 best archs),
+    the mean minibatch loss over all archs, and the mean minibatch loss of the archs in the truth's
+    top 10% against the median archs (the middle 10%), mean over supernet seeds."""
+    from harness import plots
+
+    order = np.argsort(run.archs.truth)
+    tenth = max(1, len(order) // 10)
+    top, middle = set(run.archs.indices[order[-tenth:]]), set(run.archs.indices[order[len(order) // 2 - tenth // 2:][:tenth]])
+    curves = []
+    for seed in run.cfg.supernet.seeds:
+        logs = run.logs(seed)
+        logs = logs[logs.step >= 1]
+        curves.append(pd.DataFrame({
+            "all": logs.groupby("step").train_loss.mean(),
+            "top 10%": logs[logs.arch_index.isin(top)].groupby("step").train_loss.mean(),
+            "median 10%": logs[logs.arch_index.isin(middle)].groupby("step").train_loss.mean(),
+        }))
+    loss = sum(curves) / len(curves)
+    fig, axes = plots.plt.subplots(1, 3, figsize=(13, 3.8), constrained_layout=True)
+    top_k = run.corr[run.corr.estimator == "SoTL"].groupby("step").top_k.mean()
+    axes[0].plot(top_k.index, top_k.to_numpy())
+    axes[0].set(xlabel="finetuning step", ylabel="top-10 mean true accuracy (%)", title="SoTL's top-10")
+    axes[1].plot(loss.index, loss["all"].to_numpy())
+    axes[1].set(xlabel="finetuning step", ylabel="minibatch training loss", title="mean over all archs")
+    for name in ("top 10%", "median 10%"):
+        axes[2].plot(loss.index, loss[name].to_numpy(), label=f"truth's {name}")
+    axes[2].set(xlabel="finetuning step", ylabel="minibatch training loss", title="best vs median archs")
+    axes[2].legend(fontsize=8)
+    for ax in axes:
+        ax.grid(True, alpha=0.3)
+    fig.suptitle(f"Fig. 4.8 analogue: {run.algorithm} on NB201 {run.dataset}, finetuning lr {run.cfg.finetune_lr:g} ({run.path.name})",
+                 fontsize=10)
+    return plots.save(fig, stem)[0]
+
+
+def write_tables(run_dirs: Sequence[Path], out: Path, label: str = "") -> dict[str, Path]:
+    """Tables 4.1, 4.4, 4.5 (``tables.md``) and Figs. 4.6b and 4.8 of ``run_dirs`` into ``out``."""
+    runs = [load_run(Path(p)) for p in run_dirs]
+    if not runs:
+        raise HarnessError("no run folders given")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    sections = [f"# Weight-sharing tables{f': {label}' if label else ''}", "",
+                "Runs: " + "; ".join(f"`{run.path.name}` ({run.algorithm}, {run.dataset}, {len(run.archs.indices)} archs, "
+                                     f"seeds {list(run.cfg.supernet.seeds)}, finetuning lr {run.cfg.finetune_lr:g})" for run in runs),
+                "", f"Thesis columns: {thesis.SOURCE}, its protocol (200 archs, 3 supernets of 100 epochs, full-size network); "
+                "diff = ours - thesis; the best of ours per column in bold.", "", "## Table 4.1", "", table_4_1(runs)]
+    for name, text in (("Table 4.4", table_4_4(runs)), ("Table 4.5", table_4_5(runs))):
+        sections += ["", f"## {name}", "", text if text is not None else "(needs SPOS runs" +
+                     (" finetuned at lr 0.01 and 0.001 on the same supernets)" if name == "Table 4.4" else ")")]
+    files = {"tables": out / "tables.md"}
+    files["tables"].write_text("\n".join(sections) + "\n")
+    files["fig4.6b"] = figure_4_6b(runs, out / "fig4.6b-sotl-by-algorithm")
+    spos = [run for run in runs if run.cfg.supernet.algorithm == "spos"] or runs
+    files["fig4.8"] = figure_4_8(spos[0], out / "fig4.8-finetuning-losses")
+    return files
