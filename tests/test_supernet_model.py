@@ -69,6 +69,40 @@ def test_single_path_gives_gradients_only_to_the_arch_ops() -> None:
         assert (p.grad is not None) == live, name
 
 
+def test_a_per_cell_path_runs_each_cell_with_its_own_ops() -> None:
+    """A path (one 6-op tuple per cell, SPOS's per-cell draws) equals, in float64, the network whose
+    cell i is cell i of the arch materialised for path[i]; and each cell's ops alone get gradients.
+    Pitfall pinned: running cell 0's ops in every cell, or the cells' ops in another order."""
+    supernet = _supernet(NetworkShape(channels=4, cells_per_stage=2)).double()
+    path = (ARCHS[0], ARCHS[3], ARCHS[2], ARCHS[3], ARCHS[0], ARCHS[2])  # no cell cuts the signal
+    assert len(path) == supernet.shape.n_cells
+    x = torch.randn(4, 3, 32, 32, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    materialised = [materialise(supernet, ops) for ops in path]
+    h = materialised[0].stem(x)
+    cells = iter(range(len(path)))
+    for i, layer in enumerate(materialised[0].layers):
+        if isinstance(layer, Cell):
+            c = next(cells)
+            runs = [(op,) if live else () for op, live in zip(path[c], live_edges(path[c]))]
+            h = materialised[c].layers[i](h, runs)
+        else:
+            h = layer(h)
+    h = torch.flatten(torch.nn.functional.adaptive_avg_pool2d(materialised[0].head(h), 1), 1)
+    torch.testing.assert_close(supernet(x, path), materialised[0].classifier(h), rtol=1e-12, atol=1e-12)
+    supernet(x, path).sum().backward()
+    cell_layers = [i for i, layer in enumerate(supernet.layers) if isinstance(layer, Cell)]
+    for name, p in supernet.named_parameters():
+        if ".edges." not in name:
+            continue
+        layer, edge, op = int(name.split(".")[1]), int(name.split(".edges.")[1].split(".")[0]), name.split(".edges.")[1].split(".")[1]
+        ops = path[cell_layers.index(layer)]
+        assert (p.grad is not None) == (live_edges(ops)[edge] and ops[edge] == op), name
+    one_arch = supernet(x, ARCHS[3])
+    torch.testing.assert_close(supernet(x, (ARCHS[3],) * len(path)), one_arch, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="one 6-op tuple per cell: 6 here, got 2"):
+        supernet(x, path[:2])
+
+
 def _every_edge_forward(net: NB201Network, x: torch.Tensor, ops: tuple[str, ...]) -> torch.Tensor:
     """NB201's own cell: every edge computed from its source node, 'none' contributing zeros."""
 

@@ -215,6 +215,50 @@ def test_training_steps_without_torch_say_how_to_install_it_before_writing_anyth
     assert "--seeds must be comma-separated integers >= 0" in capsys.readouterr().err
 
 
+def test_a_run_that_fails_its_early_checks_writes_nothing_so_the_corrected_rerun_is_accepted(tmp_path: Path, run, capsys) -> None:
+    """Pitfall pinned (issue 15): a 'ws run' that failed an early check (no CUDA, a data root
+    without the images) left config.json, archs.csv and truth.json behind, and the corrected rerun
+    was then refused as "a run made under other settings". Everything is checked before writing."""
+    import torch
+
+    _, config, _ = run
+    out = tmp_path / "run"
+    args = ["ws", "run", "--config", str(config), "--out", str(out), "--no-progress"]
+    assert main([*args, "--data-root", str(tmp_path / "nowhere"), "--threads", "2"]) == 2
+    assert "cifar-10-batches-py" in capsys.readouterr().err and not out.exists()
+    if not torch.cuda.is_available():
+        assert main([*args, "--device", "cuda"]) == 2
+        assert "torch sees no GPU" in capsys.readouterr().err and not out.exists()
+    assert main(args) == 0
+    assert json.loads((out / "config.json").read_text())["device"]["device"] == "cpu"
+
+
+def test_the_thread_count_is_a_recorded_setting_so_a_run_reproduces_on_any_machine(tmp_path: Path, run) -> None:
+    """Pitfall pinned (issue 15): torch's default thread count (the machine's cores, and OMP_NUM_THREADS)
+    changes the CPU's rounding, and the committed toy table did not reproduce on a busy machine or
+    with OMP_NUM_THREADS=1. ``device.threads`` fixes it, config.json records it, a run folder refuses
+    another value, and the caller's thread count is restored afterwards."""
+    import torch
+
+    cfg, config, out = run
+    assert cfg.device.threads == 1 and json.loads((out / "config.json").read_text())["device"]["threads"] == 1
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # what a 2-core machine gives by default
+    try:
+        again = tmp_path / "again"
+        assert main(["ws", "run", "--config", str(config), "--out", str(again), "--no-progress"]) == 0
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    archs = ws._read_arch_set(out)
+    for seed in cfg.supernet.seeds:
+        pd.testing.assert_frame_equal(ws.read_logs(out, seed, archs).drop(columns="seconds"),
+                                      ws.read_logs(again, seed, archs).drop(columns="seconds"))
+    assert (again / "table.md").read_text() == (out / "table.md").read_text()
+    refused = main(["ws", "finetune", "--config", str(config), "--out", str(out), "--seed", "0", "--threads", "2"])
+    assert refused == 2
+
+
 def test_download_flag_fetches_cifar_into_the_data_root(tmp_path: Path, run, monkeypatch, capsys) -> None:
     import harness.data.formats
 

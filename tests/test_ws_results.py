@@ -96,14 +96,18 @@ def test_reference_numbers_appear_beside_ours_with_their_std_and_na_where_missin
     assert table.loc[["TLMini", "SoG"], "reference_spearman"].isna().all()  # estimators the CSV leaves out
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]] for line in (out / "table.md").read_text().splitlines()
             if line.startswith("| ")}
-    assert rows["estimator"][2:] == ["Spearman (Table 4.1)", "top-3 (Table 4.1)"]
-    assert rows["SoTL @ step 10"][2:] == ["**0.710 (0.020)**", "**93.100**"]
-    assert rows["ValAcc @ step 0"][2:] == ["-0.050", "n/a"]
-    assert rows["TLMini @ step 0"][2:] == ["n/a", "n/a"]
+    reference_columns = [1, 2, 4, 5]  # Spearman (ref), Spearman diff, top-3 (ref), top-3 diff; never bold
+    assert [rows["estimator"][i] for i in reference_columns] == ["Spearman (Table 4.1)", "Spearman diff", "top-3 (Table 4.1)", "top-3 diff"]
+    sotl = table.loc["SoTL"]
+    assert [rows["SoTL @ step 10"][i] for i in reference_columns] == [
+        "0.710 (0.020)", f"{sotl.spearman_mean - 0.71:.3f}", "93.10", f"{sotl.top_k_mean - 93.1:.2f}"]
+    assert [rows["ValAcc @ step 0"][i] for i in reference_columns] == ["-0.050", f"{table.loc['ValAcc', 'spearman_mean'] + 0.05:.3f}", "n/a", "n/a"]
+    assert [rows["TLMini @ step 0"][i] for i in reference_columns] == ["n/a"] * 4
     assert "Columns '(Table 4.1)': from ref.csv" in (out / "table.md").read_text()
     # our own columns do not move
     committed = pd.read_csv(RESULTS / "ws-toy-cpu" / "table.csv").set_index("estimator")
-    pd.testing.assert_frame_equal(table.iloc[:, :6], committed.iloc[:, :6])
+    ours = ["step", "n_seeds", "spearman_mean", "spearman_std", "spearman_ci_low", "spearman_ci_high", "top_k_mean", "top_k_std"]
+    pd.testing.assert_frame_equal(table[ours], committed[ours])
 
 
 @pytest.mark.parametrize(
@@ -132,7 +136,10 @@ def test_ws_report_reference_flag_from_the_command_line(tmp_path: Path, capsys: 
     cfg, out = _with_reference(tmp_path, "estimator,spearman,top_k\nSoGN,0.9,93.0\n")
     args = ["ws", "report", "--config", str(out / "config.json"), "--out", str(out)]
     assert main([*args, "--reference", str(tmp_path / "ref.csv")]) == 0
-    assert "| SoGN @ step 10 | **0.682 (0.143)** | 91.284 (0.431) | **0.900** | **93.000** |" in capsys.readouterr().out
+    committed = pd.read_csv(RESULTS / "ws-toy-cpu" / "table.csv").set_index("estimator").loc["SoGN"]
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| SoGN @ step 10 |"))
+    cells = [cell.strip() for cell in row.split("|")[2:-1]]
+    assert cells[1:3] == ["0.900", f"{committed.spearman_mean - 0.9:.3f}"] and cells[4:] == ["93.00", f"{committed.top_k_mean - 93:.2f}"]
     assert main([*args, "--reference", str(tmp_path / "missing.csv")]) == 2
     captured = capsys.readouterr()
     assert "cannot read the reference table report.reference" in captured.err and "missing.csv" in captured.err

@@ -10,7 +10,9 @@ report`` (it holds ``config.json``, ``archs.csv``, ``table.csv``, ``correlations
 * Table 4.4: SPOS finetuned at lr 0.01 and at 0.001 (two runs on the same supernets: equal data,
   network and supernet settings), SoTL and ValAcc after ``report.sum_step`` minibatches.
 * Table 4.5: SoG and SoGN of each SPOS run at its finetuning lr; Params (the parameter count's
-  Spearman with the truth); SoTL-P and SoG-P (SoTL's and SoG's Spearman with the parameter count).
+  Spearman with the truth); SoTL-P and SoG-P (SoTL's and SoG's Spearman with the parameter count; the
+  thesis does not say at which finetuning lr, so each run's lr is named and both set beside its one
+  number).
 * Fig. 4.6b: SoTL's Spearman vs finetuning step, one line per algorithm.
 * Fig. 4.8: per finetuning step, the top-10 of SoTL, the mean minibatch loss over the archs, and the
   mean loss of the truth's top 10% of archs against the median archs (the middle 10%).
@@ -177,8 +179,8 @@ def _render_measures(rows: list[dict[str, object]], measures: Sequence[str]) -> 
     means = pd.DataFrame({name: frame[f"{name} mean"] for name in names})
     stds = pd.DataFrame({name: frame[f"{name} std"] if f"{name} std" in frame else np.nan for name in names})
     digits = {name: 2 for name in names if name.startswith("top10")}
-    return tables.render(means, stds, row_label="", digits=3, column_digits=digits,
-                         no_best=[n for n in names if not n.endswith("ours")])
+    # rows of different things (estimators at two lrs, correlations with the parameter count): no "best"
+    return tables.render(means, stds, row_label="", digits=3, column_digits=digits, no_best=names)
 
 
 def _params(run: Run) -> np.ndarray:
@@ -193,7 +195,7 @@ def table_4_5(runs: Sequence[Run]) -> str | None:
     if not spos:
         return None
     reference = thesis.table("4.5")
-    rows = []
+    rows, params_done = [], set()
     for run in spos:
         published = reference[reference.search_space == f"NB201 ({run.dataset})"]
         step, lr, params = run.cfg.report.sum_step, run.cfg.finetune_lr, _params(run)
@@ -201,17 +203,20 @@ def table_4_5(runs: Sequence[Run]) -> str | None:
         for name in ("SoG", "SoGN"):
             at = _at(run, name, step)
             values[f"{name} ({lr:g})"] = (at.spearman.to_numpy(), name)
-        params_rho = rank_metrics(params, run.archs.truth, higher_is_better=True, metrics=("spearman",))["spearman"]
-        values["Params"] = (np.atleast_1d(params_rho), "Params")
+        if (run.dataset, tuple(run.archs.indices)) not in params_done:  # one row per arch set
+            params_done.add((run.dataset, tuple(run.archs.indices)))
+            params_rho = rank_metrics(params, run.archs.truth, higher_is_better=True, metrics=("spearman",))["spearman"]
+            values["Params"] = (np.atleast_1d(params_rho), "Params")
         for name, registry in (("SoTL", "SoTL-P"), ("SoG", "SoG-P")):
             rhos = []
             for seed in run.cfg.supernet.seeds:
                 steps, scores, higher = ws.estimator_scores(run.logs(seed), run.archs, name)
                 score = scores[int(np.flatnonzero(steps == step)[0])] * (1 if higher else -1)
                 rhos.append(float(rank_metrics(score, params, higher_is_better=True, metrics=("spearman",))["spearman"]))
-            values[registry] = (np.asarray(rhos), registry)
+            values[f"{registry} (lr {lr:g})"] = (np.asarray(rhos), registry)
         for label, (rhos, printed) in values.items():
-            match = published[published.column_printed == label] if "(" in label else published[published.metric == printed]
+            by_lr = label.startswith(("SoG (", "SoGN ("))  # the thesis prints these with their lr: "SoG (0.01)"
+            match = published[published.column_printed == label] if by_lr else published[published.metric == printed]
             theirs = match.iloc[0] if len(match) else None
             ours_mean = float(np.mean(rhos))
             rows.append({"row": f"{run.dataset} {label}", "spearman ours mean": ours_mean, "spearman ours std": float(np.std(rhos)),

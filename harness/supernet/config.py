@@ -88,6 +88,9 @@ class FinetuneConfig:
     val_mini_batch_size: int = 64
 
 
+DENSE_SUPERNET = ("auto", "on", "off")  # device.dense_supernet
+
+
 @dataclass(frozen=True)
 class DeviceConfig:
     device: str = "auto"  # auto: cuda if available, else cpu
@@ -98,6 +101,9 @@ class DeviceConfig:
     archs_in_flight: int = 4  # CUDA only: archs finetuned concurrently (archs_in_flight // archs_per_group streams)
     archs_per_group: int = 1  # archs finetuned side by side in one network (grouped convolutions)
     threads: int = 1  # CPU threads of torch's operators: their number changes the rounding, so it is a setting
+    # "on": supernet updates run every op weighted 0/1 by the path (harness.supernet.dense), captured as one
+    # CUDA graph with cuda_graphs; "off": only the path's ops, eagerly; "auto": on for CUDA, off for the CPU
+    dense_supernet: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -200,6 +206,7 @@ def load_config(path: str | Path) -> WSConfig:
 LOGISTICS = frozenset({
     "name", "data.root", "data.download", "supernet.seeds", "device.device", "device.channels_last",
     "device.cudnn_benchmark", "device.cuda_graphs", "device.archs_in_flight", "device.archs_per_group",
+    "device.dense_supernet",  # the same update to rounding (tests/test_supernet_dense.py), like cuda_graphs
 })
 
 
@@ -253,6 +260,11 @@ def _validate(cfg: WSConfig) -> None:
         raise HarnessError(f"supernet.seeds must be distinct integers >= 0, at least one, got {list(seeds)}")
     if cfg.finetune.n_archs < 3 or cfg.finetune.batch_size < 1 or cfg.supernet.batch_size < 1:
         raise HarnessError("finetune.n_archs must be >= 3 (a ranking needs several archs) and batch sizes >= 1")
+    if cfg.device.dense_supernet not in DENSE_SUPERNET:
+        raise choices("device.dense_supernet", cfg.device.dense_supernet, DENSE_SUPERNET)
+    if cfg.device.dense_supernet == "on" and cfg.network.bn_track_running_stats:
+        raise HarnessError("device.dense_supernet = 'on' needs network.bn_track_running_stats = false: a dense update runs "
+                           "every cell op and would move the running statistics of the unsampled ones; use 'off' or 'auto'")
     if cfg.device.archs_per_group < 1 or cfg.device.archs_in_flight < 1 or cfg.device.threads < 1:
         raise HarnessError("device.archs_per_group, device.archs_in_flight and device.threads must be >= 1")
     for name, clip in (("supernet.grad_clip", cfg.supernet.grad_clip), ("finetune.grad_clip", cfg.finetune.grad_clip)):

@@ -227,11 +227,17 @@ class NB201Network(nn.Module):
     def zeros_stay_zero(self) -> bool:
         return not (self.shape.bn_affine or self.shape.bn_track_running_stats)
 
-    def forward(self, x: torch.Tensor, ops: Sequence[str] | Sequence[Sequence[str]] | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, ops: Sequence[str] | Sequence[Sequence[str]] | torch.Tensor | None = None) -> torch.Tensor:
         """Logits of the arch ``ops``: a 6-op tuple run by every cell, or a path of one 6-op tuple per
         cell (``shape.n_cells`` of them, in network order); a standalone network uses its own arch; an
-        arch group maps ``[B, 3K, H, W]`` to ``[B, K, classes]``."""
-        if self.group is not None:
+        arch group maps ``[B, 3K, H, W]`` to ``[B, K, classes]``. A tensor ``ops`` is a dense path
+        ``[n_cells, 6, 5]`` of 0/1 op weights, run by :func:`harness.supernet.dense.mixed_cell`."""
+        dense = isinstance(ops, torch.Tensor)
+        if dense:
+            from harness.supernet.dense import check_dense, mixed_cell  # dense builds on this module
+
+            check_dense(self, ops)
+        elif self.group is not None:
             if ops is not None:
                 raise ValueError("an arch group runs its own archs; it takes no ops")
             runs_of = [[tuple(edge) for edge in self.candidates]] * self.shape.n_cells
@@ -242,9 +248,12 @@ class NB201Network(nn.Module):
                 ops = self.fixed_ops
             runs_of = [self._runs(cell_ops) for cell_ops in self._per_cell(ops)]
         h = self.stem(x)
-        cells = iter(runs_of)
+        cells = iter(ops.to(h.dtype)) if dense else iter(runs_of)  # bf16 activations under autocast: bf16 0s and 1s
         for layer in self.layers:
-            h = layer(h, next(cells)) if isinstance(layer, Cell) else layer(h)
+            if isinstance(layer, Cell):
+                h = mixed_cell(layer, h, next(cells)) if dense else layer(h, next(cells))
+            else:
+                h = layer(h)
         h = torch.flatten(nn.functional.adaptive_avg_pool2d(self.head(h), 1), 1)
         if self.group is None:
             return self.classifier(h)
@@ -282,21 +291,25 @@ class NB201Network(nn.Module):
 
 def materialise_group(supernet: NB201Network, group: Sequence[Sequence[str]]) -> NB201Network:
     """An arch group of ``group`` (module docstring), every arch holding copies of exactly its
-    supernet weights: each tensor is the supernet's, repeated once per arch it serves."""
-    net = NB201Network(supernet.shape, group=group)
+    supernet weights: each tensor is the supernet's, repeated once per arch it serves (same device
+    and dtype as the supernet)."""
+    reference = next(supernet.parameters())
+    net = NB201Network(supernet.shape, group=group).to(device=reference.device, dtype=reference.dtype)
     source = supernet.state_dict()
     state = {}
     for name, target in net.state_dict().items():
         tensor = source[name].detach()
         state[name] = tensor.clone() if tensor.dim() == 0 else tensor.repeat(target.shape[0] // tensor.shape[0], *[1] * (tensor.dim() - 1))
     net.load_state_dict(state, strict=True)
-    return net.to(next(supernet.parameters()).device)
+    return net
 
 
 def materialise(supernet: NB201Network, ops: Sequence[str]) -> NB201Network:
-    """A standalone network of arch ``ops`` holding copies of exactly its supernet weights."""
+    """A standalone network of arch ``ops`` holding copies of exactly its supernet weights (same
+    device and dtype as the supernet)."""
     ops = check_ops(ops)
-    net = NB201Network(supernet.shape, candidates=[(op,) for op in ops])
+    reference = next(supernet.parameters())
+    net = NB201Network(supernet.shape, candidates=[(op,) for op in ops]).to(device=reference.device, dtype=reference.dtype)
     source = supernet.state_dict()
     net.load_state_dict({name: source[name].detach().clone() for name in net.state_dict()}, strict=True)
-    return net.to(next(supernet.parameters()).device)
+    return net

@@ -36,7 +36,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -50,6 +50,9 @@ from harness.errors import HarnessError
 from harness.supernet.config import WSConfig, changed_settings
 from harness.supernet.model import NB201Network, NetworkShape
 from harness.supernet.sampling import ALGORITHMS, Algorithm, Rollout
+
+if TYPE_CHECKING:
+    from harness.supernet.dense import DenseUpdate
 
 STREAM_ORDER, STREAM_AUGMENT, STREAM_ARCH = 0, 1, 2
 
@@ -94,6 +97,16 @@ def network_shape(cfg: WSConfig) -> NetworkShape:
 
 def uses_channels_last(cfg: WSConfig, device: torch.device) -> bool:
     return cfg.device.channels_last and device.type == "cuda"
+
+
+def uses_dense(cfg: WSConfig, device: torch.device) -> bool:
+    """Whether updates run dense (:mod:`harness.supernet.dense`): ``device.dense_supernet``, where
+    ``auto`` is on for CUDA (unless the cells' BNs keep running statistics, which a dense update
+    would move for every op) and off for the CPU, which keeps the sparse path of committed runs."""
+    setting = cfg.device.dense_supernet
+    if setting == "auto":
+        return device.type == "cuda" and not cfg.network.bn_track_running_stats
+    return setting == "on"
 
 
 def autocast(cfg: WSConfig, device: torch.device) -> contextlib.AbstractContextManager[Any]:
@@ -174,9 +187,11 @@ def make_optimizer(net: NB201Network, cfg: WSConfig) -> torch.optim.SGD:
                            weight_decay=sn.weight_decay)
 
 
-def _batches(train: DeviceImages, cfg: WSConfig, seed: int, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, list[Rollout]]]:
-    """Epoch ``epoch``'s minibatches and the rollouts each update trains. All draws are made up front and
-    sent to the device in one transfer per array, so the loop itself never waits on a host-to-device copy."""
+def _batches(train: DeviceImages, cfg: WSConfig, seed: int, epoch: int, dense: DenseUpdate | None = None
+             ) -> Iterator[tuple[torch.Tensor, torch.Tensor, list[Rollout], torch.Tensor | None]]:
+    """Epoch ``epoch``'s minibatches, the rollouts each update trains and, for a ``dense`` update, their
+    path weights (else None). All draws are made up front and sent to the device in one transfer per
+    array, so the loop itself never waits on a host-to-device copy."""
     order_rng = epoch_rng(seed, epoch, STREAM_ORDER)
     augment_rng = epoch_rng(seed, epoch, STREAM_AUGMENT)
     arch_rng = epoch_rng(seed, epoch, STREAM_ARCH)
@@ -187,9 +202,10 @@ def _batches(train: DeviceImages, cfg: WSConfig, seed: int, epoch: int) -> Itera
     index_t = train.to_device(index)
     offsets_t = train.to_device(np.stack([d[0] for d in draws]))
     flips_t = train.to_device(np.stack([d[1] for d in draws]))
+    weights_t = None if dense is None else train.to_device(np.stack([dense.weights(r) for r in rollouts]))
     for i, step_rollouts in enumerate(rollouts):
         x, y = train.gather(index_t[i], offsets_t[i], flips_t[i])
-        yield x, y, step_rollouts
+        yield x, y, step_rollouts, None if weights_t is None else weights_t[i]
 
 
 def rollout_backward(net: NB201Network, x: torch.Tensor, y: torch.Tensor, rollout: Rollout, cfg: WSConfig) -> torch.Tensor:
@@ -313,7 +329,11 @@ def train_supernet(
 
     A checkpoint (weights, optimizer state, epochs done, per-epoch history) is written atomically
     after every epoch. ``stop_after_epoch`` ends the call early, as a kill would (used by tests).
+    Updates run sparse (:func:`supernet_update`) or dense (:class:`~harness.supernet.dense.DenseUpdate`,
+    :func:`uses_dense`); both write the same checkpoint, so a run may switch between them.
     """
+    from harness.supernet.dense import DenseUpdate  # dense builds on this module
+
     device = train.device
     sn = cfg.supernet
     out_dir = Path(out_dir)
@@ -340,6 +360,7 @@ def train_supernet(
         for p, had in zip(net.parameters(), state["has_grad"]):  # zeroed, not freed: update_unsampled
             p.grad = torch.zeros_like(p) if had else None
         start, history = int(state["epoch"]), json.loads(state["history"])
+    dense = DenseUpdate(net, cfg, optimizer) if uses_dense(cfg, device) else None
     steps_per_epoch = len(train) // sn.batch_size
     if steps_per_epoch == 0:
         raise HarnessError(f"training split has {len(train)} images, fewer than one batch of {sn.batch_size}")
@@ -350,23 +371,30 @@ def train_supernet(
         started = time.perf_counter()
         losses = torch.zeros(steps_per_epoch, device=device)
         norms = torch.zeros(steps_per_epoch, device=device)
-        for i, (x, y, rollouts) in enumerate(_batches(train, cfg, seed, epoch)):
-            for group in optimizer.param_groups:
-                group["lr"] = cosine_lr(epoch * steps_per_epoch + i, total, sn.lr, sn.lr_min)
-            losses[i], norms[i] = supernet_update(net, x, y, rollouts, cfg, optimizer)
+        for i, (x, y, rollouts, weights) in enumerate(_batches(train, cfg, seed, epoch, dense)):
+            lr = cosine_lr(epoch * steps_per_epoch + i, total, sn.lr, sn.lr_min)
+            if dense is None:
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                losses[i], norms[i] = supernet_update(net, x, y, rollouts, cfg, optimizer)
+            else:
+                assert weights is not None
+                losses[i], norms[i] = dense.update(x, y, weights, lr)
+        if dense is not None:
+            dense.write_back(optimizer, lr)  # the checkpoint keeps torch's SGD state-dict format
         entry = {"epoch": epoch + 1, "train_loss": float(losses.mean()), "grad_norm_median": float(norms.median())}
         if sn.grad_clip is not None:  # norms are before clipping
             entry["clipped_fraction"] = float((norms > sn.grad_clip).float().mean())
         history.append({**entry, "seconds": time.perf_counter() - started})
         state = {
-            "model": net.state_dict(),
+            "model": {name: tensor.clone() for name, tensor in net.state_dict().items()},  # dense: not views of one buffer
             "optimizer": optimizer.state_dict(),
             "epoch": epoch + 1,
             "seed": seed,
             "history": json.dumps(history),
             "config": json.dumps(cfg.to_dict()),
             "streams": rng.STREAMS_VERSION,
-            "has_grad": [p.grad is not None for p in net.parameters()],
+            "has_grad": dense.has_grad() if dense is not None else [p.grad is not None for p in net.parameters()],
         }
         _save_atomic(state, path)
     if start >= stop and not path.is_file():  # zero epochs asked: save the initial weights

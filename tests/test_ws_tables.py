@@ -1,0 +1,111 @@
+"""Tables 4.1, 4.4, 4.5 and Figs. 4.6b, 4.8 from several reported run folders, beside the thesis's
+numbers: every value recomputed here from the runs' own files, the embedded thesis tables and scipy."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import spearmanr
+
+from harness import thesis
+from harness.cli import main
+from harness.errors import HarnessError
+from harness.experiments import weight_sharing as ws
+from harness.experiments.ws_tables import load_run, table_4_1, write_tables
+from harness.registry import load_benchmark
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+TOY = {"spos": "ws-toy-cpu", "fairnas": "ws-toy-cpu-fairnas"}
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Path]]:
+    base = tmp_path_factory.mktemp("tables")
+    runs = {}
+    for algorithm, name in TOY.items():
+        runs[algorithm] = base / name
+        shutil.copytree(RESULTS / name, runs[algorithm], ignore=shutil.ignore_patterns("*.png", "*.pdf", "README.md"))
+    out = base / "out"
+    assert main(["ws", "tables", *map(str, runs.values()), "--out", str(out), "--label", "toy"]) == 0
+    return out, runs
+
+
+def _markdown_rows(text: str, heading: str) -> dict[str, list[str]]:
+    block = text.split(heading, 1)[1].split("####", 1)[0]
+    lines = [line for line in block.splitlines() if line.startswith("| ")]
+    return {line.split("|")[1].strip(): [cell.strip().strip("*") for cell in line.split("|")[2:-1]] for line in lines}
+
+
+def test_table_4_1_sets_each_runs_numbers_beside_the_thesis_and_the_difference(written) -> None:
+    out, runs = written
+    text = (out / "tables.md").read_text()
+    rows = _markdown_rows(text, "#### CIFAR10: Spearman")
+    header = rows["estimator @ step"]
+    published = thesis.table("4.1")
+    for algorithm, label in (("spos", "SPOS"), ("fairnas", "FairNAS")):
+        ours = pd.read_csv(runs[algorithm] / "table.csv").set_index("estimator")
+        theirs = published[(published.dataset == "CIFAR10") & (published.algorithm == label) & (published.measure == "spearman")]
+        theirs = theirs.set_index("estimator")
+        column = header.index(f"{label} ours")
+        for estimator in ("SoTL", "TLMini", "ValAcc", "ValAccMini"):
+            row = ours.loc[estimator]
+            cells = rows[f"{estimator} @ {int(row.step)}"]
+            assert cells[column] == (f"{row.spearman_mean:.3f} ({row.spearman_std:.3f}) "
+                                     f"[{row.spearman_ci_low:.3f}, {row.spearman_ci_high:.3f}]"), (label, estimator)
+            assert cells[column + 1] == f"{theirs.loc[estimator, 'mean']:.3f} ({theirs.loc[estimator, 'std']:.3f})"
+            assert cells[column + 2] == f"{row.spearman_mean - theirs.loc[estimator, 'mean']:.3f}"
+    assert "#### CIFAR10: top-10 mean true test accuracy (%)" in text
+
+
+def test_table_4_5_recomputes_params_sotl_p_and_sog_p_with_scipy(written) -> None:
+    out, runs = written
+    run = load_run(runs["spos"])
+    params = load_benchmark("nb201").query(run.archs.indices, "cifar10", "params", "cost", "200").values[:, 0, 0]
+    rows = _markdown_rows((out / "tables.md").read_text().split("## Table 4.5", 1)[1], "\n")
+    assert rows["CIFAR10 Params"][0] == f"{spearmanr(params, run.archs.truth).statistic:.3f} (0.000)"
+    step = run.cfg.report.sum_step
+    for name, label in (("SoTL", "SoTL-P"), ("SoG", "SoG-P")):
+        rhos = []
+        for seed in run.cfg.supernet.seeds:
+            logs = ws.read_logs(run.path, seed, run.archs)
+            if name == "SoTL":  # lower is better: the negated sum of the minibatch losses of steps 1..t
+                score = -logs[(logs.step >= 1) & (logs.step <= step)].groupby("arch_index").train_loss.sum()
+            else:
+                score = logs[logs.step == step].set_index("arch_index").grad_sum_l1
+            rhos.append(spearmanr(score.loc[run.archs.indices].to_numpy(), params).statistic)
+        assert rows[f"CIFAR10 {label} (lr 0.01)"][0] == f"{np.mean(rhos):.3f} ({np.std(rhos):.3f})", label
+    sog = pd.read_csv(runs["spos"] / "table.csv").set_index("estimator").loc["SoG"]
+    assert rows["CIFAR10 SoG (0.01)"][:2] == [f"{sog.spearman_mean:.3f} ({sog.spearman_std:.3f})", "0.860 (0.010)"]
+
+
+def test_table_4_4_needs_spos_runs_at_both_finetuning_lrs_on_the_same_supernets(written, tmp_path: Path) -> None:
+    out, runs = written
+    assert "(needs SPOS runs finetuned at lr 0.01 and 0.001 on the same supernets)" in (out / "tables.md").read_text()
+    other = tmp_path / "spos-lr0.001"
+    shutil.copytree(runs["spos"], other)
+    config = json.loads((other / "config.json").read_text())
+    config["finetune"]["lr"] = 0.001
+    (other / "config.json").write_text(json.dumps(config))
+    files = write_tables([runs["spos"], other], tmp_path / "out")
+    text = files["tables"].read_text().split("## Table 4.4", 1)[1]
+    assert "CIFAR10 SoTL @ 10, lr 0.01" in text and "CIFAR10 ValAcc @ 10, lr 0.001" in text
+    assert "0.780 (0.060)" in text and "0.840 (0.060)" in text  # the thesis's SoTL at lr 0.01 and 0.001
+    config["supernet"]["epochs"] = 3  # other supernets: no pair
+    (other / "config.json").write_text(json.dumps(config))
+    assert "(needs SPOS runs" in write_tables([runs["spos"], other], tmp_path / "out2")["tables"].read_text()
+
+
+def test_figures_are_written_and_a_second_run_of_one_algorithm_is_refused(written) -> None:
+    out, runs = written
+    for name in ("fig4.6b-sotl-by-algorithm.png", "fig4.8-finetuning-losses.png"):
+        assert (out / name).stat().st_size > 10_000
+    same = [load_run(runs["spos"]), load_run(runs["spos"])]
+    with pytest.raises(HarnessError, match="two runs of SPOS, SPOS on CIFAR10"):
+        table_4_1(same)
+    with pytest.raises(HarnessError, match="not a reported weight-sharing run"):
+        load_run(out)
