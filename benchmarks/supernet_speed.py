@@ -1,37 +1,56 @@
-"""Supernet training speed: the harness's update against a plain PyTorch loop of the same single-path model.
+"""Supernet training speed: the harness's update, sparse and dense, against a plain PyTorch loop of the same single-path model.
 
 In one run, on one device and thread count, over the same minibatches (drawn from CIFAR-10 in the
-harness's device-side loader, so data loading is the same and small for both):
+harness's device-side loader, so data loading is the same and small for all):
 
 * ``plain``: a standalone NB201 network of one fixed arch (``materialise``), ``torch.optim.SGD``
   (Nesterov momentum 0.9, wd 5e-4), ``zero_grad / forward / cross_entropy / backward / step`` - the
   loop a PyTorch user writes for that model;
-* ``harness fixed``: the harness's :func:`harness.supernet.train.supernet_update` on the supernet,
+* ``sparse fixed``: the harness's :func:`harness.supernet.train.supernet_update` on the supernet,
   every step the same arch as ``plain`` (the cost of the shared supernet and the update logic);
-* ``harness <algorithm>``: the same with the algorithm's own sampled paths (per-cell SPOS draws,
-  FairNAS's 5 paths, ...), i.e. what ``harness ws train`` runs per minibatch.
+* ``sparse <algorithm>``: the same with the algorithm's own sampled paths (per-cell SPOS draws,
+  FairNAS's 5 paths, ...), i.e. what ``harness ws train`` runs per minibatch with
+  ``device.dense_supernet = "off"`` (the CPU default);
+* ``dense fixed`` and ``dense <algorithm>``: :class:`harness.supernet.dense.DenseUpdate`, every op of
+  every edge run and weighted 0/1 by the path, the update ``harness ws train`` runs on CUDA by
+  default. On a GPU (with ``device.cuda_graphs``) each algorithm's update is captured once as a CUDA
+  graph after its warm-up and replayed; on a CPU it runs eagerly and is slower than the sparse update:
+  it computes all 4 ops on all 6 edges of every cell (4x the convolutions of an average path).
 
-Prints updates per second and milliseconds per update, best of ``--repeats``.
+Each network is set up as ``train_supernet`` sets it up (channels-last on CUDA, bf16 autocast per
+``device.amp``). Prints one row per loop as soon as it is timed (updates per second, milliseconds per
+update, best of ``--repeats``), so a run stopped by a time limit keeps what it measured.
 
-    python benchmarks/supernet_speed.py --data-root DATA                         # mini-protocol network, CPU
-    python benchmarks/supernet_speed.py --data-root DATA --full --device cuda    # C=16, N=5, 32x32 on a GPU
+    python benchmarks/supernet_speed.py --data-root DATA --steps 20 --repeats 2      # mini-protocol network, CPU
+    python benchmarks/supernet_speed.py --data-root DATA --full --device cuda        # C=16, N=5, 32x32 on a GPU
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
 from harness.errors import HarnessError
 from harness.supernet.config import WSConfig
-from harness.supernet.model import materialise
-from harness.supernet.sampling import ALGORITHMS
-from harness.supernet.train import cpu_threads, init_supernet, load_images, make_optimizer, resolve_device, supernet_update
+from harness.supernet.dense import DenseUpdate
+from harness.supernet.model import NB201Network, materialise
+from harness.supernet.sampling import ALGORITHMS, Rollout
+from harness.supernet.train import (
+    cpu_threads,
+    init_supernet,
+    load_images,
+    make_optimizer,
+    resolve_device,
+    supernet_update,
+    uses_channels_last,
+)
 
 FIXED_ARCH = ("nor_conv_3x3", "nor_conv_3x3", "nor_conv_1x1", "skip_connect", "nor_conv_3x3", "avg_pool_3x3")
+Step = Callable[[torch.Tensor, torch.Tensor, int], object]
 
 
 def config(args: argparse.Namespace) -> WSConfig:
@@ -47,10 +66,11 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_loop(step, batches, device: torch.device, repeats: int) -> float:
-    """Best-of-``repeats`` seconds per call of ``step(x, y, i)`` over ``batches`` (after one warm-up call)."""
-    x, y = batches[0]
-    step(x, y, 0)
+def time_loop(step: Step, batches: list[tuple[torch.Tensor, torch.Tensor]], device: torch.device, repeats: int,
+              warmup: int = 1) -> float:
+    """Best-of-``repeats`` seconds per call of ``step(x, y, i)`` over ``batches`` (after ``warmup`` calls)."""
+    for i in range(warmup):
+        step(*batches[i % len(batches)], i % len(batches))
     best = float("inf")
     for _ in range(repeats):
         _sync(device)
@@ -62,25 +82,42 @@ def time_loop(step, batches, device: torch.device, repeats: int) -> float:
     return best
 
 
+def training_supernet(cfg: WSConfig, device: torch.device) -> NB201Network:
+    """The supernet as ``train_supernet`` builds it (seed 0; channels-last on CUDA)."""
+    net = init_supernet(cfg, 0).to(device)
+    return net.to(memory_format=torch.channels_last) if uses_channels_last(cfg, device) else net
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-root", required=True, help="CIFAR-10 in torchvision's layout")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (both loops)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (every loop)")
     parser.add_argument("--steps", type=int, default=50, help="minibatches per timed pass")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--full", action="store_true", help="the thesis's network (C=16, N=5, 32x32) instead of the mini protocol's")
     parser.add_argument("--algorithms", default="spos,fairnas,multipath,reptile,metaprox")
+    parser.add_argument("--updates", default="sparse,dense", help="which supernet updates to time (sparse, dense or both)")
     args = parser.parse_args()
+    names = args.algorithms.split(",")
+    updates = args.updates.split(",")
+    for name in names:
+        if name not in ALGORITHMS:
+            raise HarnessError(f"unknown algorithm {name!r}; valid: {', '.join(ALGORITHMS)}")
+    if not updates or not set(updates) <= {"sparse", "dense"}:
+        raise HarnessError(f"--updates takes sparse, dense or both (comma-separated), got {args.updates!r}")
     cfg = config(args)
     device = resolve_device(cfg)
     train, _ = load_images(cfg, device)
     rng = np.random.default_rng(0)
     batches = [train.batch(rng.choice(len(train), 64, replace=False), rng) for _ in range(args.steps)]
-    print(f"C={cfg.network.channels} N={cfg.network.cells_per_stage} {train.side}x{train.side} batch 64, {device}, "
-          f"{cfg.device.threads} thread(s), best of {args.repeats} x {args.steps} updates")
+    graphs = device.type == "cuda" and cfg.device.cuda_graphs
+    print(f"C={cfg.network.channels} N={cfg.network.cells_per_stage} {train.side}x{train.side} batch 64, {device}"
+          f"{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}, torch {torch.__version__}, "
+          f"{cfg.device.threads} thread(s), amp {cfg.device.amp and device.type == 'cuda'}, dense with CUDA graphs {graphs}, "
+          f"best of {args.repeats} x {args.steps} updates", flush=True)
+    print(f"{'loop':32s} {'ms/update':>10s} {'updates/s':>10s} {'fwd+bwd/update':>15s} {'x plain':>8s}", flush=True)
     with cpu_threads(cfg):
-        results = {}
         net = materialise(init_supernet(cfg, 0), FIXED_ARCH).to(device)
         optimizer = torch.optim.SGD(net.parameters(), lr=0.025, momentum=0.9, nesterov=True, weight_decay=5e-4)
 
@@ -89,25 +126,33 @@ def main() -> None:
             torch.nn.functional.cross_entropy(net(x), y).backward()
             optimizer.step()
 
-        results["plain PyTorch, fixed arch"] = (time_loop(plain_step, batches, device, args.repeats), 1)
-        supernet = init_supernet(cfg, 0).to(device)
-        sn_optimizer = make_optimizer(supernet, cfg)
-        fixed = [[(FIXED_ARCH,) * cfg.n_cells]]
-        results["harness, fixed arch"] = (time_loop(lambda x, y, i: supernet_update(supernet, x, y, fixed, cfg, sn_optimizer),
-                                                    batches, device, args.repeats), 1)
-        for name in args.algorithms.split(","):
-            if name not in ALGORITHMS:
-                raise HarnessError(f"unknown algorithm {name!r}; valid: {', '.join(ALGORITHMS)}")
-            algo_cfg = cfg.with_overrides(supernet={"algorithm": name})
+        plain = time_loop(plain_step, batches, device, args.repeats)
+
+        def report(name: str, seconds: float, passes: int) -> None:
+            print(f"{name:32s} {1000 * seconds:10.2f} {1 / seconds:10.1f} {passes:15d} {seconds / plain:8.2f}", flush=True)
+
+        report("plain PyTorch, fixed arch", plain, 1)
+        fixed: list[Rollout] = [[(FIXED_ARCH,) * cfg.n_cells]]
+        loops: list[tuple[str, str, list[list[Rollout]]]] = [("spos", "fixed arch", [fixed] * len(batches))]
+        for name in names:
             algorithm = ALGORITHMS[name]
-            draws = [algorithm.draw(rng, cfg.n_cells) for _ in batches]
-            passes = sum(len(rollout) for rollout in draws[0]) * algorithm.inner_steps
-            step = lambda x, y, i, d=draws, c=algo_cfg: supernet_update(supernet, x, y, d[i], c, sn_optimizer)  # noqa: E731
-            results[f"harness, {name}"] = (time_loop(step, batches, device, args.repeats), passes)
-    plain = results["plain PyTorch, fixed arch"][0]
-    print(f"{'loop':32s} {'ms/update':>10s} {'updates/s':>10s} {'fwd+bwd/update':>15s} {'x plain':>8s}")
-    for name, (seconds, passes) in results.items():
-        print(f"{name:32s} {1000 * seconds:10.2f} {1 / seconds:10.1f} {passes:15d} {seconds / plain:8.2f}")
+            loops.append((name, name, [algorithm.draw(rng, cfg.n_cells) for _ in batches]))
+        for update in updates:
+            for name, label, draws in loops:
+                algo_cfg = cfg.with_overrides(supernet={"algorithm": name})
+                algorithm = ALGORITHMS[name]
+                passes = sum(len(rollout) for rollout in draws[0]) * algorithm.inner_steps
+                supernet = training_supernet(algo_cfg, device)
+                sn_optimizer = make_optimizer(supernet, algo_cfg)
+                if update == "sparse":
+                    step: Step = lambda x, y, i, d=draws, c=algo_cfg, n=supernet, o=sn_optimizer: supernet_update(n, x, y, d[i], c, o)  # noqa: E731
+                    warmup = 1
+                else:
+                    dense = DenseUpdate(supernet, algo_cfg, sn_optimizer)
+                    weights = [torch.from_numpy(dense.weights(d)).to(device) for d in draws]
+                    step = lambda x, y, i, w=weights, u=dense: u.update(x, y, w[i], 0.025)  # noqa: E731
+                    warmup = DenseUpdate.WARMUP + 1  # eager warm-up, then the capture
+                report(f"{update}, {label}", time_loop(step, batches, device, args.repeats, warmup), passes)
 
 
 if __name__ == "__main__":

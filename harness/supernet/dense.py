@@ -9,20 +9,19 @@ sparse forward runs ``op`` on ``edge`` of ``cell`` and 0.0 elsewhere, and every 
     node_i = sum over edges k = (j -> i), in EDGES order, of sum over ops o != none, in OPS order,
              of weights[cell, k, o] * o(node_j)
 
-(:func:`mixed_cell`; the DARTS mixed edge of Liu et al. 2019 with one-hot weights, as a single-path
-supernet restricted to one path computes it). Every update then runs the same kernels, so the whole
-update (forward, backward, optimizer step, Reptile's inner and outer steps) is captured once as a CUDA
-graph and replayed with new inputs (:class:`DenseUpdate`).
+(:func:`mixed_cell`: DARTS's mixed edge, Liu et al. 2019, with one-hot weights). Every update then
+runs the same kernels, so the whole update (forward, backward, optimizer step, Reptile's inner and
+outer steps) is captured once as a CUDA graph and replayed with new inputs (:class:`DenseUpdate`).
 
 What equals what (``tests/test_supernet_dense.py`` checks each in float64 on the CPU):
 
 * Forward values are the sparse forward's bit for bit (up to the sign of a zero): ``1 * y = y``,
   ``0 * y = 0`` and ``t + 0 = t``, and each node adds its non-zero terms in the sparse order.
   The 1.0s mark the *live* ops (:func:`~harness.supernet.model.live_edges`): an op the sparse
-  forward skips has weight 0. Skipped ops fed by a node without signal see zeros there, and with
-  the default BN (no affine parameters, no running statistics) map them to zeros; ops whose output
-  is unused have weight 0 and are ignored either way. This holds while every op's output is finite
-  (``0 * inf`` is NaN).
+  forward skips has weight 0. An op fed by a node without signal sees zeros there and, with the
+  default BN (no affine parameters, no running statistics), is skipped and maps them to zeros; with
+  affine cell BNs it is live and outputs BN's shift, in both forwards. An op whose output is unused
+  has weight 0. This holds while every op's output is finite (``0 * inf`` is NaN).
 * Gradients: the sampled ops' gradients equal the sparse ones (to rounding: autograd may add a
   node's incoming gradients in another order, and the conv ops of a node share one ReLU here);
   every other weight gets exactly 0.
@@ -32,16 +31,19 @@ What equals what (``tests/test_supernet_dense.py`` checks each in float64 on the
 * The optimizer (:class:`FlatSupernetSGD`): the sparse path lets ``torch.optim.SGD`` skip weights
   whose gradient is None, i.e. weights never sampled yet, or (``update_unsampled = false``) not
   sampled in this step; here every weight has a gradient tensor, so the step is masked instead by
-  the same rule, tracked on the device from the weights tensors: a weight has a gradient once its
-  op has been live in some step (every step alone without ``update_unsampled``; every weight in a
-  step with Metaprox's proximal term). Momentum buffers start at zero, which gives torch's first
+  the same rule, tracked on the device from the weights tensors: with ``update_unsampled`` a weight
+  has a gradient from the first step in which its op runs on, without it only in the steps in which
+  its op runs, and in a step with Metaprox's proximal term every weight has one (weights outside
+  the cells run in every step). Momentum buffers start at zero, which gives torch's first
   step (``buf = d``) exactly. So the dense update equals the sparse one from the first update on,
   to rounding (the lr is a device tensor: ``w - lr * step`` rather than torch's ``add_(alpha=-lr)``;
   mean end points and momenta are summed in another order).
 
-The cost: every cell runs all 4 non-``none`` ops on all 6 edges (4x the convolutions of an
-average path, and more ops per update than any sparse path), so on a CPU the dense update is slower;
-it pays on a GPU, where the graph replays the whole update in one launch.
+The cost: every cell runs all 4 non-``none`` ops on all 6 edges, about 5x the convolution FLOPs of
+an average SPOS path (about 90 against 18 GFLOP per update of the C=16, N=5 network at batch 64,
+forward and backward), so on a CPU the dense update is 3-4x slower (``benchmarks/supernet_speed.py``);
+it pays on a GPU, where a network this small is bound by launches, not FLOPs, and the graph replays
+the whole update in one launch.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ from torch import nn
 from harness.errors import HarnessError
 from harness.spaces.nb201 import EDGES, N_NODES, OPS, check_ops
 from harness.supernet.config import SupernetConfig, WSConfig
-from harness.supernet.model import Cell, NB201Network, live_edges
+from harness.supernet.model import Cell, NB201Network, ReLUConvBN, live_edges
 from harness.supernet.sampling import ALGORITHMS, Path, Rollout
 from harness.supernet.train import rollout_backward
 
@@ -111,7 +113,7 @@ def mixed_cell(cell: Cell, x: torch.Tensor, weights: torch.Tensor) -> torch.Tens
             if dst != node:
                 continue
             for op, module in cell.edges[k].items():
-                if isinstance(module, nn.Sequential) and isinstance(module[0], nn.ReLU):  # ReLU-Conv-BN
+                if isinstance(module, ReLUConvBN):
                     if src not in relu:
                         relu[src] = module[0](nodes[src])
                     y = module[2](module[1](relu[src]))
@@ -212,6 +214,13 @@ class FlatSupernetSGD:
         direction = d.add(self.buffer, alpha=self.momentum) if self.nesterov else self.buffer
         self.values.copy_(torch.where(active, self.values - lr * direction, self.values))
 
+    def check_gradients_in_place(self) -> None:
+        """Raise unless backward accumulated every gradient into ``grads`` (call after a backward)."""
+        for p, _, _ in self.params:
+            if p.grad is None or p.grad.untyped_storage().data_ptr() != self.grads.untyped_storage().data_ptr():
+                raise HarnessError("a gradient was not accumulated into the flat buffer; this torch version replaces "
+                                   ".grad tensors, which the dense supernet update relies on (device.dense_supernet = 'off')")
+
     def has_grad_list(self) -> list[bool]:
         """Per parameter, whether the sparse path would hold a gradient tensor for it (one host sync)."""
         flags = self.has_grad.tolist()
@@ -289,6 +298,8 @@ class DenseUpdate:
             torch.cuda.current_stream().wait_stream(self.stream)
         else:
             self._body()
+        if self.updates == 0:
+            self.sgd.check_gradients_in_place()
         self.updates += 1
         return self.static["loss"].clone(), self.static["norm"].clone()
 

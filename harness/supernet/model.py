@@ -16,7 +16,9 @@ arch's op and copies exactly those tensors from the supernet's state dict (the p
 the same, so the copy is a slice of the state dict). A forward pass runs only the ops of the given
 arch, and only those that can reach the cell output, so only they receive gradients (single-path,
 as in SPOS, Guo et al. 2020). The supernet's forward takes one arch for every cell, or one cell
-draw per cell (a *path*, :mod:`harness.supernet.sampling`), so each cell can run its own ops.
+draw per cell (a *path*, :mod:`harness.supernet.sampling`), so each cell can run its own ops; or a
+*dense* path, a tensor of 0/1 weights per (cell, edge, op) with which every op runs and is summed
+(:mod:`harness.supernet.dense`: the same values, and kernels that do not depend on the path).
 
 An *arch group* (:func:`materialise_group`) is K archs in one network, side by side along the
 channel axis: arch a owns channels ``a*w .. (a+1)*w - 1`` of every width-w tensor, every convolution

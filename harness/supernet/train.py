@@ -20,6 +20,11 @@ keeps a zero gradient, so weight decay and momentum still move it. Without it on
 paths' weights change. The logged loss of an update is its first step's loss (mean over its paths
 and rollouts), taken at the weights the update starts from.
 
+Execution (``device.dense_supernet``, :func:`uses_dense`): sparse, the functions above, running only
+the paths' ops, eagerly (the CPU default); or dense, :class:`harness.supernet.dense.DenseUpdate`, every
+op weighted 0/1 by the paths and the whole update replayed as one CUDA graph (the CUDA default). Both
+compute the same update to rounding, write the same checkpoint, and a run may switch between them.
+
 Randomness: epoch e draws its sample order, augmentation and paths from
 ``harness.rng.stream(SUPERNET, seed, e, sub_stream)``, a pure function of (seed, epoch). Resuming from the
 checkpoint of epoch e therefore replays exactly the streams an uninterrupted run would have used, and
