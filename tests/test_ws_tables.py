@@ -109,3 +109,25 @@ def test_figures_are_written_and_a_second_run_of_one_algorithm_is_refused(writte
         table_4_1(same)
     with pytest.raises(HarnessError, match="not a reported weight-sharing run"):
         load_run(out)
+
+
+def test_figure_4_7_draws_the_finetuning_grid_of_spos_runs_on_the_same_supernets(written, tmp_path: Path) -> None:
+    """Runs differing only in finetuning batch size or lr form Fig. 4.7's grid; they stay out of Table 4.1."""
+    from harness.experiments.ws_tables import finetuning_grid
+
+    _, runs = written
+    variants = []
+    for batch, lr in ((128, 0.01), (64, 0.001)):
+        other = tmp_path / f"spos-{batch}-{lr}"
+        shutil.copytree(runs["spos"], other)
+        config = json.loads((other / "config.json").read_text())
+        config["finetune"].update(batch_size=batch, lr=lr)
+        (other / "config.json").write_text(json.dumps(config))
+        variants.append(other)
+    loaded = [load_run(p) for p in [runs["spos"], *variants, runs["fairnas"]]]
+    grid = finetuning_grid(loaded)
+    assert [(run.cfg.finetune.batch_size, run.cfg.finetune_lr) for run in grid] == [(64, 0.001), (64, 0.01), (128, 0.01)]
+    files = write_tables([runs["spos"], *variants, runs["fairnas"]], tmp_path / "out")
+    assert files["fig4.7"].stat().st_size > 10_000
+    table = files["tables"].read_text().split("## Table 4.1", 1)[1].split("## Table 4.4", 1)[0]
+    assert table.count("SPOS ours") == 2  # the Spearman and the top-10 tables, from the batch-64 lr-0.01 run only

@@ -36,6 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--algorithm", default=None, choices=ALGORITHMS, help="overrides [supernet] algorithm")
         p.add_argument("--threads", type=int, default=None, help="overrides [device] threads (CPU operator threads; a recorded setting)")
         p.add_argument("--finetune-lr", type=float, default=None, help="overrides [finetune] lr (default: the algorithm's, 0.01 SPOS, 0.001 the variants)")
+        p.add_argument("--finetune-batch", type=int, default=None, help="overrides [finetune] batch_size (thesis: 64)")
         p.add_argument("--no-progress", action="store_true")
         if verb in ("run", "prepare"):
             p.add_argument("--truth-root", type=Path, default=None, help="converted NB201 store for the ground truth")
@@ -107,6 +108,8 @@ def run(args: argparse.Namespace) -> int:
         overrides.setdefault("device", {})["threads"] = args.threads
     if args.finetune_lr is not None:
         overrides["finetune"] = {"lr": args.finetune_lr}
+    if args.finetune_batch is not None:
+        overrides.setdefault("finetune", {})["batch_size"] = args.finetune_batch
     if args.algorithm is not None:
         overrides["supernet"] = {"algorithm": args.algorithm}
     if getattr(args, "reference", None) is not None:

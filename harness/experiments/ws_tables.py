@@ -14,6 +14,9 @@ report`` (it holds ``config.json``, ``archs.csv``, ``table.csv``, ``correlations
   thesis does not say at which finetuning lr, so each run's lr is named and both set beside its one
   number).
 * Fig. 4.6b: SoTL's Spearman vs finetuning step, one line per algorithm.
+* Fig. 4.7: SPOS runs on the same supernets finetuned with other batch sizes and lrs (the thesis's
+  grid: batch {64, 128, 256} at lr 0.01, lr {0.001, 0.01} at batch 64): SoTL's Spearman and top-10
+  vs finetuning step, one line per (batch, lr).
 * Fig. 4.8: per finetuning step, the top-10 of SoTL, the mean minibatch loss over the archs, and the
   mean loss of the truth's top 10% of archs against the median archs (the middle 10%).
 
@@ -91,9 +94,11 @@ def _cell_frames(rows: list[dict[str, object]]) -> tuple[pd.DataFrame, pd.DataFr
 
 def table_4_1(runs: Sequence[Run]) -> str:
     """Markdown: per dataset and measure, estimators x algorithms, ours beside the thesis's and the
-    difference; only runs finetuned at their algorithm's own lr (the thesis's Table 4.1 setting) count."""
+    difference; only runs finetuned at their algorithm's own lr and batch 64 (the thesis's Table 4.1
+    setting) count."""
     reference = thesis.table("4.1")
-    runs = [run for run in runs if run.cfg.finetune_lr == ALGORITHMS[run.cfg.supernet.algorithm].finetune_lr]
+    runs = [run for run in runs if run.cfg.finetune_lr == ALGORITHMS[run.cfg.supernet.algorithm].finetune_lr
+            and _thesis_batch(run)]
     out = []
     for dataset in dict.fromkeys(run.dataset for run in runs):
         chosen = [run for run in runs if run.dataset == dataset]
@@ -135,6 +140,11 @@ def table_4_1(runs: Sequence[Run]) -> str:
 # --------------------------------------------------------------------------- Tables 4.4 and 4.5
 
 
+def _thesis_batch(run: Run) -> bool:
+    """Whether the run finetunes with the thesis's batch of 64 (Tables 4.1, 4.4, 4.5 do; Fig. 4.7 varies it)."""
+    return run.cfg.finetune.batch_size == WSConfig().finetune.batch_size
+
+
 def _at(run: Run, estimator: str, step: int) -> pd.DataFrame:
     rows = run.corr[(run.corr.estimator == estimator) & (run.corr.step == step)]
     if rows.empty:
@@ -145,7 +155,7 @@ def _at(run: Run, estimator: str, step: int) -> pd.DataFrame:
 def table_4_4(runs: Sequence[Run]) -> str | None:
     """SPOS at finetuning lr 0.01 and 0.001 on the same supernets: SoTL and ValAcc after sum_step
     minibatches, Spearman and top-10; None when no such pair is among ``runs``."""
-    spos = [run for run in runs if run.cfg.supernet.algorithm == "spos"]
+    spos = [run for run in runs if run.cfg.supernet.algorithm == "spos" and _thesis_batch(run)]
     by_key: dict[tuple[str, str], dict[float, Run]] = {}
     for run in spos:
         by_key.setdefault((run.dataset, run.supernet_key()), {})[run.cfg.finetune_lr] = run
@@ -191,7 +201,7 @@ def _params(run: Run) -> np.ndarray:
 def table_4_5(runs: Sequence[Run]) -> str | None:
     """SoG and SoGN at each SPOS run's finetuning lr, Params, SoTL-P and SoG-P (Spearman with the
     parameter count), ours beside the thesis's; None without a SPOS run."""
-    spos = [run for run in runs if run.cfg.supernet.algorithm == "spos"]
+    spos = [run for run in runs if run.cfg.supernet.algorithm == "spos" and _thesis_batch(run)]
     if not spos:
         return None
     reference = thesis.table("4.5")
@@ -240,6 +250,37 @@ def figure_4_6b(runs: Sequence[Run], stem: Path) -> Path:
         frames.append(rows)
     fig = plots.correlation_vs_epoch(pd.concat(frames), "spearman", x="step", over="seed",
                                      title="Fig. 4.6b analogue: SoTL during finetuning, by supernet algorithm")
+    return plots.save(fig, stem)[0]
+
+
+def finetuning_grid(runs: Sequence[Run]) -> list[Run]:
+    """The largest set of SPOS runs on the same supernets (and dataset) that differ in finetuning batch
+    size or lr (Fig. 4.7's grid), ordered by (batch, lr); fewer than two: none."""
+    groups: dict[tuple[str, str], list[Run]] = {}
+    for run in runs:
+        if run.cfg.supernet.algorithm == "spos":
+            groups.setdefault((run.dataset, run.supernet_key()), []).append(run)
+    best = max(groups.values(), key=len, default=[])
+    return sorted(best, key=lambda run: (run.cfg.finetune.batch_size, run.cfg.finetune_lr)) if len(best) > 1 else []
+
+
+def figure_4_7(runs: Sequence[Run], stem: Path) -> Path:
+    """SoTL's Spearman and top-10 vs finetuning step for each (batch size, lr) of the grid (mean
+    +- std over the supernet seeds every run of the grid has)."""
+    from harness import plots
+
+    seeds = set.intersection(*(set(run.corr.seed) for run in runs))
+    frames = []
+    for run in runs:
+        rows = run.corr[(run.corr.estimator == "SoTL") & run.corr.seed.isin(seeds)].copy()
+        rows["estimator"] = f"batch {run.cfg.finetune.batch_size}, lr {run.cfg.finetune_lr:g}"
+        frames.append(rows)
+    results = pd.concat(frames)
+    fig, axes = plots.plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    for ax, metric in zip(axes, ("spearman", "top_k")):
+        plots.correlation_vs_epoch(results, metric, x="step", over="seed", ax=ax)
+    fig.suptitle(f"Fig. 4.7 analogue: SoTL of SPOS on NB201 {runs[0].dataset} by finetuning batch size and lr "
+                 f"(supernet seeds {sorted(seeds)})", fontsize=10)
     return plots.save(fig, stem)[0]
 
 
@@ -296,7 +337,12 @@ def write_tables(run_dirs: Sequence[Path], out: Path, label: str = "") -> dict[s
                      (" finetuned at lr 0.01 and 0.001 on the same supernets)" if name == "Table 4.4" else ")")]
     files = {"tables": out / "tables.md"}
     files["tables"].write_text("\n".join(sections) + "\n")
-    files["fig4.6b"] = figure_4_6b(runs, out / "fig4.6b-sotl-by-algorithm")
+    table_runs = [run for run in runs if run.cfg.finetune_lr == ALGORITHMS[run.cfg.supernet.algorithm].finetune_lr
+                  and _thesis_batch(run)]
+    files["fig4.6b"] = figure_4_6b(table_runs or runs, out / "fig4.6b-sotl-by-algorithm")
+    grid = finetuning_grid(runs)
+    if grid:
+        files["fig4.7"] = figure_4_7(grid, out / "fig4.7-finetuning-batch-and-lr")
     spos = [run for run in runs if run.cfg.supernet.algorithm == "spos"] or runs
     files["fig4.8"] = figure_4_8(spos[0], out / "fig4.8-finetuning-losses")
     return files
