@@ -7,11 +7,11 @@
 # CIFAR-10 JPEG zip and ../shared/tools/cifar10_from_jpeg.py carried in .carry/:
 #   bash results/ws-cifar10-gpu/device.sh start       # unpack the data, start the pipeline; returns at once
 #   bash results/ws-cifar10-gpu/device.sh wait 560    # poll up to 560 s; when done, outputs go to $OUT
-# Variables: CFG (default configs/ws-cifar10-h100.toml), RUN (run folder, default .run/ws-cifar10,
+# Variables: CFG (default results/ws-cifar10-gpu/config.toml, the legacy run: check out commit 7f4fd38 to rerun it), RUN (run folder, default .run/ws-cifar10,
 # inside the checkout so that it survives between commands), DATA (default /tmp/data).
 set -u
 cd "$(dirname "$0")/../.."
-CFG=${CFG:-configs/ws-cifar10-h100.toml}
+CFG=${CFG:-results/ws-cifar10-gpu/config.toml}
 RUN=${RUN:-.run/ws-cifar10}
 DATA=${DATA:-/tmp/data}
 export PYTHONUNBUFFERED=1 PYTHONPATH=.  # PYTHONPATH: benchmarks/ scripts import harness from the checkout
