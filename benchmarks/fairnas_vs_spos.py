@@ -26,6 +26,9 @@ from harness.spaces.nb201 import EDGES
 from harness.supernet.config import WSConfig
 from harness.supernet.model import live_edges
 from harness.supernet.sampling import ALGORITHMS
+from harness.supernet.spaces.nb201 import NB201Space
+
+SPACE = NB201Space()
 
 OP = "nor_conv_3x3"
 
@@ -36,7 +39,7 @@ def coverage(algorithm: str, draws: int, seed: int, n_cells: int = 15) -> np.nda
     trained = np.zeros(len(EDGES))
     for _ in range(draws):
         hit = np.zeros(len(EDGES), dtype=bool)
-        for rollout in ALGORITHMS[algorithm].draw(rng, n_cells):
+        for rollout in ALGORITHMS[algorithm].draw(SPACE, rng, n_cells):
             for path in rollout:
                 ops = path[0]
                 hit |= np.array([op == OP for op in ops]) & np.array(live_edges(ops))

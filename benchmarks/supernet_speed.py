@@ -39,6 +39,7 @@ from harness.supernet.config import WSConfig
 from harness.supernet.dense import DenseUpdate
 from harness.supernet.model import NB201Network, materialise
 from harness.supernet.sampling import ALGORITHMS, Rollout
+from harness.supernet.spaces import get_space
 from harness.supernet.train import (
     cpu_threads,
     init_supernet,
@@ -134,9 +135,10 @@ def main() -> None:
         report("plain PyTorch, fixed arch", plain, 1)
         fixed: list[Rollout] = [[(FIXED_ARCH,) * cfg.n_cells]]
         loops: list[tuple[str, str, list[list[Rollout]]]] = [("spos", "fixed arch", [fixed] * len(batches))]
+        space = get_space(cfg.space)
         for name in names:
             algorithm = ALGORITHMS[name]
-            loops.append((name, name, [algorithm.draw(rng, cfg.n_cells) for _ in batches]))
+            loops.append((name, name, [algorithm.draw(space, rng, cfg.n_cells) for _ in batches]))
         for update in updates:
             for name, label, draws in loops:
                 algo_cfg = cfg.with_overrides(supernet={"algorithm": name})

@@ -17,7 +17,10 @@ from harness.spaces.nb201 import OPS
 from harness.supernet.config import WSConfig, changed_settings, config_from_dict
 from harness.supernet.dense import DenseUpdate, path_weights, update_weights
 from harness.supernet.model import NB201Network, NetworkShape, live_edges, materialise
-from harness.supernet.sampling import ALGORITHMS, fairnas_paths, multipath_paths, per_cell_paths, per_network_paths
+from harness.supernet.sampling import ALGORITHMS, multipath_rollout
+from harness.supernet.spaces.nb201 import NB201Space, fairnas_paths, per_cell_paths, per_network_paths
+
+SPACE = NB201Space()
 from harness.supernet.train import (
     cosine_lr,
     load_checkpoint,
@@ -126,7 +129,7 @@ def test_path_weights_mark_the_live_ops_of_each_cell() -> None:
         update_weights([[path], [path, path]], True)
 
 
-@pytest.mark.parametrize("sampler", [fairnas_paths, multipath_paths], ids=["fairnas", "multipath"])
+@pytest.mark.parametrize("sampler", [fairnas_paths, lambda rng, n: multipath_rollout(SPACE, rng, n)], ids=["fairnas", "multipath"])
 def test_a_dense_rollouts_gradient_is_the_mean_over_its_paths(sampler) -> None:
     """FairNAS's 5 and MultiPath's 4 paths: the accumulated dense gradient equals autograd of the mean
     of the sparse losses (an independent reference, so a missing 1/k is caught, as checked here)."""
@@ -217,7 +220,7 @@ def test_a_dense_update_equals_the_sparse_update_for_every_algorithm(algorithm: 
     with a gradient clip that binds."""
     cfg = _config(algorithm, update_unsampled, grad_clip=0.5 if algorithm == "fairnas" else None)
     generator = np.random.default_rng(7)
-    updates = [ALGORITHMS[algorithm].draw(generator, cfg.n_cells) for _ in range(3)]
+    updates = [ALGORITHMS[algorithm].draw(SPACE, generator, cfg.n_cells) for _ in range(3)]
     sparse_net, sparse_state, sparse_has, sparse_results = _run_updates(cfg, updates, dense=False)
     dense_net, dense_state, dense_has, dense_results = _run_updates(cfg, updates, dense=True)
     for name, tensor in sparse_net.state_dict().items():
@@ -242,7 +245,7 @@ def test_the_update_comparison_catches_a_wrong_weight_and_a_weight_stepped_befor
     """The comparison above can fail: a 1.0 moved to another op in one cell of the first update, or a
     dense step that treats every weight as having a gradient from the start (no first-use mask)."""
     cfg = _config("spos")
-    updates = [ALGORITHMS["spos"].draw(np.random.default_rng(7), cfg.n_cells) for _ in range(3)]
+    updates = [ALGORITHMS["spos"].draw(SPACE, np.random.default_rng(7), cfg.n_cells) for _ in range(3)]
     sparse_net, _, sparse_has, _ = _run_updates(cfg, updates, dense=False)
 
     def moved(weights: torch.Tensor) -> torch.Tensor:
@@ -264,7 +267,7 @@ def test_a_dense_update_has_one_shape_per_run() -> None:
     net = _supernet(NetworkShape(channels=3, cells_per_stage=1))
     stepper = DenseUpdate(net, cfg, make_optimizer(net, cfg))
     x, y = _images()
-    weights = torch.from_numpy(stepper.weights(ALGORITHMS["spos"].draw(np.random.default_rng(0), cfg.n_cells)))
+    weights = torch.from_numpy(stepper.weights(ALGORITHMS["spos"].draw(SPACE, np.random.default_rng(0), cfg.n_cells)))
     stepper.update(x, y, weights, 0.01)
     with pytest.raises(HarnessError, match=r"fixed shape \[8, 3, 16, 16\] \(captured once per run\); got \[4, 3, 16, 16\]"):
         stepper.update(x[:4], y[:4], weights, 0.01)
@@ -342,7 +345,7 @@ def test_cuda_graph_replays_compute_the_eager_dense_update(algorithm: str) -> No
     """fp32, no autocast, deterministic cuDNN: updates after the capture (graph replays) against the
     same updates run eagerly; both against the sparse update (to float32 rounding)."""
     cfg = _config(algorithm).with_overrides(device={"device": "cuda", "amp": False, "channels_last": False, "cudnn_benchmark": False})
-    updates = [ALGORITHMS[algorithm].draw(np.random.default_rng(1), cfg.n_cells) for _ in range(DenseUpdate.WARMUP + 3)]
+    updates = [ALGORITHMS[algorithm].draw(SPACE, np.random.default_rng(1), cfg.n_cells) for _ in range(DenseUpdate.WARMUP + 3)]
     x, y = _images()
     x, y = x.float().cuda(), y.cuda()
     nets = []

@@ -12,6 +12,7 @@ import torch
 
 from harness.errors import HarnessError
 from harness.supernet.config import WSConfig
+from harness.supernet.spaces.nb201 import NB201Space
 from image_fixtures import write_cifar10
 from harness.supernet.train import (
     checkpoint_path,
@@ -218,11 +219,11 @@ def test_every_epoch_draws_its_own_batches_and_paths(tmp_path: Path, monkeypatch
         train_supernet(cfg, 3, train, tmp_path / algorithm, progress=False)
         monkeypatch.undo()
         steps = len(train) // cfg.supernet.batch_size
-        per_step = len(ALGORITHMS[algorithm].paths(np.random.default_rng(0), cfg.n_cells))
+        per_step = len(ALGORITHMS[algorithm].rollout(NB201Space(), np.random.default_rng(0), cfg.n_cells))
         assert len(seen) == 2 * steps * per_step
         for epoch in (0, 1):
             arch_rng = rng.stream(rng.SUPERNET, 3, epoch, 2)  # the documented stream of (seed, epoch)
-            expected = [path for _ in range(steps) for rollout in ALGORITHMS[algorithm].draw(arch_rng, cfg.n_cells) for path in rollout]
+            expected = [path for _ in range(steps) for rollout in ALGORITHMS[algorithm].draw(NB201Space(), arch_rng, cfg.n_cells) for path in rollout]
             block = seen[epoch * steps * per_step:(epoch + 1) * steps * per_step]
             assert [ops for ops, _ in block] == expected, (algorithm, epoch)
             images = [x for _, x in block]
@@ -240,7 +241,7 @@ def test_spos_draws_each_cell_on_its_own_and_redraws_a_node_whose_inputs_are_all
     from collections import Counter
 
     from harness.spaces.nb201 import EDGES, OPS
-    from harness.supernet.sampling import per_cell_paths
+    from harness.supernet.spaces.nb201 import per_cell_paths
 
     generator = np.random.default_rng(0)
     paths = [per_cell_paths(generator, 6) for _ in range(3000)]
@@ -261,7 +262,8 @@ def test_spos_draws_each_cell_on_its_own_and_redraws_a_node_whose_inputs_are_all
 
 def test_randomnas_and_multipath_draw_whole_network_archs_uniformly_none_included() -> None:
     from harness.spaces.nb201 import OPS
-    from harness.supernet.sampling import multipath_paths, per_network_paths
+    from harness.supernet.sampling import multipath_rollout
+    from harness.supernet.spaces.nb201 import NB201Space, per_network_paths
 
     generator = np.random.default_rng(1)
     single = [per_network_paths(generator, 3)[0] for _ in range(4000)]
@@ -271,16 +273,16 @@ def test_randomnas_and_multipath_draw_whole_network_archs_uniformly_none_include
         counts = np.array([(ops[:, edge] == op).sum() for op in OPS])
         assert np.all(np.abs(counts - 800) < 120), counts
     assert any(path[0][3:] == ("none",) * 3 for path in single)  # an all-none node is allowed
-    rollouts = [multipath_paths(generator, 3) for _ in range(300)]
+    rollouts = [multipath_rollout(NB201Space(), generator, 3) for _ in range(300)]
     assert all(len(rollout) == 4 for rollout in rollouts)
-    assert any(len({path[0] for path in rollout}) < 4 for rollout in [multipath_paths(np.random.default_rng(s), 1) for s in range(3000)])
+    assert any(len({path[0] for path in rollout}) < 4 for rollout in [multipath_rollout(NB201Space(), np.random.default_rng(s), 1) for s in range(3000)])
 
 
 def test_fairnas_places_every_op_of_every_edge_on_exactly_one_path_per_minibatch() -> None:
     """FairNAS's strict fairness (Chu et al. 2021): across a minibatch's five paths, each edge runs
     each op once, in every cell; each path on its own is a uniform arch (every op at every position about 1/5)."""
     from harness.spaces.nb201 import EDGES, OPS
-    from harness.supernet.sampling import fairnas_paths
+    from harness.supernet.spaces.nb201 import fairnas_paths
 
     generator = np.random.default_rng(0)
     draws = [[path[0] for path in fairnas_paths(generator, 3)] for _ in range(2000)]
@@ -360,7 +362,7 @@ def test_each_algorithms_update_equals_its_objective_stepped_by_hand(tmp_path: P
     sn = cfg.supernet
     images, labels = _batch()
     generator = np.random.default_rng(7)
-    updates = [algo.draw(generator, cfg.n_cells) for _ in range(2)]
+    updates = [algo.draw(NB201Space(), generator, cfg.n_cells) for _ in range(2)]
 
     net = _double_supernet()
     optimizer = make_optimizer(net, cfg)
@@ -427,7 +429,7 @@ def test_the_proximal_term_pulls_towards_the_weights_the_update_started_from(tmp
     from harness.supernet.train import make_optimizer, meta_update
 
     images, labels = _batch()
-    rollouts = ALGORITHMS["metaprox"].draw(np.random.default_rng(3), 3)
+    rollouts = ALGORITHMS["metaprox"].draw(NB201Space(), np.random.default_rng(3), 3)
     distance = {}
     for name in ("reptile", "metaprox"):
         cfg = _config(tmp_path).with_overrides(supernet={"algorithm": name, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0})

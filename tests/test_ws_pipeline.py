@@ -14,6 +14,8 @@ import pytest
 from harness.cli import main
 from harness.errors import HarnessError
 from harness.experiments import weight_sharing as ws
+from harness.supernet.estimators import estimator_scores
+from harness.supernet.spaces.nb201 import NB201Space
 from harness.supernet.config import WSConfig, load_config
 from image_fixtures import write_cifar10
 
@@ -97,13 +99,13 @@ def test_estimators_read_the_logs_as_documented(run) -> None:
     _, _, out = run
     archs = ws._read_arch_set(out)
     logs = ws.read_logs(out, 1, archs)
-    steps, scores, higher = ws.estimator_scores(logs, archs, "SoTL")
+    steps, scores, higher = estimator_scores(logs, archs.indices, "SoTL")
     first = logs[logs.arch_index == archs.indices[0]].sort_values("step")
     assert not higher and steps.tolist() == [1, 2, 3, 4]
     np.testing.assert_allclose(scores[:, 0], first.train_loss.to_numpy()[1:].cumsum())
-    steps, scores, higher = ws.estimator_scores(logs, archs, "SoGN")
+    steps, scores, higher = estimator_scores(logs, archs.indices, "SoGN")
     np.testing.assert_allclose(scores[:, 0], first.grad_l1.to_numpy()[1:].cumsum())
-    steps, scores, _ = ws.estimator_scores(logs, archs, "ValAcc")
+    steps, scores, _ = estimator_scores(logs, archs.indices, "ValAcc")
     assert steps.tolist() == [0, 2, 4]
 
 
@@ -505,7 +507,7 @@ def test_finetuning_log_equals_an_independent_replay_of_its_first_steps(run) -> 
     archs = ws._read_arch_set(out)
     updates = 2
     assert updates % cfg.finetune.eval_every == 0 and cfg.finetune.steps > updates
-    for arch_index, ops in archs.items():
+    for arch_index, ops in NB201Space().items(archs):
         log = pd.read_parquet(ws.log_dir(out, 0) / f"arch-{arch_index:05d}.parquet").sort_values("step")
         replay = _replay_finetuning(cfg, supernet, ops, arch_index, train, valid, updates)
         rows = slice(0, updates + 1)
@@ -603,7 +605,7 @@ def test_finetuning_in_arch_groups_logs_what_finetuning_one_at_a_time_logs(tmp_p
     train, valid = load_images(grouped, torch.device("cpu"))
     supernet = load_supernet(checkpoint_path(out, 0), grouped, torch.device("cpu"))
     archs = ws._read_arch_set(out)
-    items = archs.items()
+    items = NB201Space().items(archs)
     finetune_archs(supernet, items, grouped, train, valid, tmp_path, progress=False)
     columns = ["step", "train_loss", "tl_mini", "val_acc_mini", "val_acc", "val_loss", "grad_l1", "grad_sum_l1"]
     for index, arch in items:

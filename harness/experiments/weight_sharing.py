@@ -1,42 +1,18 @@
-"""The weight-sharing experiment on NAS-Bench-201 (thesis Sec. 4.2, Table 4.1 and Fig. 4.6a).
+"""The weight-sharing experiment (thesis Sec. 4.2, Tables 4.1 and 4.2, Fig. 4.6a), on any search space
+of :mod:`harness.supernet.spaces` (``space``; NB201 by default).
 
 1. Train a supernet per supernet seed with ``supernet.algorithm`` (SPOS, FairNAS, MultiPath, Reptile,
    Metaprox, ...; :mod:`harness.supernet.train`, :mod:`harness.supernet.sampling`).
 2. Finetune a fixed, seeded set of archs from their inherited weights, logging per step
    (:mod:`harness.supernet.finetune`).
-3. Rank the archs by each estimator at every step against the benchmark's ground truth:
-
-   ================  =================================================  ============================
-   estimator         value at step t (from the per-step log)            registry entry used
-   ================  =================================================  ============================
-   SoTL              sum of the minibatch training losses of steps 1..t  ``SoTL-all`` on ``train_loss``
-                     (the thesis's SoTL sums over the last epoch, and
-                     finetuning is one epoch: the steps so far)
-   SoTL-E(E=k)       sum of the last k minibatch training losses         ``SoTL-E`` on ``train_loss``
-   SoTL-EMA          moving average of the minibatch training losses     ``SoTL-EMA`` on ``train_loss``
-   TLMini            one training minibatch's loss at the weights of t   ``TLMini`` on ``tl_mini``
-   ValAccMini        one validation minibatch's accuracy at t            ``ValAccMini``
-   ValAcc            whole-validation accuracy at t (every 100 steps)    ``ValAcc`` on ``val_acc``
-   ValLoss           whole-validation loss at t (every 100 steps)        ``ValLoss`` on ``val_loss``
-   SoG               ||g_1 + ... + g_t||_1                               direction of ``SoG``; value
-                                                                         logged during finetuning
-   SoGN              sum over s <= t of ||g_s||_1 (thesis: L1)           ``SoGN`` on ``grad_l1``
-   SoGN-L2           sum over s <= t of ||g_s||_2 (the thesis code)      ``SoGN-L2`` on ``grad_l2``
-   ================  =================================================  ============================
-
-   SoG's registry function takes whole gradient vectors per step ([steps, params], about 1.5 M x 300
-   floats per arch); the finetuner accumulates the sum on the device instead and logs its L1 norm,
-   which is the same quantity. Directions come from :mod:`harness.metrics`; rank metrics from
+3. Rank the archs by each estimator at every step against the benchmark's ground truth (the
+   estimators and the log columns they read: :mod:`harness.supernet.estimators`); rank metrics from
    :mod:`harness.ranking` (Spearman, Kendall tau-b, top-k mean true accuracy).
 4. Report Table 4.1 (Spearman with a bootstrap 95% CI over the archs, and top-k, per estimator, mean
    (std) over supernet seeds) with the thesis's numbers beside ours (:func:`read_reference`), the
    supernet-quality gate (:func:`supernet_quality`), and Fig. 4.6a (correlation vs finetuning step).
 
-Ground truth: CIFAR-10 (``cifar10-valid`` runs) uses NB201's 200-epoch ``cifar10`` ``ori-test``
-accuracy (seed mean), embedded for all 15,625 archs. For CIFAR-100 and ImageNet16-120 the embedded
-200-epoch truth exists only for the 725 (ImageNet16-120: 724) archs of NASLib's zero-cost table (``harness.zerocost``), so
-the arch set there is drawn from those archs; a user with the converted official data passes its
-store as ``truth_root`` and gets the 200-epoch ``x-test`` accuracy of any arch.
+The arch set and its ground truth come from the space (NB201's: :mod:`harness.supernet.spaces.nb201`).
 
 This module imports torch only inside the functions that train or finetune.
 """
@@ -45,7 +21,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -54,16 +29,12 @@ import pandas as pd
 
 from harness.atomic import write_atomic
 from harness.errors import HarnessError
-from harness.metrics import Estimator, get_estimator
 from harness.ranking import bootstrap_values, percentile_interval, rank_metrics
-from harness.registry import load_benchmark
-from harness.spaces.nb201 import arch_to_ops
 from harness.supernet.config import WSConfig, changed_settings
+from harness.supernet.estimators import estimator_scores, table_step
 from harness.supernet.sampling import ALGORITHMS
-
-TRUTH_DATASET = {"cifar10-valid": "cifar10", "cifar100": "cifar100", "ImageNet16-120": "ImageNet16-120"}
-# the thesis's tables name NB201's datasets so
-THESIS_DATASET = {"cifar10-valid": "CIFAR10", "cifar100": "CIFAR100", "ImageNet16-120": "ImageNet"}
+from harness.supernet.spaces import get_space
+from harness.supernet.spaces.base import ArchSet
 
 REFERENCE_COLUMNS = ("spearman", "spearman_std", "top_k", "top_k_std")
 
@@ -74,56 +45,10 @@ if TYPE_CHECKING:  # torch only where a network trains
 # --------------------------------------------------------------------------- arch set and truth
 
 
-@dataclass(frozen=True)
-class ArchSet:
-    """The pre-sampled archs (NB201 index + arch string) and their ground-truth accuracy (%)."""
-
-    indices: np.ndarray
-    arches: tuple[str, ...]
-    truth: np.ndarray
-    truth_source: str
-
-    def items(self) -> list[tuple[int, tuple[str, ...]]]:
-        return [(int(i), arch_to_ops(a)) for i, a in zip(self.indices, self.arches)]
-
-    def subset(self, keep: np.ndarray) -> ArchSet:
-        return ArchSet(self.indices[keep], tuple(np.asarray(self.arches)[keep]), self.truth[keep], self.truth_source)
-
-    def frame(self) -> pd.DataFrame:
-        return pd.DataFrame({"arch_index": self.indices, "arch": self.arches, "truth": self.truth})
-
-
 def arch_set(cfg: WSConfig, truth_root: Path | None = None) -> ArchSet:
-    """``finetune.n_archs`` archs drawn with ``finetune.arch_seed`` (the same for every supernet)."""
-    dataset = cfg.data.dataset
-    n, seed = cfg.finetune.n_archs, cfg.finetune.arch_seed
-    schedule = cfg.report.truth_schedule
-    bench = load_benchmark("nb201", truth_root)
-    if dataset == "cifar10-valid" or truth_root is not None:
-        indices = bench.sample(n, seed)
-        split = "ori-test" if dataset == "cifar10-valid" else "x-test"
-        truth = bench.final(indices, TRUTH_DATASET[dataset], "accuracy", split, schedule)
-        source = f"nb201 {TRUTH_DATASET[dataset]}/{schedule}/{split}/accuracy (seed mean)"
-    else:
-        indices, truth = _zero_cost_pool_sample(bench, dataset, n, seed, schedule)
-        source = f"NASLib zero-cost table val_accuracy, {dataset}, 200 epochs (archs drawn from its archs only)"
-    arches = tuple(bench.arch_string(int(i)) for i in indices)
-    return ArchSet(np.asarray(indices, dtype=np.int64), arches, np.asarray(truth, dtype=np.float64), source)
-
-
-def _zero_cost_pool_sample(bench, dataset: str, n: int, seed: int, schedule: str) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` archs (sorted NB201 indices) drawn from the NASLib zero-cost table's archs of ``dataset``,
-    with that table's 200-epoch ``val_accuracy`` as their truth."""
-    if schedule != "200":
-        raise HarnessError(f"{dataset}: the embedded truth for weight sharing is the 200-epoch one; set truth_schedule = '200'")
-    from harness.zerocost import embedded_table
-
-    table = embedded_table("nb201")
-    table = table[table["dataset"] == dataset].sort_values("index")
-    if not 0 < n <= len(table):
-        raise HarnessError(f"cannot sample {n} archs from the {len(table)} with {dataset} 200-epoch truth (NASLib table)")
-    pick = np.sort(np.random.default_rng(seed).choice(len(table), size=n, replace=False))
-    return table["index"].to_numpy()[pick], table["val_accuracy"].to_numpy(dtype=np.float64)[pick]
+    """``finetune.n_archs`` archs drawn with ``finetune.arch_seed`` (the same for every supernet) and
+    their truth, as the run's space defines them (:meth:`~harness.supernet.spaces.base.Space.arch_set`)."""
+    return get_space(cfg.space).arch_set(cfg, truth_root)
 
 
 # --------------------------------------------------------------------------- running (torch)
@@ -202,7 +127,7 @@ def _finetune(cfg: WSConfig, seed: int, archs: ArchSet, out: Path, images: tuple
     path = checkpoint_path(out, seed)
     supernet = load_supernet(path, cfg, train_images.device, allow_unfinished=unfinished_supernet)
     _write_supernet_summary(path, out / f"supernet-seed{seed}.json", log_dir(out, seed))
-    items = archs.items()[i::n]
+    items = get_space(cfg.space).items(archs)[i::n]
     return finetune_archs(supernet, items, cfg, train_images, valid_images, log_dir(out, seed), f"seed {seed} [{i}/{n}]", progress)
 
 
@@ -268,82 +193,6 @@ def _no_log(out: Path, seed: int, index: int) -> HarnessError:
 # --------------------------------------------------------------------------- estimators and ranking
 
 
-# report name -> (registry estimator, log column); see the table in the module docstring
-_ESTIMATORS: dict[str, tuple[str, str]] = {
-    "SoTL": ("SoTL-all", "train_loss"),
-    "SoTL-E": ("SoTL-E", "train_loss"),
-    "SoTL-EMA": ("SoTL-EMA", "train_loss"),
-    "TLMini": ("TLMini", "tl_mini"),
-    "ValAccMini": ("ValAccMini", "val_acc_mini"),
-    "ValAcc": ("ValAcc", "val_acc"),
-    "ValLoss": ("ValLoss", "val_loss"),
-    "SoG": ("SoG", "grad_sum_l1"),
-    "SoGN": ("SoGN", "grad_l1"),
-    "SoGN-L2": ("SoGN-L2", "grad_l2"),
-}
-# columns that step t's update writes (its minibatch loss, its gradient): empty at step 0
-_UPDATE_COLUMNS = ("train_loss", "grad_l1", "grad_l2", "grad_sum_l1")
-_EVALUATION_COLUMNS = ("val_acc", "val_loss")  # the whole validation split: at step 0 and every eval_every steps
-
-
-def _base_name(spec: str) -> str:
-    return str(spec).split("(")[0].strip()
-
-
-def ws_estimator(spec: str) -> Estimator:
-    """The registry estimator of a ``report.estimators`` entry: a name, or a name with options
-    (``"SoTL-E(E=50)"``: the sum of the last 50 minibatch losses). Raises naming the valid names."""
-    base = _base_name(spec)
-    if base not in _ESTIMATORS:
-        raise HarnessError(f"estimator {spec!r} is not computed from finetuning logs; valid: {', '.join(_ESTIMATORS)} "
-                           "(with options, e.g. SoTL-E(E=50))")
-    return get_estimator(_ESTIMATORS[base][0] + str(spec).strip()[len(base):])
-
-
-def over_updates(spec: str) -> bool:
-    """Whether the estimator reads what the finetuning updates log (losses and gradients of steps
-    1..t): SoTL, SoTL-E, SoTL-EMA, SoG, SoGN, SoGN-L2. Those start at step 1 and Table 4.1 reports them
-    after ``report.sum_step`` steps; the others are defined at step 0 (inherited weights)."""
-    return _log_column(spec) in _UPDATE_COLUMNS
-
-
-def _log_column(spec: str) -> str:
-    ws_estimator(spec)  # validates the name and its options
-    return _ESTIMATORS[_base_name(spec)][1]
-
-
-def check_estimators(cfg: WSConfig) -> None:
-    """``report.estimators`` are distinct, known (:func:`ws_estimator`), and each is logged at the
-    step Table 4.1 reports it at (:func:`table_step`); raises HarnessError naming what is wrong."""
-    specs = list(cfg.report.estimators)
-    if not specs or len(set(specs)) != len(specs):
-        raise HarnessError(f"report.estimators must be distinct and at least one, got {specs}")
-    for spec in specs:
-        step = table_step(cfg, spec)
-        if _log_column(spec) in _EVALUATION_COLUMNS and step % cfg.finetune.eval_every:
-            raise HarnessError(f"{spec} is measured at step 0 and every {cfg.finetune.eval_every} steps "
-                               f"(finetune.eval_every), not at step {step}, where the table reports it "
-                               "(report.other_step)")
-
-
-def estimator_scores(logs: pd.DataFrame, archs: ArchSet, spec: str) -> tuple[np.ndarray, np.ndarray, bool]:
-    """``(steps, scores[steps, archs], higher_is_better)`` of estimator ``spec`` from the logs.
-
-    Only steps where the estimator is defined for every arch are returned (ValAcc, ValLoss: the
-    evaluation steps; SoTL, SoTL-E, SoTL-EMA, SoG, SoGN: t >= 1).
-    """
-    estimator, column = ws_estimator(spec), _log_column(spec)
-    wide = logs.pivot(index="step", columns="arch_index", values=column)[list(archs.indices)]
-    steps = wide.index.to_numpy()
-    values = wide.to_numpy(dtype=np.float64).T  # [archs, steps]
-    first = 1 if column in _UPDATE_COLUMNS else 0
-    values, steps = values[:, steps >= first], steps[steps >= first]
-    if estimator.name != "SoG":  # SoG's value ||g_1 + ... + g_t||_1 is logged directly
-        values = estimator(values)
-    defined = ~np.isnan(values).any(axis=0)
-    return steps[defined], values[:, defined].T, estimator.higher_is_better
-
-
 def correlations(cfg: WSConfig, logs_of: dict[int, pd.DataFrame], archs: ArchSet) -> pd.DataFrame:
     """Tidy table: estimator, step, seed, spearman, kendall, top_k (mean truth of top-k), n_archs.
 
@@ -352,7 +201,7 @@ def correlations(cfg: WSConfig, logs_of: dict[int, pd.DataFrame], archs: ArchSet
     rows = []
     for seed, logs in logs_of.items():
         for name in cfg.report.estimators:
-            steps, scores, higher = estimator_scores(logs, archs, name)
+            steps, scores, higher = estimator_scores(logs, archs.indices, name)
             metrics = rank_metrics(
                 scores, archs.truth, higher_is_better=higher, k=cfg.report.top_k,
                 metrics=("spearman", "kendall", "top_k"), constant="nan",
@@ -366,15 +215,6 @@ def correlations(cfg: WSConfig, logs_of: dict[int, pd.DataFrame], archs: ArchSet
     return pd.DataFrame(rows)
 
 
-def table_step(cfg: WSConfig, name: str) -> int:
-    """Table 4.1's step: estimators of the updates (:func:`over_updates`) after ``report.sum_step``
-    steps, ValAccMini at ``report.val_mini_step`` (after the first update, where the thesis code
-    measures it), the rest at ``report.other_step``."""
-    if over_updates(name):
-        return cfg.report.sum_step
-    return cfg.report.val_mini_step if _base_name(name) == "ValAccMini" else cfg.report.other_step
-
-
 def thesis_reference(cfg: WSConfig) -> tuple[pd.DataFrame, str]:
     """The thesis's numbers for this run's dataset and algorithm, indexed by estimator, and a line
     saying where they come from: Table 4.1 (SoTL, TLMini, ValAcc, ValAccMini: Spearman and top-10,
@@ -382,7 +222,7 @@ def thesis_reference(cfg: WSConfig) -> tuple[pd.DataFrame, str]:
     SoGN at that lr: Spearman only). Estimators the thesis does not report stay NaN (n/a)."""
     from harness import thesis
 
-    dataset, label = THESIS_DATASET[cfg.data.dataset], ALGORITHMS[cfg.supernet.algorithm].label
+    dataset, label = get_space(cfg.space).thesis_dataset(cfg.data.dataset), ALGORITHMS[cfg.supernet.algorithm].label
     table = pd.DataFrame(np.nan, index=pd.Index(list(cfg.report.estimators), name="estimator"), columns=list(REFERENCE_COLUMNS))
     t41 = thesis.table("4.1")
     t41 = t41[(t41.dataset == dataset) & (t41.algorithm == label)]
@@ -460,7 +300,7 @@ def spearman_interval(cfg: WSConfig, logs_of: dict[int, pd.DataFrame], archs: Ar
         return np.nan, np.nan
     rows = []
     for logs in logs_of.values():
-        steps, scores, higher = estimator_scores(logs, archs, spec)
+        steps, scores, higher = estimator_scores(logs, archs.indices, spec)
         rows.append(scores[int(np.flatnonzero(steps == step)[0])])
     values = bootstrap_values(np.stack(rows), archs.truth, "spearman", higher_is_better=higher,
                               n_boot=cfg.report.bootstrap, seed=cfg.finetune.arch_seed)
@@ -668,12 +508,7 @@ def _plot_curves(corr: pd.DataFrame, stem: Path, title: str) -> Path:
 
 
 def _read_arch_set(out: Path) -> ArchSet:
-    path = Path(out) / "archs.csv"
-    if not path.is_file():
-        raise HarnessError(f"{out} is not a weight-sharing run directory (no archs.csv)")
-    frame = pd.read_csv(path)
-    source = json.loads((Path(out) / "truth.json").read_text())["source"] if (Path(out) / "truth.json").is_file() else ""
-    return ArchSet(frame.arch_index.to_numpy(), tuple(frame.arch), frame.truth.to_numpy(dtype=np.float64), source)
+    return ArchSet.read(out)
 
 
 def prepare(cfg: WSConfig, out: Path, truth_root: Path | None = None) -> ArchSet:

@@ -39,7 +39,10 @@ from harness.experiments import weight_sharing as ws
 from harness.ranking import rank_metrics
 from harness.registry import load_benchmark
 from harness.supernet.config import WSConfig, config_from_dict
+from harness.supernet.estimators import estimator_scores
 from harness.supernet.sampling import ALGORITHMS
+from harness.supernet.spaces import get_space
+from harness.supernet.spaces.base import ArchSet
 
 TABLE_4_1_ESTIMATORS = ("SoTL", "TLMini", "ValAcc", "ValAccMini")
 # Which settings must agree for two runs to share their supernets (Table 4.4's pairs)
@@ -54,7 +57,7 @@ class Run:
     cfg: WSConfig
     table: pd.DataFrame  # table.csv, indexed by estimator
     corr: pd.DataFrame  # correlations.csv
-    archs: ws.ArchSet
+    archs: ArchSet
 
     @property
     def algorithm(self) -> str:
@@ -62,7 +65,7 @@ class Run:
 
     @property
     def dataset(self) -> str:
-        return ws.THESIS_DATASET[self.cfg.data.dataset]
+        return get_space(self.cfg.space).thesis_dataset(self.cfg.data.dataset)
 
     def logs(self, seed: int) -> pd.DataFrame:
         return ws.read_logs(self.path, seed, self.archs)
@@ -81,7 +84,7 @@ def load_run(path: Path) -> Run:
         raise HarnessError(f"{path} is not a reported weight-sharing run (missing {', '.join(missing)}); run 'harness ws report' there first")
     cfg = config_from_dict(json.loads((path / "config.json").read_text()))
     return Run(path, cfg, pd.read_csv(path / "table.csv").set_index("estimator"), pd.read_csv(path / "correlations.csv"),
-               ws._read_arch_set(path))
+               ArchSet.read(path))
 
 
 # --------------------------------------------------------------------------- Table 4.1
@@ -220,7 +223,7 @@ def table_4_5(runs: Sequence[Run]) -> str | None:
         for name, registry in (("SoTL", "SoTL-P"), ("SoG", "SoG-P")):
             rhos = []
             for seed in run.cfg.supernet.seeds:
-                steps, scores, higher = ws.estimator_scores(run.logs(seed), run.archs, name)
+                steps, scores, higher = estimator_scores(run.logs(seed), run.archs.indices, name)
                 score = scores[int(np.flatnonzero(steps == step)[0])] * (1 if higher else -1)
                 rhos.append(float(rank_metrics(score, params, higher_is_better=True, metrics=("spearman",))["spearman"]))
             values[f"{registry} (lr {lr:g})"] = (np.asarray(rhos), registry)

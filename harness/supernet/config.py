@@ -28,7 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError, choices
+from harness.supernet.estimators import check_estimators
 from harness.supernet.sampling import ALGORITHMS
+from harness.supernet.spaces import get_space
 from harness.tomlfile import read_toml, typed
 
 
@@ -114,7 +116,7 @@ class ReportConfig:
     val_mini_step: int = 1  # ... but ValAccMini after the first update, where the thesis code measures it
     top_k: int = 10
     bootstrap: int = 1000  # resamples of the archs for the 95% CI of each Spearman rho (0: none)
-    # names or names with options, e.g. "SoTL-E(E=50)" (harness.experiments.weight_sharing.ws_estimator)
+    # names or names with options, e.g. "SoTL-E(E=50)" (harness.supernet.estimators.ws_estimator)
     estimators: tuple[str, ...] = ("SoTL", "TLMini", "ValAccMini", "ValAcc", "SoG", "SoGN")
     # Published numbers shown beside ours: a CSV with columns estimator, spearman, top_k (optional:
     # step, spearman_std, top_k_std); "": the thesis's Table 4.1 for this dataset and algorithm
@@ -125,6 +127,7 @@ class ReportConfig:
 @dataclass(frozen=True)
 class WSConfig:
     name: str = "ws"
+    space: str = "nb201"  # the search space (harness.supernet.spaces.SPACES)
     data: DataConfig = field(default_factory=DataConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     supernet: SupernetConfig = field(default_factory=SupernetConfig)
@@ -142,7 +145,8 @@ class WSConfig:
 
     @property
     def n_cells(self) -> int:
-        return 3 * self.network.cells_per_stage
+        """The cells a path has one draw for (the space's :meth:`~harness.supernet.spaces.base.Space.n_cells`)."""
+        return get_space(self.space).n_cells(self)
 
     def with_overrides(self, **sections: dict[str, Any]) -> WSConfig:
         """A copy with ``section={key: value}`` overrides applied (validated like a TOML file)."""
@@ -175,14 +179,14 @@ def _section(cls: type, values: dict[str, Any], where: str) -> Any:
 def config_from_dict(content: dict[str, Any]) -> WSConfig:
     out = WSConfig()
     for key, value in content.items():
-        if key == "name":
-            out = replace(out, name=str(value))
+        if key in ("name", "space"):
+            out = replace(out, **{key: typed(value, "str", key)})
         elif key in _SECTION_CLASSES:
             if not isinstance(value, dict):
                 raise HarnessError(f"[{key}] must be a table")
             out = replace(out, **{key: _section(_SECTION_CLASSES[key], value, key)})
         else:
-            raise choices("config section", key, ["name", *_SECTION_CLASSES])
+            raise choices("config section", key, ["name", "space", *_SECTION_CLASSES])
     _validate(out)
     return out
 
@@ -225,12 +229,16 @@ def changed_settings(
     saved: dict[str, Any], cfg: WSConfig, sections: tuple[str, ...], ignore: frozenset[str] = frozenset()
 ) -> list[str]:
     """``"section.key: saved -> now"`` for every setting of ``sections`` outside :data:`LOGISTICS`
-    and ``ignore`` on which the saved config (``WSConfig.to_dict()``, as JSON) and ``cfg`` disagree."""
+    and ``ignore`` on which the saved config (``WSConfig.to_dict()``, as JSON) and ``cfg`` disagree,
+    and ``"space: saved -> now"`` when the search spaces differ (a config saved before spaces existed
+    is NB201's)."""
     saved, now = _effective(saved), _effective(json.loads(json.dumps(cfg.to_dict(), default=list)))
     changes = []
     devices = saved.get("device", {}).get("device"), now["device"]["device"]
     if any(str(device).startswith("cuda") for device in devices):
         ignore = ignore | {"device.threads"}  # CPU operator threads do not touch a GPU's arithmetic
+    if saved.get("space", WSConfig.space) != now["space"]:  # what every section means depends on it
+        changes.append(f"space: {saved.get('space', WSConfig.space)!r} -> {now['space']!r}")
     for section in sections:
         before, after = saved.get(section, {}), now[section]
         for key in sorted(set(before) | set(after)):
@@ -245,12 +253,11 @@ def changed_settings(
 
 def _validate(cfg: WSConfig) -> None:
     from harness.data.nb201 import DATASETS, dataset_info  # torch-free modules
-    from harness.experiments.weight_sharing import check_estimators
 
+    space = get_space(cfg.space)
     if cfg.data.dataset not in DATASETS:
         raise choices("dataset", cfg.data.dataset, DATASETS)
-    if cfg.data.dataset == "cifar10":
-        raise HarnessError("weight-sharing runs need a validation split; use dataset 'cifar10-valid'")
+    space.check(cfg)
     if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", cfg.device.device):
         raise HarnessError(f"unknown device {cfg.device.device!r}; valid: 'auto', 'cpu', 'cuda', 'cuda:N'")
     if cfg.supernet.algorithm not in ALGORITHMS:

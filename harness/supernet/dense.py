@@ -60,7 +60,8 @@ from harness.errors import HarnessError
 from harness.spaces.nb201 import EDGES, N_NODES, OPS, check_ops
 from harness.supernet.config import SupernetConfig, WSConfig
 from harness.supernet.model import Cell, NB201Network, ReLUConvBN, live_edges
-from harness.supernet.sampling import ALGORITHMS, Path, Rollout
+from harness.supernet.sampling import ALGORITHMS, Rollout
+from harness.supernet.spaces.nb201 import Path201
 from harness.supernet.train import rollout_backward
 
 
@@ -73,7 +74,7 @@ def _cell_weights(ops: tuple[str, ...], zeros_stay_zero: bool) -> np.ndarray:
     return weights
 
 
-def path_weights(path: Path, zeros_stay_zero: bool) -> np.ndarray:
+def path_weights(path: Path201, zeros_stay_zero: bool) -> np.ndarray:
     """``[n_cells, 6, 5]``: 1.0 where cell c of ``path`` runs op o on edge k in the sparse forward
     (the op is on the path and live: :func:`~harness.supernet.model.live_edges`), else 0.0."""
     return np.stack([_cell_weights(tuple(ops), zeros_stay_zero) for ops in path])

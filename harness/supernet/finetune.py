@@ -31,7 +31,8 @@ is finetuned on the same minibatches (images, order, crops and flips) and valida
 validation minibatches, as the thesis code's fixed loader order does, so archs differ only in what
 they are; every supernet and algorithm sees the same data too, whichever group an arch is in.
 Archs are finetuned in groups of ``device.archs_per_group``, side by side in one network
-(:func:`~harness.supernet.model.materialise_group`); each keeps its own minibatches, loss, gradient,
+(the space's :meth:`~harness.supernet.spaces.base.Space.materialise_group`; NB201's is
+:func:`~harness.supernet.model.materialise_group`); each keeps its own minibatches, loss, gradient,
 clipping and update, so a group changes only the rounding. All per-step values stay on the device
 until the group is done (one host sync per group, none per step).
 """
@@ -51,10 +52,10 @@ from tqdm import tqdm
 from harness.atomic import write_atomic
 from harness import rng
 from harness.data.loader import DeviceImages
-from harness.spaces.nb201 import ops_to_arch
 from harness.supernet.config import WSConfig
 from harness.errors import HarnessError
-from harness.supernet.model import NB201Network, materialise_group
+from harness.supernet.spaces import get_space
+from harness.supernet.spaces.base import Arch
 from harness.supernet.train import autocast, uses_channels_last
 
 LOG_COLUMNS = ("step", "train_loss", "tl_mini", "val_acc_mini", "val_acc", "val_loss", "grad_l1", "grad_l2", "grad_sum_l1")
@@ -78,7 +79,7 @@ def arch_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(net: NB201Network, data: DeviceImages, cfg: WSConfig) -> tuple[torch.Tensor, torch.Tensor]:
+def evaluate(net: torch.nn.Module, data: DeviceImages, cfg: WSConfig) -> tuple[torch.Tensor, torch.Tensor]:
     """Accuracy (%) and mean cross-entropy over a whole split for each arch of the group ``net``
     (device tensors ``[K]``, no host sync)."""
     if net.group is None:
@@ -104,7 +105,7 @@ class FlatSGD:
 
     Every parameter becomes a view of ``values`` and its gradient a view of ``grads`` (backward
     accumulates into the views in place); a parameter's rows (dim 0) are blocks of its archs
-    (:meth:`NB201Network.parameter_archs`), so the flat buffers are consecutive *blocks*, each of
+    (``net.parameter_archs()``, e.g. :meth:`harness.supernet.model.NB201Network.parameter_archs`), so the flat buffers are consecutive *blocks*, each of
     one arch. Per-arch norms are the norms of the blocks (``torch._foreach_norm``, as
     ``clip_grad_norm_`` computes them) added up per arch, so no arch's values, however large or
     non-finite, reach another's; a handful of kernels for the whole group. The update equals
@@ -115,7 +116,7 @@ class FlatSGD:
 
     ALIGN = 64  # elements
 
-    def __init__(self, net: NB201Network, lr: float, momentum: float, weight_decay: float, max_norm: float | None,
+    def __init__(self, net: torch.nn.Module, lr: float, momentum: float, weight_decay: float, max_norm: float | None,
                  nesterov: bool = False):
         self.lr, self.momentum, self.weight_decay, self.max_norm, self.nesterov = lr, momentum, weight_decay, max_norm, nesterov
         if net.group is None:
@@ -204,11 +205,12 @@ class FinetuneRun:
 
     WARMUP = 3
 
-    def __init__(self, supernet: NB201Network, archs: Sequence[tuple[int, Sequence[str]]], cfg: WSConfig,
+    def __init__(self, supernet: torch.nn.Module, archs: Sequence[tuple[int, Arch]], cfg: WSConfig,
                  train: DeviceImages, valid: DeviceImages):
         self.cfg = cfg
         self.indices = [int(index) for index, _ in archs]
-        self.ops = [tuple(ops) for _, ops in archs]
+        self.space = get_space(cfg.space)
+        self.archs = [arch for _, arch in archs]
         self.n_archs = len(archs)
         self.train_data, self.valid_data = train, valid
         self.device = train.device
@@ -221,7 +223,7 @@ class FinetuneRun:
         self.steps = ft.steps
         channels_last = uses_channels_last(cfg, self.device)
         with self._on_stream():
-            self.net = materialise_group(supernet, self.ops)
+            self.net = self.space.materialise_group(supernet, self.archs)
             if channels_last:
                 self.net = self.net.to(memory_format=torch.channels_last)
             self.optimizer = FlatSGD(self.net, cfg.finetune_lr, ft.momentum, ft.weight_decay, ft.grad_clip, ft.nesterov)
@@ -331,7 +333,7 @@ class FinetuneRun:
             columns = columns.float().cpu().numpy()  # [7, rows, K]
         self.train_graph = self.val_graph = None
         logs = []
-        for a, (arch_index, ops) in enumerate(zip(self.indices, self.ops)):
+        for a, (arch_index, arch) in enumerate(zip(self.indices, self.archs)):
             tl = columns[0, :, a].astype(np.float64)
             log = pd.DataFrame(
                 {
@@ -346,7 +348,7 @@ class FinetuneRun:
                     "grad_sum_l1": columns[6, :, a],
                 }
             )
-            log.insert(0, "arch", ops_to_arch(ops))
+            log.insert(0, "arch", self.space.encode(arch))
             log.insert(0, "arch_index", arch_index)
             logs.append(log)
         return logs
@@ -357,8 +359,8 @@ def arch_log_path(out_dir: Path, arch_index: int) -> Path:
 
 
 def finetune_archs(
-    supernet: NB201Network,
-    archs: Sequence[tuple[int, Sequence[str]]],
+    supernet: torch.nn.Module,
+    archs: Sequence[tuple[int, Arch]],
     cfg: WSConfig,
     train: DeviceImages,
     valid: DeviceImages,
@@ -366,7 +368,7 @@ def finetune_archs(
     label: str = "",
     progress: bool = True,
 ) -> list[Path]:
-    """Finetune every ``(index, ops)`` in ``archs``, writing one parquet log per arch as it finishes.
+    """Finetune every ``(index, arch)`` in ``archs``, writing one parquet log per arch as it finishes.
 
     Archs go in groups of ``device.archs_per_group`` through one network each (:class:`FinetuneRun`).
     On CUDA, ``device.archs_in_flight`` archs advance together: that many divided by the group size

@@ -53,8 +53,8 @@ from harness import rng
 from harness.data.nb201 import dataset_info, load_nb201
 from harness.errors import HarnessError
 from harness.supernet.config import WSConfig, changed_settings
-from harness.supernet.model import NB201Network, NetworkShape
 from harness.supernet.sampling import ALGORITHMS, Algorithm, Rollout
+from harness.supernet.spaces import get_space
 
 if TYPE_CHECKING:
     from harness.supernet.dense import DenseUpdate
@@ -88,18 +88,6 @@ def cpu_threads(cfg: WSConfig) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def network_shape(cfg: WSConfig) -> NetworkShape:
-    net = cfg.network
-    return NetworkShape(
-        channels=net.channels,
-        cells_per_stage=net.cells_per_stage,
-        n_classes=dataset_info(cfg.data.dataset).n_classes,
-        bn_affine=net.bn_affine,
-        bn_track_running_stats=net.bn_track_running_stats,
-        outer_bn_running_stats=net.outer_bn_running_stats,
-    )
-
-
 def uses_channels_last(cfg: WSConfig, device: torch.device) -> bool:
     return cfg.device.channels_last and device.type == "cuda"
 
@@ -110,7 +98,7 @@ def uses_dense(cfg: WSConfig, device: torch.device) -> bool:
     would move for every op) and off for the CPU, which keeps the sparse path of committed runs."""
     setting = cfg.device.dense_supernet
     if setting == "auto":
-        return device.type == "cuda" and not cfg.network.bn_track_running_stats
+        return device.type == "cuda" and get_space(cfg.space).supports_dense and not cfg.network.bn_track_running_stats
     return setting == "on"
 
 
@@ -144,10 +132,11 @@ def load_images(cfg: WSConfig, device: torch.device) -> tuple[DeviceImages, Devi
     return DeviceImages(train, info, device, last), DeviceImages(valid, info, device, last)
 
 
-def init_supernet(cfg: WSConfig, seed: int) -> NB201Network:
+def init_supernet(cfg: WSConfig, seed: int) -> torch.nn.Module:
+    """The space's supernet with weights drawn from torch seeded by ``seed`` (the caller's global RNG untouched)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return NB201Network(network_shape(cfg))
+        return get_space(cfg.space).build_supernet(cfg)
 
 
 def cosine_lr(step: int, total: int, lr: float, lr_min: float) -> float:
@@ -175,17 +164,17 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str,
         raise HarnessError(f"cannot read supernet checkpoint {path}: {err}") from err
 
 
-def load_supernet(path: Path, cfg: WSConfig, device: torch.device, allow_unfinished: bool = False) -> NB201Network:
+def load_supernet(path: Path, cfg: WSConfig, device: torch.device, allow_unfinished: bool = False) -> torch.nn.Module:
     """The trained supernet; an unfinished one (fewer epochs than configured) only if allowed."""
     state = load_checkpoint(path, device)
-    net = NB201Network(network_shape(cfg)).to(device)
+    net = get_space(cfg.space).build_supernet(cfg).to(device)
     net.load_state_dict(state["model"])
     if state["epoch"] != cfg.supernet.epochs and not allow_unfinished:
         raise HarnessError(f"{path} holds epoch {state['epoch']} of {cfg.supernet.epochs}; finish training first")
     return net
 
 
-def make_optimizer(net: NB201Network, cfg: WSConfig) -> torch.optim.SGD:
+def make_optimizer(net: torch.nn.Module, cfg: WSConfig) -> torch.optim.SGD:
     """The supernet's SGD (``supernet.momentum``, ``nesterov``, ``weight_decay``; lr set per update)."""
     sn = cfg.supernet
     return torch.optim.SGD(net.parameters(), lr=sn.lr, momentum=sn.momentum, nesterov=sn.nesterov,
@@ -203,7 +192,8 @@ def _batches(train: DeviceImages, cfg: WSConfig, seed: int, epoch: int, dense: D
     index = np.stack(train.epoch_batches(order_rng, cfg.supernet.batch_size))
     draws = [train.draw_augmentation(augment_rng, index.shape[1]) for _ in range(len(index))]
     algorithm = ALGORITHMS[cfg.supernet.algorithm]
-    rollouts = [algorithm.draw(arch_rng, cfg.n_cells) for _ in range(len(index))]
+    space, n_cells = get_space(cfg.space), cfg.n_cells
+    rollouts = [algorithm.draw(space, arch_rng, n_cells) for _ in range(len(index))]
     index_t = train.to_device(index)
     offsets_t = train.to_device(np.stack([d[0] for d in draws]))
     flips_t = train.to_device(np.stack([d[1] for d in draws]))
@@ -213,7 +203,7 @@ def _batches(train: DeviceImages, cfg: WSConfig, seed: int, epoch: int, dense: D
         yield x, y, step_rollouts, None if weights_t is None else weights_t[i]
 
 
-def rollout_backward(net: NB201Network, x: torch.Tensor, y: torch.Tensor, rollout: Rollout, cfg: WSConfig) -> torch.Tensor:
+def rollout_backward(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, rollout: Rollout, cfg: WSConfig) -> torch.Tensor:
     """Accumulate the gradient of the rollout's mean loss ``(1/k) sum_k L(w; path_k, (x, y))`` into
     ``.grad`` (one backward per path); returns that mean loss (0-d, detached, on the device)."""
     total = torch.zeros((), device=x.device)
@@ -226,7 +216,7 @@ def rollout_backward(net: NB201Network, x: torch.Tensor, y: torch.Tensor, rollou
 
 
 def optimizer_step(
-    net: NB201Network, x: torch.Tensor, y: torch.Tensor, rollout: Rollout, cfg: WSConfig, optimizer: torch.optim.Optimizer,
+    net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, rollout: Rollout, cfg: WSConfig, optimizer: torch.optim.Optimizer,
     anchor: list[torch.Tensor] | None = None, prox_lambda: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The step every algorithm shares: zero the gradients (freeing them unless
@@ -251,7 +241,7 @@ def optimizer_step(
     return loss, norm
 
 
-def plain_update(net: NB201Network, x: torch.Tensor, y: torch.Tensor, rollouts: list[Rollout], cfg: WSConfig,
+def plain_update(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, rollouts: list[Rollout], cfg: WSConfig,
                  optimizer: torch.optim.Optimizer, algorithm: Algorithm) -> tuple[torch.Tensor, torch.Tensor]:
     """SPOS, RandomNAS, FairNAS, MultiPath: one :func:`optimizer_step` on the update's one rollout."""
     (rollout,) = rollouts
@@ -271,7 +261,7 @@ def _set_momentum(optimizer: torch.optim.Optimizer, params: list[torch.nn.Parame
             optimizer.state[p]["momentum_buffer"] = buffer.clone()
 
 
-def meta_update(net: NB201Network, x: torch.Tensor, y: torch.Tensor, rollouts: list[Rollout], cfg: WSConfig,
+def meta_update(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, rollouts: list[Rollout], cfg: WSConfig,
                 optimizer: torch.optim.Optimizer, algorithm: Algorithm) -> tuple[torch.Tensor, torch.Tensor]:
     """Reptile, Metaprox, MultiPath + Metaprox (module docstring): each rollout makes
     ``algorithm.inner_steps`` :func:`optimizer_step` calls from w0 (Metaprox: with the proximal term
@@ -313,7 +303,7 @@ def meta_update(net: NB201Network, x: torch.Tensor, y: torch.Tensor, rollouts: l
     return torch.stack(losses).mean(), first_norm
 
 
-def supernet_update(net: NB201Network, x: torch.Tensor, y: torch.Tensor, rollouts: list[Rollout], cfg: WSConfig,
+def supernet_update(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, rollouts: list[Rollout], cfg: WSConfig,
                     optimizer: torch.optim.Optimizer) -> tuple[torch.Tensor, torch.Tensor]:
     """One update of ``supernet.algorithm``: :func:`meta_update` for the Reptile-style algorithms,
     :func:`plain_update` for the rest. Returns the update's loss and first gradient norm."""
