@@ -67,7 +67,7 @@ def test_table_4_5_recomputes_params_sotl_p_and_sog_p_with_scipy(written) -> Non
     run = load_run(runs["spos"])
     params = load_benchmark("nb201").query(run.archs.indices, "cifar10", "params", "cost", "200").values[:, 0, 0]
     rows = _markdown_rows((out / "tables.md").read_text().split("## Table 4.5", 1)[1], "\n")
-    assert rows["CIFAR10 Params"][0] == f"{spearmanr(params, run.archs.truth).statistic:.3f} (0.000)"
+    assert rows["NB201 (CIFAR10) Params"][0] == f"{spearmanr(params, run.archs.truth).statistic:.3f} (0.000)"
     step = run.cfg.report.sum_step
     for name, label in (("SoTL", "SoTL-P"), ("SoG", "SoG-P")):
         rhos = []
@@ -78,9 +78,9 @@ def test_table_4_5_recomputes_params_sotl_p_and_sog_p_with_scipy(written) -> Non
             else:
                 score = logs[logs.step == step].set_index("arch_index").grad_sum_l1
             rhos.append(spearmanr(score.loc[run.archs.indices].to_numpy(), params).statistic)
-        assert rows[f"CIFAR10 {label} (lr 0.01)"][0] == f"{np.mean(rhos):.3f} ({np.std(rhos):.3f})", label
+        assert rows[f"NB201 (CIFAR10) {label} (lr 0.01)"][0] == f"{np.mean(rhos):.3f} ({np.std(rhos):.3f})", label
     sog = pd.read_csv(runs["spos"] / "table.csv").set_index("estimator").loc["SoG"]
-    assert rows["CIFAR10 SoG (0.01)"][:2] == [f"{sog.spearman_mean:.3f} ({sog.spearman_std:.3f})", "0.860 (0.010)"]
+    assert rows["NB201 (CIFAR10) SoG (0.01)"][:2] == [f"{sog.spearman_mean:.3f} ({sog.spearman_std:.3f})", "0.860 (0.010)"]
 
 
 def test_table_4_4_needs_spos_runs_at_both_finetuning_lrs_on_the_same_supernets(written, tmp_path: Path) -> None:
@@ -93,7 +93,7 @@ def test_table_4_4_needs_spos_runs_at_both_finetuning_lrs_on_the_same_supernets(
     (other / "config.json").write_text(json.dumps(config))
     files = write_tables([runs["spos"], other], tmp_path / "out")
     text = files["tables"].read_text().split("## Table 4.4", 1)[1]
-    assert "CIFAR10 SoTL @ 10, lr 0.01" in text and "CIFAR10 ValAcc @ 10, lr 0.001" in text
+    assert "NB201 (CIFAR10) SoTL @ 10, lr 0.01" in text and "NB201 (CIFAR10) ValAcc @ 10, lr 0.001" in text
     assert "0.780 (0.060)" in text and "0.840 (0.060)" in text  # the thesis's SoTL at lr 0.01 and 0.001
     config["supernet"]["epochs"] = 3  # other supernets: no pair
     (other / "config.json").write_text(json.dumps(config))

@@ -216,31 +216,34 @@ def correlations(cfg: WSConfig, logs_of: dict[int, pd.DataFrame], archs: ArchSet
 
 
 def thesis_reference(cfg: WSConfig) -> tuple[pd.DataFrame, str]:
-    """The thesis's numbers for this run's dataset and algorithm, indexed by estimator, and a line
-    saying where they come from: Table 4.1 (SoTL, TLMini, ValAcc, ValAccMini: Spearman and top-10,
-    mean and std over 3 supernets) and, for SPOS finetuned at lr 0.01 or 0.001, Table 4.5 (SoG and
-    SoGN at that lr: Spearman only). Estimators the thesis does not report stay NaN (n/a)."""
+    """The thesis's numbers for this run's space, dataset and algorithm, indexed by estimator, and a
+    line saying where they come from: Table 4.1 (NB201) or 4.2 (the other spaces) for SoTL, TLMini,
+    ValAcc and ValAccMini (Spearman and top-10, mean and std over 3 supernets) and, for SPOS finetuned
+    at lr 0.01 or 0.001, Table 4.5 (SoG and SoGN at that lr: Spearman only). Estimators the thesis
+    does not report stay NaN (n/a)."""
     from harness import thesis
 
-    dataset, label = get_space(cfg.space).thesis_dataset(cfg.data.dataset), ALGORITHMS[cfg.supernet.algorithm].label
+    space = get_space(cfg.space)
+    key, label = space.thesis_dataset(cfg.data.dataset), ALGORITHMS[cfg.supernet.algorithm].label
     table = pd.DataFrame(np.nan, index=pd.Index(list(cfg.report.estimators), name="estimator"), columns=list(REFERENCE_COLUMNS))
-    t41 = thesis.table("4.1")
-    t41 = t41[(t41.dataset == dataset) & (t41.algorithm == label)]
-    sources = [f"Table 4.1 ({dataset}, {label})"] if len(t41) else []
-    for row in t41.itertuples():
+    main = thesis.table(space.thesis_table)
+    main = main[(main["dataset" if space.thesis_table == "4.1" else "search_space"] == key) & (main.algorithm == label)]
+    sources = [f"Table {space.thesis_table} ({key}, {label})"] if len(main) else []
+    for row in main.itertuples():
         if row.estimator in table.index:
             name = "spearman" if row.measure == "spearman" else "top_k"
             table.loc[row.estimator, [name, f"{name}_std"]] = [row.mean, row.std]
     lr = cfg.finetune_lr
     if cfg.supernet.algorithm == "spos" and lr in (0.01, 0.001):
+        where = space.thesis_search_space(cfg.data.dataset)
         t45 = thesis.table("4.5")
-        t45 = t45[(t45.search_space == f"NB201 ({dataset})") & (t45.finetune_lr == f"{lr:g}")]
+        t45 = t45[(t45.search_space == where) & (t45.finetune_lr == f"{lr:g}")]
         for row in t45.itertuples():
             if row.metric in table.index:
                 table.loc[row.metric, ["spearman", "spearman_std"]] = [row.mean, row.std]
-        sources += [f"Table 4.5 (NB201 {dataset}, SoG and SoGN finetuned at lr {lr:g})"] if len(t45) else []
+        sources += [f"Table 4.5 ({where}, SoG and SoGN finetuned at lr {lr:g})"] if len(t45) else []
     if not sources:
-        return table, f"the thesis reports no {label} results on NB201 {dataset}: n/a"
+        return table, f"the thesis reports no {label} results on {space.thesis_search_space(cfg.data.dataset)}: n/a"
     return table, f"the thesis's {' and '.join(sources)}; n/a where it gives no number"
 
 

@@ -37,7 +37,6 @@ from harness import tables, thesis
 from harness.errors import HarnessError
 from harness.experiments import weight_sharing as ws
 from harness.ranking import rank_metrics
-from harness.registry import load_benchmark
 from harness.supernet.config import WSConfig, config_from_dict
 from harness.supernet.estimators import estimator_scores
 from harness.supernet.sampling import ALGORITHMS
@@ -65,7 +64,18 @@ class Run:
 
     @property
     def dataset(self) -> str:
+        """The run's space and dataset as the thesis's one-shot table keys it (``CIFAR10``, ``NB101-1``)."""
         return get_space(self.cfg.space).thesis_dataset(self.cfg.data.dataset)
+
+    @property
+    def thesis_table(self) -> str:
+        """The thesis's table of this run's space: 4.1 (NB201) or 4.2."""
+        return get_space(self.cfg.space).thesis_table
+
+    @property
+    def search_space(self) -> str:
+        """The run's space and dataset as Tables 4.4 and 4.5 name it (``NB201 (CIFAR10)``, ``NB101-1``)."""
+        return get_space(self.cfg.space).thesis_search_space(self.cfg.data.dataset)
 
     def logs(self, seed: int) -> pd.DataFrame:
         return ws.read_logs(self.path, seed, self.archs)
@@ -87,21 +97,17 @@ def load_run(path: Path) -> Run:
                ArchSet.read(path))
 
 
-# --------------------------------------------------------------------------- Table 4.1
+# --------------------------------------------------------------------------- Tables 4.1 and 4.2
 
 
-def _cell_frames(rows: list[dict[str, object]]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    frame = pd.DataFrame(rows).set_index("row")
-    return frame.filter(like="mean"), frame.filter(like="std")
-
-
-def table_4_1(runs: Sequence[Run]) -> str:
-    """Markdown: per dataset and measure, estimators x algorithms, ours beside the thesis's and the
-    difference; only runs finetuned at their algorithm's own lr and batch 64 (the thesis's Table 4.1
-    setting) count."""
-    reference = thesis.table("4.1")
-    runs = [run for run in runs if run.cfg.finetune_lr == ALGORITHMS[run.cfg.supernet.algorithm].finetune_lr
-            and _thesis_batch(run)]
+def table_4_1(runs: Sequence[Run], name: str = "4.1") -> str:
+    """Markdown: per dataset (Table 4.1, NB201) or search space (Table 4.2) and measure, estimators x
+    algorithms, ours beside the thesis's and the difference; only runs of that table finetuned at
+    their algorithm's own lr and batch 64 (the thesis's setting) count."""
+    reference = thesis.table(name)
+    key = "dataset" if name == "4.1" else "search_space"
+    runs = [run for run in runs if run.thesis_table == name and _thesis_batch(run)
+            and run.cfg.finetune_lr == ALGORITHMS[run.cfg.supernet.algorithm].finetune_lr]
     out = []
     for dataset in dict.fromkeys(run.dataset for run in runs):
         chosen = [run for run in runs if run.dataset == dataset]
@@ -111,7 +117,7 @@ def table_4_1(runs: Sequence[Run]) -> str:
         for measure, column in (("spearman", "spearman"), ("top10", "top_k")):
             means, stds, lows, highs = {}, {}, {}, {}
             for run in chosen:
-                published = reference[(reference.dataset == dataset) & (reference.algorithm == run.algorithm)
+                published = reference[(reference[key] == dataset) & (reference.algorithm == run.algorithm)
                                       & (reference.measure == measure)].set_index("estimator")
                 ours = run.table.reindex(list(TABLE_4_1_ESTIMATORS))
                 theirs = published.reindex(list(TABLE_4_1_ESTIMATORS))
@@ -167,15 +173,15 @@ def table_4_4(runs: Sequence[Run]) -> str | None:
         return None
     reference = thesis.table("4.4")
     rows = []
-    for dataset, pair in pairs:
+    for _, pair in pairs:
         for lr in (0.01, 0.001):
             run = pair[lr]
             step = run.cfg.report.sum_step
             for estimator in ("SoTL", "ValAcc"):
                 at = _at(run, estimator, step)
-                published = reference[(reference.search_space == f"NB201 ({dataset})") & (reference.estimator == estimator)
+                published = reference[(reference.search_space == run.search_space) & (reference.estimator == estimator)
                                       & (reference.finetune_lr == f"{lr:g}")].set_index("measure")
-                row = {"row": f"{dataset} {estimator} @ {step}, lr {lr:g}"}
+                row = {"row": f"{run.search_space} {estimator} @ {step}, lr {lr:g}"}
                 for measure, column in (("spearman", "spearman"), ("top10", "top_k")):
                     theirs = published.loc[measure] if measure in published.index else None
                     row[f"{measure} ours mean"], row[f"{measure} ours std"] = at[column].mean(), at[column].std(ddof=0)
@@ -196,11 +202,6 @@ def _render_measures(rows: list[dict[str, object]], measures: Sequence[str]) -> 
     return tables.render(means, stds, row_label="", digits=3, column_digits=digits, no_best=names)
 
 
-def _params(run: Run) -> np.ndarray:
-    """NB201's parameter count (millions) of the run's archs (embedded, all 15,625)."""
-    return load_benchmark("nb201").query(run.archs.indices, "cifar10", "params", "cost", "200").values[:, 0, 0]
-
-
 def table_4_5(runs: Sequence[Run]) -> str | None:
     """SoG and SoGN at each SPOS run's finetuning lr, Params, SoTL-P and SoG-P (Spearman with the
     parameter count), ours beside the thesis's; None without a SPOS run."""
@@ -210,8 +211,8 @@ def table_4_5(runs: Sequence[Run]) -> str | None:
     reference = thesis.table("4.5")
     rows, params_done = [], set()
     for run in spos:
-        published = reference[reference.search_space == f"NB201 ({run.dataset})"]
-        step, lr, params = run.cfg.report.sum_step, run.cfg.finetune_lr, _params(run)
+        published = reference[reference.search_space == run.search_space]
+        step, lr, params = run.cfg.report.sum_step, run.cfg.finetune_lr, get_space(run.cfg.space).params(run.archs)
         values: dict[str, tuple[np.ndarray, str]] = {}
         for name in ("SoG", "SoGN"):
             at = _at(run, name, step)
@@ -232,7 +233,7 @@ def table_4_5(runs: Sequence[Run]) -> str | None:
             match = published[published.column_printed == label] if by_lr else published[published.metric == printed]
             theirs = match.iloc[0] if len(match) else None
             ours_mean = float(np.mean(rhos))
-            rows.append({"row": f"{run.dataset} {label}", "spearman ours mean": ours_mean, "spearman ours std": float(np.std(rhos)),
+            rows.append({"row": f"{run.search_space} {label}", "spearman ours mean": ours_mean, "spearman ours std": float(np.std(rhos)),
                          "spearman thesis mean": np.nan if theirs is None else theirs["mean"],
                          "spearman thesis std": np.nan if theirs is None else theirs["std"],
                          "spearman diff mean": ours_mean - (np.nan if theirs is None else theirs["mean"])})
@@ -334,7 +335,10 @@ def write_tables(run_dirs: Sequence[Path], out: Path, label: str = "") -> dict[s
                 "Runs: " + "; ".join(f"`{run.path.name}` ({run.algorithm}, {run.dataset}, {len(run.archs.indices)} archs, "
                                      f"seeds {list(run.cfg.supernet.seeds)}, finetuning lr {run.cfg.finetune_lr:g})" for run in runs),
                 "", f"Thesis columns: {thesis.SOURCE}, its protocol (200 archs, 3 supernets of 100 epochs, full-size network); "
-                "diff = ours - thesis; the best of ours per column in bold.", "", "## Table 4.1", "", table_4_1(runs)]
+                "diff = ours - thesis; the best of ours per column in bold."]
+    for name in ("4.1", "4.2"):
+        if any(run.thesis_table == name for run in runs):
+            sections += ["", f"## Table {name}", "", table_4_1(runs, name)]
     for name, text in (("Table 4.4", table_4_4(runs)), ("Table 4.5", table_4_5(runs))):
         sections += ["", f"## {name}", "", text if text is not None else "(needs SPOS runs" +
                      (" finetuned at lr 0.01 and 0.001 on the same supernets)" if name == "Table 4.4" else ")")]

@@ -125,8 +125,19 @@ class Space(ABC):
         """``finetune.n_archs`` archs drawn with ``finetune.arch_seed`` and their truth."""
 
     @abstractmethod
+    def params(self, archs: ArchSet) -> np.ndarray:
+        """The archs' parameter counts (millions) as the benchmark records them (Table 4.5's Params)."""
+
+    thesis_table: str = "4.2"  # the thesis's table of this space's one-shot results (4.1 is NB201's)
+
+    @abstractmethod
     def thesis_dataset(self, dataset: str) -> str:
-        """How the thesis's tables name this space on ``dataset`` (``"CIFAR10"``, ``"NB101-1"``...)."""
+        """The key of this space on ``dataset`` in :attr:`thesis_table` (its ``dataset`` column in
+        Table 4.1, ``search_space`` in Table 4.2: ``"CIFAR10"``, ``"NB101-1"``, ``"DARTS"``)."""
+
+    def thesis_search_space(self, dataset: str) -> str:
+        """This space on ``dataset`` as Tables 4.4 and 4.5 name it (``"NB101-1"``, ``"DARTS"``)."""
+        return self.thesis_dataset(dataset)
 
     # -- networks (torch) ---------------------------------------------------------------------
 

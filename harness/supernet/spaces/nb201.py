@@ -132,8 +132,13 @@ class NB201Space(Space):
             raise HarnessError("weight-sharing runs need a validation split; use dataset 'cifar10-valid'")
         super().check(cfg)
 
+    thesis_table = "4.1"
+
     def thesis_dataset(self, dataset: str) -> str:
         return THESIS_DATASET[dataset]
+
+    def thesis_search_space(self, dataset: str) -> str:
+        return f"NB201 ({THESIS_DATASET[dataset]})"
 
     def arch_set(self, cfg: WSConfig, truth_root: Path | None = None) -> ArchSet:
         """``finetune.n_archs`` archs drawn with ``finetune.arch_seed`` (the same for every supernet);
@@ -152,6 +157,10 @@ class NB201Space(Space):
             source = f"NASLib zero-cost table val_accuracy, {dataset}, 200 epochs (archs drawn from its archs only)"
         arches = tuple(bench.arch_string(int(i)) for i in indices)
         return ArchSet(np.asarray(indices, dtype=np.int64), arches, np.asarray(truth, dtype=np.float64), source)
+
+    def params(self, archs: ArchSet) -> np.ndarray:
+        """NB201's parameter count (millions, CIFAR-10 classifier; embedded for all 15,625 archs)."""
+        return load_benchmark("nb201").query(archs.indices, "cifar10", "params", "cost", "200").values[:, 0, 0]
 
     # -- networks (torch) -----------------------------------------------------------------------
 
