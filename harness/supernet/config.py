@@ -177,6 +177,14 @@ def _section(cls: type, values: dict[str, Any], where: str) -> Any:
 
 
 def config_from_dict(content: dict[str, Any]) -> WSConfig:
+    """A config from its sections (a TOML file's or config.json's content): the defaults of
+    :class:`WSConfig`, then the space's own defaults (:attr:`~harness.supernet.spaces.base.Space.config_defaults`),
+    then ``content``."""
+    space = content.get("space", WSConfig.space)
+    defaults = get_space(typed(space, "str", "space")).config_defaults
+    content = {**{section: dict(values) for section, values in defaults.items()},
+               **{key: ({**defaults.get(key, {}), **value} if key in defaults and isinstance(value, dict) else value)
+                  for key, value in content.items()}}
     out = WSConfig()
     for key, value in content.items():
         if key in ("name", "space"):

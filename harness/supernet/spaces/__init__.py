@@ -16,9 +16,13 @@ import importlib
 from harness.errors import choices
 from harness.supernet.spaces.base import Space
 
-# space name (config: top-level ``space``) -> (module, class name)
-SPACES: dict[str, tuple[str, str]] = {
-    "nb201": ("harness.supernet.spaces.nb201", "NB201Space"),
+# space name (config: top-level ``space``) -> (module, class name, constructor arguments)
+SPACES: dict[str, tuple[str, str, dict[str, object]]] = {
+    "nb201": ("harness.supernet.spaces.nb201", "NB201Space", {}),
+    "nb1shot1-1": ("harness.supernet.spaces.nb1shot1", "NB1Shot1Space", {"number": 1}),
+    "nb1shot1-2": ("harness.supernet.spaces.nb1shot1", "NB1Shot1Space", {"number": 2}),
+    "nb1shot1-3": ("harness.supernet.spaces.nb1shot1", "NB1Shot1Space", {"number": 3}),
+    "darts": ("harness.supernet.spaces.darts", "DartsSpace", {}),
 }
 
 
@@ -26,5 +30,5 @@ def get_space(name: str) -> Space:
     """The space called ``name`` (one of :data:`SPACES`)."""
     if name not in SPACES:
         raise choices("weight-sharing search space", name, SPACES)
-    module, cls = SPACES[name]
-    return getattr(importlib.import_module(module), cls)()
+    module, cls, arguments = SPACES[name]
+    return getattr(importlib.import_module(module), cls)(**arguments)

@@ -71,6 +71,9 @@ class Space(ABC):
     supports_groups: bool = False  # arch groups (device.archs_per_group > 1), see harness.supernet.finetune
     supports_dense: bool = False  # dense supernet updates, see harness.supernet.dense
     refused_algorithms: dict[str, str] = {}  # algorithm -> why it is not defined on the space
+    # the space's own defaults where the thesis's Table B.1 differs from NB201's (e.g. weight decay 3e-4,
+    # 50 epochs): {section: {key: value}}, applied under the config file's own values
+    config_defaults: dict[str, dict[str, Any]] = {}
 
     # -- archs and their text form ---------------------------------------------------------
 
@@ -151,3 +154,12 @@ class Space(ABC):
         ``net(x)`` maps ``[B, 3K, H, W]`` (arch a's images in channels 3a..3a+2) to logits
         ``[B, K, classes]``, ``net.group`` lists the archs and ``net.parameter_archs()`` gives every
         parameter with the archs its blocks of rows belong to (:class:`harness.supernet.finetune.FlatSGD`)."""
+
+
+def single_arch_group(net: torch.nn.Module, arch: Arch) -> torch.nn.Module:
+    """A standalone network ``net`` of ``arch`` as an arch group of one (:meth:`Space.materialise_group`
+    for spaces without arch groups): ``forward(x)`` gives ``[B, 1, classes]``, ``group`` is
+    ``(arch,)`` and every parameter belongs to arch 0."""
+    from harness.supernet.group import SingleArchGroup
+
+    return SingleArchGroup(net, arch)
