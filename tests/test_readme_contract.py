@@ -33,6 +33,6 @@ def test_ci_runs_exactly_the_readme_test_command():
 def test_the_test_extra_holds_what_the_tests_import():
     pyproject = (ROOT / "pyproject.toml").read_text()
     test_extra = re.search(r"^test = \[(.*?)\]", pyproject, flags=re.M).group(1)
-    for package in ("pytest", "nats-bench", "nbclient", "nbformat", "ipykernel"):
+    for package in ("pytest", "nats-bench", "nbclient", "nbformat", "ipykernel", "ray"):
         assert f'"{package}' in test_extra, package
     assert re.search(r"^notebooks = \[.*jupyterlab", pyproject, flags=re.M)

@@ -1,6 +1,7 @@
 """``harness ws``: the weight-sharing experiment on NB201 (supernet, finetuning, ranking report).
 
     harness ws run      --config configs/ws-cifar10.toml --out runs/ws   # everything, in one process
+    harness ws run      --config ... --executor ray --shards 4           # the same tasks on a Ray cluster
     harness ws train    --config ... --out DIR --seed 0                  # one supernet (resumes)
     harness ws finetune --config ... --out DIR --seed 0 --shard 1/4      # a quarter of the archs
     harness ws report   --config ... --out DIR                           # table.md, curves.png
@@ -14,6 +15,7 @@ import importlib.util
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.experiments.executors import EXECUTORS, make_executor
 from harness.supernet.sampling import ALGORITHMS
 
 
@@ -40,6 +42,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--no-progress", action="store_true")
         if verb in ("run", "prepare"):
             p.add_argument("--truth-root", type=Path, default=None, help="converted NB201 store for the ground truth")
+        if verb == "run":
+            p.add_argument("--executor", choices=EXECUTORS, default="local",
+                           help="where the tasks run: this process (default) or a Ray cluster ([executor] settings)")
+            p.add_argument("--ray-address", default=None,
+                           help="the Ray cluster to join (default: RAY_ADDRESS, else a local cluster is started)")
+            p.add_argument("--shards", type=int, default=None, help="overrides [executor] shards: finetuning tasks per supernet seed")
         if verb in ("train", "finetune"):
             p.add_argument("--seed", type=int, required=True, help="supernet seed")
         if verb == "finetune":
@@ -114,12 +122,15 @@ def run(args: argparse.Namespace) -> int:
         overrides["supernet"] = {"algorithm": args.algorithm}
     if getattr(args, "reference", None) is not None:
         overrides["report"] = {"reference": str(args.reference)}
+    if getattr(args, "shards", None) is not None:
+        overrides["executor"] = {"shards": args.shards}
     if overrides:
         cfg = cfg.with_overrides(**overrides)
     out = ws.run_dir(cfg, args.out)
     progress = not args.no_progress
     if args.ws_command == "run":
-        files = ws.run_all(cfg, out, args.truth_root, progress)
+        with make_executor(args.executor, args.ray_address) as executor:
+            files = ws.run_all(cfg, out, args.truth_root, progress, executor)
         print((out / "table.md").read_text())
         print("wrote", ", ".join(str(p) for p in files.values()))
     elif args.ws_command == "prepare":

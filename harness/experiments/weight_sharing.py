@@ -22,13 +22,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from harness.atomic import write_atomic
 from harness.errors import HarnessError
+from harness.experiments.executors import Executor, LocalExecutor, Progress, Report, Task, TaskResources
 from harness.ranking import bootstrap_values, percentile_interval, rank_metrics
 from harness.supernet.config import WSConfig, changed_settings
 from harness.supernet.estimators import estimator_scores, table_step
@@ -37,9 +37,6 @@ from harness.supernet.spaces import get_space
 from harness.supernet.spaces.base import ArchSet
 
 REFERENCE_COLUMNS = ("spearman", "spearman_std", "top_k", "top_k_std")
-
-if TYPE_CHECKING:  # torch only where a network trains
-    from harness.data.loader import DeviceImages
 
 
 # --------------------------------------------------------------------------- arch set and truth
@@ -81,54 +78,61 @@ def write_run_files(cfg: WSConfig, archs: ArchSet, out: Path) -> None:
 
 def train(cfg: WSConfig, seed: int, out: Path, progress: bool = True) -> Path:
     """Train (or resume) the supernet of ``seed`` under ``out``; returns the checkpoint path."""
-    from harness.supernet.train import cpu_threads, load_images, resolve_device
+    from harness.supernet.train import cpu_threads, load_images, resolve_device, train_supernet
 
     check_run_config(cfg, out)
     device = resolve_device(cfg)
     train_images, _ = load_images(cfg, device)
     with cpu_threads(cfg):
-        return _train(cfg, seed, out, train_images, progress)
-
-
-def _train(cfg: WSConfig, seed: int, out: Path, train_images: DeviceImages, progress: bool) -> Path:
-    from harness.supernet.train import train_supernet
-
-    return train_supernet(cfg, seed, train_images, out, progress=progress)
+        return train_supernet(cfg, seed, train_images, out, progress=progress)
 
 
 def finetune(
     cfg: WSConfig, seed: int, archs: ArchSet, out: Path, shard: tuple[int, int] = (0, 1), progress: bool = True,
-    unfinished_supernet: bool = False,
+    unfinished_supernet: bool = False, report: Report | None = None,
 ) -> list[Path]:
     """Finetune shard ``i`` of ``n`` of the arch set from supernet ``seed``; logs under out/logs/seed<seed>/.
 
     ``unfinished_supernet`` accepts a checkpoint with fewer epochs than configured (a run cut short);
     the epochs it holds are written to out/supernet-seed<seed>.json so reports can state them.
+    ``report`` (a task of an executor) is told ``("arch", n)`` as logs are written; without it a
+    progress bar of the shard shows them when ``progress``. The archs go to
+    :func:`~harness.supernet.finetune.finetune_archs` in chunks of those it finetunes at once
+    (``archs_in_flight`` on CUDA, in groups of ``archs_per_group``), so each chunk is reported as it
+    is logged while the archs are grouped and scheduled as by one call.
     """
-    from harness.supernet.train import cpu_threads, load_images, resolve_device
+    from harness.supernet.finetune import arch_log_path, finetune_archs
+    from harness.supernet.train import checkpoint_path, cpu_threads, load_images, load_supernet, resolve_device
 
     i, n = shard
     if not 0 <= i < n:
         raise HarnessError(f"shard {i}/{n}: need 0 <= i < n")
     check_run_config(cfg, out)
     device = resolve_device(cfg)
-    images = load_images(cfg, device)
-    with cpu_threads(cfg):
-        return _finetune(cfg, seed, archs, out, images, shard, progress, unfinished_supernet)
-
-
-def _finetune(cfg: WSConfig, seed: int, archs: ArchSet, out: Path, images: tuple[DeviceImages, DeviceImages], shard: tuple[int, int], progress: bool,
-              unfinished_supernet: bool) -> list[Path]:
-    from harness.supernet.finetune import finetune_archs
-    from harness.supernet.train import checkpoint_path, load_supernet
-
-    i, n = shard
-    train_images, valid_images = images
-    path = checkpoint_path(out, seed)
-    supernet = load_supernet(path, cfg, train_images.device, allow_unfinished=unfinished_supernet)
-    _write_supernet_summary(path, out / f"supernet-seed{seed}.json", log_dir(out, seed))
+    train_images, valid_images = load_images(cfg, device)
     items = get_space(cfg.space).items(archs)[i::n]
-    return finetune_archs(supernet, items, cfg, train_images, valid_images, log_dir(out, seed), f"seed {seed} [{i}/{n}]", progress)
+    logs = log_dir(out, seed)
+    bar = None
+    if report is None:
+        logged = sum(arch_log_path(logs, index).is_file() for index, _ in items)
+        bar = report = Progress(f"finetune seed {seed} [{i}/{n}]", {"arch": len(items)}, {"arch": logged}, progress)
+    per_group = cfg.device.archs_per_group
+    chunk = per_group * max(1, cfg.device.archs_in_flight // per_group)
+    paths: list[Path] = []
+    try:
+        with cpu_threads(cfg):
+            path = checkpoint_path(out, seed)
+            supernet = load_supernet(path, cfg, device, allow_unfinished=unfinished_supernet)
+            _write_supernet_summary(path, out / f"supernet-seed{seed}.json", logs)
+            for start in range(0, len(items), chunk):
+                part = items[start : start + chunk]
+                new = sum(not arch_log_path(logs, index).is_file() for index, _ in part)
+                paths += finetune_archs(supernet, part, cfg, train_images, valid_images, logs, progress=False)
+                report("arch", new)
+    finally:
+        if bar is not None:
+            bar.close()
+    return paths
 
 
 def _write_supernet_summary(checkpoint: Path, dest: Path, logs: Path) -> None:
@@ -144,7 +148,7 @@ def _write_supernet_summary(checkpoint: Path, dest: Path, logs: Path) -> None:
             raise HarnessError(f"the logs in {logs} were finetuned from the supernet after {before} epochs, but "
                                f"{checkpoint} now holds epoch {epochs}; move those logs away to finetune again")
     summary = {"epochs_done": epochs, "history": json.loads(state["history"])}
-    dest.write_text(json.dumps(summary, indent=1) + "\n")
+    write_atomic(dest, lambda tmp: tmp.write_text(json.dumps(summary, indent=1) + "\n"))  # shards write it at once
 
 
 def log_dir(out: Path, seed: int) -> Path:
@@ -522,21 +526,74 @@ def prepare(cfg: WSConfig, out: Path, truth_root: Path | None = None) -> ArchSet
     return archs
 
 
-def run_all(cfg: WSConfig, out: Path, truth_root: Path | None = None, progress: bool = True) -> dict[str, Path]:
-    """The whole experiment in one process: every supernet seed trained, all archs finetuned, report.
+def task_resources(cfg: WSConfig) -> TaskResources:
+    """What each task of the run reserves on a cluster (``[executor]``): ``num_cpus`` by default
+    ``device.threads``; ``num_gpus`` by default none on the CPU, one on CUDA, and for ``auto`` one
+    where the cluster has GPUs."""
+    ex = cfg.executor
+    gpus = ex.num_gpus
+    if gpus is None and cfg.device.device != "auto":
+        gpus = 0.0 if cfg.device.device == "cpu" else 1.0
+    cpus = ex.num_cpus if ex.num_cpus is not None else float(cfg.device.threads)
+    return TaskResources(num_cpus=cpus, num_gpus=gpus, max_retries=ex.max_retries)
+
+
+def check_task(report: Report, cfg: WSConfig) -> None:
+    """Task: the device and the images resolve where the tasks run (raises HarnessError if not)."""
+    from harness.supernet.train import load_images, resolve_device
+
+    load_images(cfg, resolve_device(cfg))
+
+
+def train_task(report: Report, cfg: WSConfig, seed: int, out: Path, epoch_bar: bool) -> Path:
+    """Task: train (or resume) the supernet of ``seed`` (:func:`train`); reports ``("supernet", 1)``."""
+    path = train(cfg, seed, out, epoch_bar)
+    report("supernet", 1)
+    return path
+
+
+def finetune_task(report: Report, cfg: WSConfig, seed: int, archs: ArchSet, out: Path, shard: tuple[int, int]) -> int:
+    """Task: finetune ``shard`` of ``archs`` from supernet ``seed`` (:func:`finetune`), skipping the
+    archs already logged; reports ``("arch", n)`` as logs are written. Returns the shard's arch count."""
+    return len(finetune(cfg, seed, archs, out, shard, progress=False, report=report))
+
+
+def run_all(cfg: WSConfig, out: Path, truth_root: Path | None = None, progress: bool = True,
+            executor: Executor | None = None) -> dict[str, Path]:
+    """The whole experiment: every supernet seed trained, all archs finetuned, report.
+
+    ``executor`` runs the tasks: one training per supernet seed and ``executor.shards`` finetuning
+    tasks per seed, each after its supernet (:func:`train_task`, :func:`finetune_task`). The
+    default, :class:`~harness.experiments.executors.LocalExecutor`, runs them in this process, seed
+    by seed; a :class:`~harness.experiments.executors.RayExecutor` on a cluster, all at once where
+    their dependencies allow. The results are the same: every random stream depends on the seed,
+    epoch, arch and step, never on where or when a task runs. The report is made here.
 
     Everything that can fail before training (the run folder's settings, the device, the images,
-    the arch set and its truth) is checked before anything is written, so a corrected rerun starts
-    clean instead of meeting files of the failed one."""
-    from harness.supernet.train import cpu_threads, load_images, resolve_device
-
+    the arch set and its truth) is checked before anything is written (the device and the images
+    by a task, where the tasks run), so a corrected rerun starts clean instead of meeting files of
+    the failed one."""
+    executor = LocalExecutor() if executor is None else executor
+    if executor.remote and cfg.device.device.startswith("cuda:") and cfg.device.device != "cuda:0":
+        raise HarnessError(f"device {cfg.device.device!r}: a task on a cluster sees only the GPUs it reserved "
+                           "(executor.num_gpus), numbered from cuda:0; use device = 'cuda' or 'auto'")
+    resources = task_resources(cfg)
     check_run_config(cfg, out)
-    device = resolve_device(cfg)
-    images = load_images(cfg, device)
+    executor.run([Task(check_task, (cfg,), label="ws check device and images")], resources)
     archs = arch_set(cfg, truth_root)
     write_run_files(cfg, archs, out)
-    with cpu_threads(cfg):
-        for seed in cfg.supernet.seeds:
-            _train(cfg, seed, out, images[0], progress)
-            _finetune(cfg, seed, archs, out, images, (0, 1), progress, unfinished_supernet=False)
+    seeds, shards = cfg.supernet.seeds, cfg.executor.shards
+    tasks: list[Task] = []
+    for seed in seeds:
+        tasks.append(Task(train_task, (cfg, seed, out, progress and not executor.remote), label=f"ws train seed {seed}"))
+        trained = len(tasks) - 1
+        tasks += [Task(finetune_task, (cfg, seed, archs, out, (i, shards)), (trained,), f"ws finetune seed {seed} shard {i}/{shards}")
+                  for i in range(shards)]
+    logged = sum(int(finished(out, [seed], archs).sum()) for seed in seeds)
+    bar = Progress(f"ws run {cfg.name} ({executor.name})", {"arch": len(seeds) * len(archs.indices), "supernet": len(seeds)},
+                   {"arch": logged}, progress)
+    try:
+        executor.run(tasks, resources, bar)
+    finally:
+        bar.close()
     return report(cfg, out)

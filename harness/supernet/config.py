@@ -16,7 +16,7 @@ text leaves open (Mirofil/AutoDL-Projects at 77776cb; the README lists every rem
   the code measures it), TLMini and ValAcc from the inherited weights.
 
 A TOML file has one table per section ([data], [network], [supernet], [finetune], [device],
-[report]); unknown keys are refused. This module imports without torch.
+[executor], [report]); unknown keys are refused. This module imports without torch.
 """
 
 from __future__ import annotations
@@ -109,6 +109,21 @@ class DeviceConfig:
 
 
 @dataclass(frozen=True)
+class ExecutorConfig:
+    """Where a ``harness ws run`` runs its tasks (one supernet training per seed, ``shards`` finetuning
+    tasks per seed): what each task reserves on a Ray cluster (``--executor ray``), how often a task
+    whose worker died is started again, and how the finetuning is split. The local executor runs the
+    same tasks one after the other in its own process."""
+
+    num_cpus: float | None = None  # CPUs a task reserves; None: device.threads (the torch threads it runs)
+    # GPUs a task reserves (a fraction packs several tasks on one GPU: an NB201 network is small);
+    # None: 1 where device.device is cuda, or auto on a cluster that has GPUs; 0 otherwise
+    num_gpus: float | None = None
+    max_retries: int = 3  # restarts of a task whose worker died (a user error is never retried)
+    shards: int = 1  # finetuning tasks per supernet seed: shard i of n takes archs i, i + n, i + 2n, ...
+
+
+@dataclass(frozen=True)
 class ReportConfig:
     truth_schedule: str = "200"
     sum_step: int = 100  # Table 4.1: SoTL (and the other sums, SoG, SoGN) after 100 steps
@@ -133,6 +148,7 @@ class WSConfig:
     supernet: SupernetConfig = field(default_factory=SupernetConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     device: DeviceConfig = field(default_factory=DeviceConfig)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -162,6 +178,7 @@ _SECTION_CLASSES = {
     "supernet": SupernetConfig,
     "finetune": FinetuneConfig,
     "device": DeviceConfig,
+    "executor": ExecutorConfig,
     "report": ReportConfig,
 }
 
@@ -219,6 +236,11 @@ LOGISTICS = frozenset({
     "name", "data.root", "data.download", "supernet.seeds", "device.device", "device.channels_last",
     "device.cudnn_benchmark", "device.cuda_graphs", "device.archs_in_flight", "device.archs_per_group",
     "device.dense_supernet",  # the same update to rounding (tests/test_supernet_dense.py), like cuda_graphs
+    # Where and how many tasks at once, never what they compute: every random stream of a supernet
+    # depends on its seed and epoch and every finetuning stream on finetune.arch_seed and the step, never
+    # on the worker; each arch's log is its own file, written once. Shards also decide which archs
+    # share a group when device.archs_per_group > 1: rounding only, as archs_per_group itself.
+    "executor.num_cpus", "executor.num_gpus", "executor.max_retries", "executor.shards",
 })
 
 
@@ -282,6 +304,7 @@ def _validate(cfg: WSConfig) -> None:
                            "every cell op and would move the running statistics of the unsampled ones; use 'off' or 'auto'")
     if cfg.device.archs_per_group < 1 or cfg.device.archs_in_flight < 1 or cfg.device.threads < 1:
         raise HarnessError("device.archs_per_group, device.archs_in_flight and device.threads must be >= 1")
+    _validate_executor(cfg)
     for name, clip in (("supernet.grad_clip", cfg.supernet.grad_clip), ("finetune.grad_clip", cfg.finetune.grad_clip)):
         if clip is not None and clip <= 0:
             raise HarnessError(f"{name} must be a positive norm, or absent (no clipping); got {clip}")
@@ -303,3 +326,16 @@ def _validate(cfg: WSConfig) -> None:
     if cfg.report.sum_step < 1:
         raise HarnessError("report.sum_step must be >= 1 (SoTL sums the losses of steps 1..t)")
     check_estimators(cfg)  # now, not at the report after hours of training
+
+
+def _validate_executor(cfg: WSConfig) -> None:
+    ex = cfg.executor
+    if ex.num_cpus is not None and not ex.num_cpus > 0:
+        raise HarnessError(f"executor.num_cpus must be > 0 (or absent: device.threads), got {ex.num_cpus:g}")
+    if ex.num_gpus is not None and (ex.num_gpus < 0 or (ex.num_gpus > 1 and ex.num_gpus != int(ex.num_gpus))):
+        raise HarnessError(f"executor.num_gpus must be a fraction 0..1 or a whole number of GPUs (or absent: "
+                           f"auto), got {ex.num_gpus:g}")
+    if ex.max_retries < 0:
+        raise HarnessError(f"executor.max_retries must be >= 0, got {ex.max_retries}")
+    if not 1 <= ex.shards <= cfg.finetune.n_archs:
+        raise HarnessError(f"executor.shards must be 1..{cfg.finetune.n_archs} (finetune.n_archs), got {ex.shards}")
