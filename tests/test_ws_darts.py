@@ -4,6 +4,7 @@ algorithm's update, resume, and the toy pipeline end to end with the thesis's DA
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -339,6 +340,10 @@ def test_a_toy_darts_run_writes_table_4_2s_darts_numbers_beside_ours(tmp_path: P
     assert len(logs) == 6 * 5 and logs.arch.tolist()[::5] == list(archs.arches)
     text = (out / "table.md").read_text()
     assert "Table 4.2 (DARTS, SPOS)" in text and "val acc" in text and "epoch 98" in text
+    assert "(350 archs, 3 supernets of 100 epochs, full-size network)" in text  # Table 4.2's protocol on DARTS
+    assert json.loads((out / "truth.json").read_text())["split"] == "val"  # NB301 predicts validation accuracy
+    title = ws._run_title(load_config(out / "config.json"), archs)
+    assert "SPOS on DARTS cifar10-valid, 6 archs" in title and "NB201" not in title
     table = pd.read_csv(out / "table.csv").set_index("estimator")
     assert table.loc["SoTL", "reference_spearman"] == 0.18 and table.loc["SoTL", "reference_top_k"] == 93.41  # Table 4.2
     published = thesis.table("4.2")

@@ -5,6 +5,7 @@ the arch set and its truth, and a toy run end to end."""
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from harness.experiments import weight_sharing as ws
 from harness.registry import load_benchmark
 from harness.spaces.nb101 import OPS
 from harness.spaces.nb1shot1 import Config, search_space
-from harness.supernet.config import WSConfig, config_from_dict
+from harness.supernet.config import WSConfig, config_from_dict, load_config
 from harness.supernet.nb1shot1_model import OneShotNetwork, materialise
 from harness.supernet.sampling import ALGORITHMS
 from harness.supernet.spaces import get_space
@@ -438,7 +439,11 @@ def test_a_toy_run_writes_table_4_2s_nb101_1_numbers_beside_ours(toy_run: tuple[
     assert np.isfinite(table.loc["SoTL", "spearman_mean"])
     text = (out / "table.md").read_text()
     assert "Table 4.2 (NB101-1, SPOS)" in text and "val acc" in text and "0.430" in text
+    assert "(200 archs, 3 supernets of 50 epochs, full-size network)" in text  # Table 4.2's protocol, Table B.1's epochs
+    assert json.loads((out / "truth.json").read_text())["split"] == "val"  # the embedded table's validation accuracy
     archs = ws._read_arch_set(out)
+    title = ws._run_title(load_config(out / "config.json"), archs)
+    assert "SPOS on NB101-1 (NAS-Bench-1Shot1 space 1) cifar10-valid, 6 archs" in title and "NB201" not in title
     assert len(archs.indices) == 6
     space = NB1Shot1Space(1)
     logs = ws.read_logs(out, 0, archs)

@@ -70,6 +70,9 @@ def test_pipeline_writes_table_curves_and_logs(run) -> None:
     text = (out / "table.md").read_text()
     assert "n/a" in text and "Supernet quality: seed 0: 1 epochs, final training loss" in text
     assert "Table 4.1 (CIFAR10, SPOS)" in text  # the thesis's numbers beside ours by default
+    assert "(200 archs, 3 supernets of 100 epochs, full-size network)" in text  # Table 4.1's protocol
+    truth = {"source": "nb201 cifar10/200/ori-test/accuracy (seed mean)", "split": "test"}
+    assert json.loads((out / "truth.json").read_text()) == truth and "top-2 test acc % (ours)" in text
     quality = pd.read_csv(out / "quality.csv")
     logs = ws.read_logs(out, 0, ws._read_arch_set(out))
     inherited = logs[logs.step == 0].val_acc
@@ -277,6 +280,18 @@ def test_download_flag_fetches_cifar_into_the_data_root(tmp_path: Path, run, mon
     assert asked == [("cifar10", tmp_path)] and "offline in this test" in capsys.readouterr().err
     assert main(args) == 2  # without the flag nothing is fetched: the empty root is reported instead
     assert len(asked) == 1
+
+
+def test_truth_root_help_says_what_it_is_on_each_space(capsys: pytest.CaptureFixture[str]) -> None:
+    from harness.supernet.spaces import SPACES
+
+    with pytest.raises(SystemExit):
+        main(["ws", "prepare", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for spaces, what in (("nb201", "a converted NB201 store"), ("nb1shot1-1/2/3", "a converted NB101 store"),
+                         ("darts", "a folder of the official nasbench301 models")):
+        assert f"{spaces}: {what}" in text
+    assert {f"nb1shot1-{n}" for n in "123"} | {"nb201", "darts"} == set(SPACES)  # every space is named
 
 
 def test_shipped_configs_load() -> None:

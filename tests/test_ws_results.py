@@ -8,6 +8,7 @@ the READMEs to the logs, and the merged-log path of the report to the per-arch o
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -144,3 +145,21 @@ def test_ws_report_reference_flag_from_the_command_line(tmp_path: Path, capsys: 
     captured = capsys.readouterr()
     assert "cannot read the reference table report.reference" in captured.err and "missing.csv" in captured.err
     assert "Traceback" not in captured.err
+
+
+def test_the_truths_split_comes_from_truth_json_and_from_its_source_in_folders_written_before_it(tmp_path: Path) -> None:
+    """truth.json names the split of the truth ("test" or "val": the table's "test acc" or "val acc");
+    one written before it did is read from its source text, as the report then did."""
+    from harness.supernet.spaces.base import ArchSet
+
+    out = _results_copy("ws-toy-cpu", tmp_path / "toy")
+    source = json.loads((out / "truth.json").read_text())["source"]
+    assert ArchSet.read(out).truth_split == "test"
+    (out / "truth.json").write_text(json.dumps({"source": "NASLib zero-cost table val_accuracy, cifar100, 200 epochs"}))
+    assert ArchSet.read(out).truth_split == "val"
+    (out / "truth.json").write_text(json.dumps({"source": source, "split": "val"}))  # the field, not the text, decides
+    ws.report(load_config(out / "config.json"), out, plot=False)
+    assert "top-3 val acc % (ours)" in (out / "table.md").read_text()
+    (out / "truth.json").write_text(json.dumps({"source": source, "split": "validation"}))
+    with pytest.raises(HarnessError, match="truth_split must be one of test, val, got 'validation'"):
+        ArchSet.read(out)

@@ -131,3 +131,30 @@ def test_figure_4_7_draws_the_finetuning_grid_of_spos_runs_on_the_same_supernets
     assert files["fig4.7"].stat().st_size > 10_000
     table = files["tables"].read_text().split("## Table 4.1", 1)[1].split("## Table 4.4", 1)[0]
     assert table.count("SPOS ours") == 2  # the Spearman and the top-10 tables, from the batch-64 lr-0.01 run only
+
+
+def test_a_run_on_another_space_is_set_beside_its_own_protocol_truth_and_name(written, tmp_path: Path, monkeypatch) -> None:
+    """A run's space (config.json) picks its thesis table, protocol and name, and its truth.json says
+    whether top-10 is a test or a validation accuracy; nothing is NB201's unless the run is."""
+    from harness import plots
+    from harness.experiments.ws_tables import figure_4_7, figure_4_8
+
+    _, runs = written
+    darts = tmp_path / "darts-fairnas"
+    shutil.copytree(runs["fairnas"], darts)
+    config = json.loads((darts / "config.json").read_text())
+    (darts / "config.json").write_text(json.dumps({**config, "space": "darts"}))  # the tables decode no arch
+    truth = json.loads((darts / "truth.json").read_text())
+    (darts / "truth.json").write_text(json.dumps({**truth, "split": "val"}))
+    text = write_tables([runs["spos"], darts], tmp_path / "out")["tables"].read_text()
+    assert ("its protocol (NB201 (CIFAR10): 200 archs, 3 supernets of 100 epochs, full-size network; "
+            "DARTS: 350 archs, 3 supernets of 100 epochs, full-size network)") in text
+    assert "#### CIFAR10: top-10 mean true test accuracy (%)" in text.split("## Table 4.2", 1)[0]
+    assert "#### DARTS: top-10 mean true val accuracy (%)" in text.split("## Table 4.2", 1)[1]
+    titles: list[str] = []
+    save = plots.save
+    monkeypatch.setattr(plots, "save", lambda fig, stem: titles.append(fig.get_suptitle()) or save(fig, stem))
+    run = load_run(darts)
+    figure_4_7([run], tmp_path / "fig4.7")
+    figure_4_8(run, tmp_path / "fig4.8")
+    assert [" on DARTS" in title and "NB201" not in title for title in titles] == [True, True], titles

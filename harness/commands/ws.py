@@ -1,11 +1,11 @@
-"""``harness ws``: the weight-sharing experiment on NB201 (supernet, finetuning, ranking report).
+"""``harness ws``: the weight-sharing experiment on the config's search space (supernet, finetuning, ranking report).
 
     harness ws run      --config configs/ws-cifar10.toml --out runs/ws   # everything, in one process
     harness ws run      --config ... --executor ray --shards 4           # the same tasks on a Ray cluster
     harness ws train    --config ... --out DIR --seed 0                  # one supernet (resumes)
     harness ws finetune --config ... --out DIR --seed 0 --shard 1/4      # a quarter of the archs
     harness ws report   --config ... --out DIR                           # table.md, curves.png
-    harness ws tables   RUN_DIR ... --out DIR                            # Tables 4.1, 4.4, 4.5, Figs. 4.6b, 4.8
+    harness ws tables   RUN_DIR ... --out DIR                            # Tables 4.1, 4.2, 4.4, 4.5, Figs. 4.6b, 4.8
 """
 
 from __future__ import annotations
@@ -18,16 +18,24 @@ from harness.errors import HarnessError
 from harness.experiments.executors import EXECUTORS, make_executor
 from harness.supernet.sampling import ALGORITHMS
 
+# what --truth-root is on each space (the spaces' arch_set(cfg, truth_root))
+TRUTH_ROOT_HELP = (
+    "ground truth from official data instead of the embedded one, by the config's space: nb201: a converted NB201 "
+    "store (harness data convert nb201); nb1shot1-1/2/3: a converted NB101 store (harness data convert nb101; "
+    "test accuracy over the whole space); darts: a folder of the official nasbench301 models (xgb_v1.0/, "
+    "lgb_runtime_v1.0/; needs the nasbench301 package)"
+)
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("ws", help="weight-sharing NB201: train supernets (SPOS, FairNAS, MultiPath, Reptile, Metaprox, ...), finetune archs, rank estimators")
+    parser = subparsers.add_parser("ws", help="weight sharing on NB201, NAS-Bench-1Shot1 or DARTS: train supernets (SPOS, FairNAS, MultiPath, Reptile, Metaprox, ...), finetune archs, rank estimators")
     verbs = parser.add_subparsers(dest="ws_command", required=True, metavar="STEP")
     for verb, text in (
         ("run", "prepare, train every supernet seed, finetune all archs, report"),
         ("prepare", "sample the arch set and write config.json, archs.csv"),
         ("train", "train (or resume) one supernet"),
         ("finetune", "finetune (a shard of) the arch set from one supernet; skips finished archs"),
-        ("report", "correlations, Table 4.1 and Fig. 4.6a from finished logs"),
+        ("report", "correlations, Table 4.1 (or 4.2) and Fig. 4.6a from finished logs"),
     ):
         p = verbs.add_parser(verb, help=text)
         p.add_argument("--config", type=Path, required=True, help="TOML config (see configs/ws-*.toml)")
@@ -41,7 +49,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--finetune-batch", type=int, default=None, help="overrides [finetune] batch_size (thesis: 64)")
         p.add_argument("--no-progress", action="store_true")
         if verb in ("run", "prepare"):
-            p.add_argument("--truth-root", type=Path, default=None, help="converted NB201 store for the ground truth")
+            p.add_argument("--truth-root", type=Path, default=None, help=TRUTH_ROOT_HELP)
         if verb == "run":
             p.add_argument("--executor", choices=EXECUTORS, default="local",
                            help="where the tasks run: this process (default) or a Ray cluster ([executor] settings)")
@@ -61,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             p.add_argument("--reference", type=Path, default=None,
                            help="overrides [report] reference: a CSV of published numbers (estimator, spearman, top_k) shown beside ours")
         p.set_defaults(func=run)
-    tables = verbs.add_parser("tables", help="Tables 4.1, 4.4, 4.5 and Figs. 4.6b, 4.8 from reported run folders, beside the thesis")
+    tables = verbs.add_parser("tables", help="Tables 4.1, 4.2, 4.4, 4.5 and Figs. 4.6b, 4.8 from reported run folders, beside the thesis")
     tables.add_argument("runs", type=Path, nargs="+", help="run folders reported by 'harness ws report' (one per algorithm and dataset)")
     tables.add_argument("--out", type=Path, required=True, help="folder for tables.md and the figures")
     tables.add_argument("--label", default="", help="a title suffix (e.g. 'CPU mini protocol')")

@@ -8,9 +8,10 @@ of :mod:`harness.supernet.spaces` (``space``; NB201 by default).
 3. Rank the archs by each estimator at every step against the benchmark's ground truth (the
    estimators and the log columns they read: :mod:`harness.supernet.estimators`); rank metrics from
    :mod:`harness.ranking` (Spearman, Kendall tau-b, top-k mean true accuracy).
-4. Report Table 4.1 (Spearman with a bootstrap 95% CI over the archs, and top-k, per estimator, mean
-   (std) over supernet seeds) with the thesis's numbers beside ours (:func:`read_reference`), the
-   supernet-quality gate (:func:`supernet_quality`), and Fig. 4.6a (correlation vs finetuning step).
+4. Report Table 4.1 (NB201; Table 4.2 on the other spaces: Spearman with a bootstrap 95% CI over
+   the archs, and top-k, per estimator, mean (std) over supernet seeds) with the thesis's numbers
+   beside ours (:func:`read_reference`), the supernet-quality gate (:func:`supernet_quality`), and
+   Fig. 4.6a (correlation vs finetuning step).
 
 The arch set and its ground truth come from the space (NB201's: :mod:`harness.supernet.spaces.nb201`).
 
@@ -30,7 +31,7 @@ from harness.atomic import write_atomic
 from harness.errors import HarnessError
 from harness.experiments.executors import Executor, LocalExecutor, Progress, Report, Task, TaskResources
 from harness.ranking import bootstrap_values, percentile_interval, rank_metrics
-from harness.supernet.config import WSConfig, changed_settings
+from harness.supernet.config import WSConfig, changed_settings, config_from_dict
 from harness.supernet.estimators import estimator_scores, table_step
 from harness.supernet.sampling import ALGORITHMS
 from harness.supernet.spaces import get_space
@@ -73,7 +74,8 @@ def write_run_files(cfg: WSConfig, archs: ArchSet, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "config.json", lambda tmp: tmp.write_text(json.dumps(cfg.to_dict(), indent=2, default=list) + "\n"))
     write_atomic(out / "archs.csv", lambda tmp: archs.frame().to_csv(tmp, index=False))
-    write_atomic(out / "truth.json", lambda tmp: tmp.write_text(json.dumps({"source": archs.truth_source}) + "\n"))
+    truth = {"source": archs.truth_source, "split": archs.truth_split}
+    write_atomic(out / "truth.json", lambda tmp: tmp.write_text(json.dumps(truth) + "\n"))
 
 
 def train(cfg: WSConfig, seed: int, out: Path, progress: bool = True) -> Path:
@@ -251,6 +253,15 @@ def thesis_reference(cfg: WSConfig) -> tuple[pd.DataFrame, str]:
     return table, f"the thesis's {' and '.join(sources)}; n/a where it gives no number"
 
 
+def thesis_protocol(space: str) -> str:
+    """The protocol the thesis's one-shot numbers on ``space`` were measured under, in words: its
+    archs, supernet seeds and epochs are the space's default config (:class:`WSConfig`'s under the
+    space's own Table B.1 defaults: 200 archs and 100 epochs on NB201, 50 epochs on NAS-Bench-1Shot1,
+    350 archs on DARTS)."""
+    cfg = config_from_dict({"space": space})
+    return f"{cfg.finetune.n_archs} archs, {len(cfg.supernet.seeds)} supernets of {cfg.supernet.epochs} epochs, full-size network"
+
+
 def read_reference(cfg: WSConfig) -> pd.DataFrame:
     """Published numbers to show beside ours, indexed by estimator: the thesis's
     (:func:`thesis_reference`), or the CSV ``report.reference`` names.
@@ -344,7 +355,7 @@ def _reference_source(cfg: WSConfig) -> str:
     label = cfg.report.reference_label
     if cfg.report.reference:
         return f"Columns '({label})': from {Path(cfg.report.reference).name}; n/a where it gives no number."
-    return f"Columns '({label})': {thesis_reference(cfg)[1]} (200 archs, 3 supernets of 100 epochs, full-size network)."
+    return f"Columns '({label})': {thesis_reference(cfg)[1]} ({thesis_protocol(cfg.space)})."
 
 
 def supernet_quality(out: Path, seeds: Sequence[int], logs_of: dict[int, pd.DataFrame]) -> pd.DataFrame:
@@ -387,7 +398,7 @@ def render_table(cfg: WSConfig, table: pd.DataFrame, archs: ArchSet, note: str =
     from harness import tables
 
     k, label = cfg.report.top_k, cfg.report.reference_label
-    measure = "val acc" if "val_accuracy" in archs.truth_source else "test acc"  # NASLib's table has validation accuracy
+    measure = f"{archs.truth_split} acc"
     labels = [f"{row.estimator} @ step {row.step}" for row in table.itertuples()]
     ours_spearman = "Spearman [95% CI] (ours)"
     columns = {
@@ -431,7 +442,7 @@ def finished(out: Path, seeds: Sequence[int], archs: ArchSet) -> np.ndarray:
 def report(
     cfg: WSConfig, out: Path, seeds: Sequence[int] | None = None, note: str = "", plot: bool = True, partial: bool = False
 ) -> dict[str, Path]:
-    """Correlations, Table 4.1 and Fig. 4.6a for a finished run directory; returns the files written.
+    """Correlations, Table 4.1 (or 4.2) and Fig. 4.6a for a finished run directory; returns the files written.
 
     ``partial=True`` reports on the archs finished for every seed so far (the table says how many);
     otherwise a missing log raises. In a run folder it also writes ``logs-seed<s>.parquet``, every
@@ -492,7 +503,7 @@ def report(
 
 def _run_title(cfg: WSConfig, archs: ArchSet) -> str:
     algorithm = ALGORITHMS[cfg.supernet.algorithm].label
-    return (f"{cfg.name}: {algorithm} on NB201 {cfg.data.dataset}, {len(archs.indices)} archs, "
+    return (f"{cfg.name}: {algorithm} on {get_space(cfg.space).label} {cfg.data.dataset}, {len(archs.indices)} archs, "
             f"{len(cfg.supernet.seeds)} supernet seed(s), finetuning lr {cfg.finetune_lr:g}")
 
 

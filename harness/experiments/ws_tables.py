@@ -141,7 +141,8 @@ def table_4_1(runs: Sequence[Run], name: str = "4.1") -> str:
                 no_best=[c for c in mean_frame.columns if not c.endswith("ours")],
                 intervals={name: (low.set_axis(labels), high.set_axis(labels)) for name, (low, high) in intervals.items()},
             )
-            what = "Spearman [95% CI over the archs]" if column == "spearman" else "top-10 mean true test accuracy (%)"
+            splits = "/".join(dict.fromkeys(run.archs.truth_split for run in chosen))  # the truth's: test or val
+            what = "Spearman [95% CI over the archs]" if column == "spearman" else f"top-10 mean true {splits} accuracy (%)"
             out += [f"#### {dataset}: {what}", "", rendered, ""]
     return "\n".join(out)
 
@@ -283,7 +284,7 @@ def figure_4_7(runs: Sequence[Run], stem: Path) -> Path:
     fig, axes = plots.plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
     for ax, metric in zip(axes, ("spearman", "top_k")):
         plots.correlation_vs_epoch(results, metric, x="step", over="seed", ax=ax)
-    fig.suptitle(f"Fig. 4.7 analogue: SoTL of SPOS on NB201 {runs[0].dataset} by finetuning batch size and lr "
+    fig.suptitle(f"Fig. 4.7 analogue: SoTL of SPOS on {runs[0].search_space} by finetuning batch size and lr "
                  f"(supernet seeds {sorted(seeds)})", fontsize=10)
     return plots.save(fig, stem)[0]
 
@@ -319,13 +320,24 @@ def figure_4_8(run: Run, stem: Path) -> Path:
     axes[2].legend(fontsize=8)
     for ax in axes:
         ax.grid(True, alpha=0.3)
-    fig.suptitle(f"Fig. 4.8 analogue: {run.algorithm} on NB201 {run.dataset}, finetuning lr {run.cfg.finetune_lr:g} ({run.path.name})",
+    fig.suptitle(f"Fig. 4.8 analogue: {run.algorithm} on {run.search_space}, finetuning lr {run.cfg.finetune_lr:g} ({run.path.name})",
                  fontsize=10)
     return plots.save(fig, stem)[0]
 
 
+def _protocols(runs: Sequence[Run]) -> str:
+    """The thesis's protocol of the runs' spaces (:func:`~harness.experiments.weight_sharing.thesis_protocol`),
+    each with the spaces it is of, as Tables 4.4 and 4.5 name them: ``"NB201 (CIFAR10): 200 archs, ..."``."""
+    by_protocol: dict[str, list[str]] = {}
+    for run in runs:
+        names = by_protocol.setdefault(ws.thesis_protocol(run.cfg.space), [])
+        if run.search_space not in names:
+            names.append(run.search_space)
+    return "; ".join(f"{', '.join(names)}: {protocol}" for protocol, names in by_protocol.items())
+
+
 def write_tables(run_dirs: Sequence[Path], out: Path, label: str = "") -> dict[str, Path]:
-    """Tables 4.1, 4.4, 4.5 (``tables.md``) and Figs. 4.6b and 4.8 of ``run_dirs`` into ``out``."""
+    """Tables 4.1, 4.2, 4.4, 4.5 (``tables.md``) and Figs. 4.6b and 4.8 of ``run_dirs`` into ``out``."""
     runs = [load_run(Path(p)) for p in run_dirs]
     if not runs:
         raise HarnessError("no run folders given")
@@ -334,7 +346,7 @@ def write_tables(run_dirs: Sequence[Path], out: Path, label: str = "") -> dict[s
     sections = [f"# Weight-sharing tables{f': {label}' if label else ''}", "",
                 "Runs: " + "; ".join(f"`{run.path.name}` ({run.algorithm}, {run.dataset}, {len(run.archs.indices)} archs, "
                                      f"seeds {list(run.cfg.supernet.seeds)}, finetuning lr {run.cfg.finetune_lr:g})" for run in runs),
-                "", f"Thesis columns: {thesis.SOURCE}, its protocol (200 archs, 3 supernets of 100 epochs, full-size network); "
+                "", f"Thesis columns: {thesis.SOURCE}, its protocol ({_protocols(runs)}); "
                 "diff = ours - thesis; the best of ours per column in bold."]
     for name in ("4.1", "4.2"):
         if any(run.thesis_table == name for run in runs):

@@ -1,7 +1,7 @@
 """Inherit-and-finetune: each sampled arch takes its supernet weights and trains F more minibatches.
 
 Per arch (thesis Sec. 4.2): materialise the arch from the supernet (an exact copy of its weights and
-of the stem's and reduction blocks' BN running statistics; the thesis code finetunes a deep copy of
+of its BNs' running statistics, where they keep them; the thesis code finetunes a deep copy of
 the whole supernet fixed to the arch, which computes the same), then run F SGD steps (Nesterov
 momentum, weight decay, constant lr :attr:`WSConfig.finetune_lr`) on training minibatches, in train
 mode. Row ``t`` (0..F) of the arch's log describes the network after ``t`` updates:
@@ -25,13 +25,19 @@ grad_l2         ||g_t||_2, the same gradient's L2 norm; SoGN-L2(t) = sum over ro
 grad_sum_l1     ||g_1 + ... + g_t||_1, L1 norm of the summed gradients (SoG(t)); 0 at t=0.
 ==============  ===========================================================================
 
-Eval mode matters only for the stem's and reduction blocks' BN, which then use their running
-statistics (:mod:`harness.supernet.model`). The data streams depend only on ``arch_seed``: every arch
-is finetuned on the same minibatches (images, order, crops and flips) and validated on the same
-validation minibatches, as the thesis code's fixed loader order does, so archs differ only in what
-they are; every supernet and algorithm sees the same data too, whichever group an arch is in.
-Archs are finetuned in groups of ``device.archs_per_group``, side by side in one network
-(the space's :meth:`~harness.supernet.spaces.base.Space.materialise_group`; NB201's is
+Eval mode matters only for the BNs that keep running statistics, which then use them instead of the
+batch's (there is no dropout). Under each space's defaults those are NB201's stem and reduction
+blocks (:mod:`harness.supernet.model`) and the DARTS network's stem
+(:mod:`harness.supernet.darts_model`), whose cells' BNs keep none, and every BN of the
+NAS-Bench-1Shot1 one-shot model (:mod:`harness.supernet.nb1shot1_model`, as NB101's ConvBnRelu);
+``network.bn_track_running_stats`` and ``outer_bn_running_stats`` change which.
+
+The data streams depend only on ``arch_seed``: every arch is finetuned on the same minibatches
+(images, order, crops and flips) and validated on the same validation minibatches, as the thesis
+code's fixed loader order does, so archs differ only in what they are; every supernet and algorithm
+sees the same data too, whichever group an arch is in. Archs are finetuned in groups of
+``device.archs_per_group``, side by side in one network (the space's
+:meth:`~harness.supernet.spaces.base.Space.materialise_group`; NB201's is
 :func:`~harness.supernet.model.materialise_group`); each keeps its own minibatches, loss, gradient,
 clipping and update, so a group changes only the rounding. All per-step values stay on the device
 until the group is done (one host sync per group, none per step).

@@ -32,34 +32,52 @@ if TYPE_CHECKING:  # a config refers to its space, and the network part needs to
 
 Arch = Any  # the space's form of one architecture
 PathDraw = Any  # what one supernet forward pass runs
+TRUTH_SPLITS = ("test", "val")  # the split whose accuracy a truth is: the report's "test acc" or "val acc"
+
+
+def legacy_truth_split(source: str) -> str:
+    """The truth's split of a run folder whose ``truth.json`` predates its ``split`` field: every
+    validation-accuracy truth then named ``val_accuracy`` in its source (NASLib's table, NB101's
+    embedded table, NB301), and no test-accuracy one did."""
+    return "val" if "val_accuracy" in source else "test"
 
 
 @dataclass(frozen=True)
 class ArchSet:
     """The archs a run ranks, drawn once with a seed: an integer id each (``arch_index`` in the logs),
-    the arch as text (:meth:`Space.encode`), and its ground-truth accuracy (%)."""
+    the arch as text (:meth:`Space.encode`), and its ground-truth accuracy (%), of the split
+    ``truth_split`` (one of :data:`TRUTH_SPLITS`), from ``truth_source`` (in words)."""
 
     indices: np.ndarray
     arches: tuple[str, ...]
     truth: np.ndarray
     truth_source: str
+    truth_split: str
+
+    def __post_init__(self) -> None:
+        if self.truth_split not in TRUTH_SPLITS:
+            raise HarnessError(f"truth_split must be one of {', '.join(TRUTH_SPLITS)}, got {self.truth_split!r}")
 
     def subset(self, keep: np.ndarray) -> ArchSet:
-        return ArchSet(self.indices[keep], tuple(np.asarray(self.arches)[keep]), self.truth[keep], self.truth_source)
+        return ArchSet(self.indices[keep], tuple(np.asarray(self.arches)[keep]), self.truth[keep], self.truth_source,
+                       self.truth_split)
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame({"arch_index": self.indices, "arch": self.arches, "truth": self.truth})
 
     @staticmethod
     def read(out: Path) -> ArchSet:
-        """The arch set of a run folder (``archs.csv``, ``truth.json``)."""
+        """The arch set of a run folder (``archs.csv``, ``truth.json``; a ``truth.json`` without ``split``
+        is read by :func:`legacy_truth_split`)."""
         path = Path(out) / "archs.csv"
         if not path.is_file():
             raise HarnessError(f"{out} is not a weight-sharing run directory (no archs.csv)")
         frame = pd.read_csv(path, dtype={"arch": str})
         truth = Path(out) / "truth.json"
-        source = json.loads(truth.read_text())["source"] if truth.is_file() else ""
-        return ArchSet(frame.arch_index.to_numpy(), tuple(frame.arch), frame.truth.to_numpy(dtype=np.float64), source)
+        info = json.loads(truth.read_text()) if truth.is_file() else {}
+        source = info.get("source", "")
+        split = info.get("split", legacy_truth_split(source))
+        return ArchSet(frame.arch_index.to_numpy(), tuple(frame.arch), frame.truth.to_numpy(dtype=np.float64), source, split)
 
 
 class Space(ABC):

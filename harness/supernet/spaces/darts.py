@@ -284,7 +284,7 @@ class DartsSpace(Space):
         encodings = bench.sample(cfg.finetune.n_archs, cfg.finetune.arch_seed)
         truth = bench.final(encodings, "cifar10", "accuracy", "valid", schedule)
         arches = tuple(self.encode(encoding_to_genotype(row)) for row in encodings)
-        return ArchSet(np.arange(len(arches), dtype=np.int64), arches, np.asarray(truth, dtype=np.float64), source)
+        return ArchSet(np.arange(len(arches), dtype=np.int64), arches, np.asarray(truth, dtype=np.float64), source, "val")
 
     def params(self, archs: ArchSet) -> np.ndarray:
         """Parameter counts (millions) of each genotype's standalone *search-size* network: C = 16,

@@ -111,16 +111,16 @@ class NB1Shot1Space(Space):
         cells = len(np.unique(bench.resolve(indices)))
         drawn = f"{len(indices)} configurations, {cells} distinct NB101 cells"
         if "test" in bench.capabilities().splits:
-            truth = bench.final(indices, DATASET, "accuracy", "test", schedule)
+            truth, truth_split = bench.final(indices, DATASET, "accuracy", "test", schedule), "test"
             source = f"NB101 {DATASET} {schedule}-epoch test accuracy (mean of the cell's training runs); {drawn}"
         else:
-            truth = bench.final(indices, DATASET, "accuracy", "valid", schedule)
+            truth, truth_split = bench.final(indices, DATASET, "accuracy", "valid", schedule), "val"
             source = (f"NB101 {DATASET} {schedule}-epoch validation accuracy (val_accuracy) of one training run, from the "
                       f"embedded 20,001-cell table; {drawn}, drawn among the {len(bench.archs_with_data()):,} of "
                       f"{self.space.n_configs:,} configurations whose cell it holds. The thesis ranks by test accuracy: "
                       "pass a converted official NB101 store as --truth-root")
         arches = tuple(str(int(i)) for i in indices)
-        return ArchSet(np.asarray(indices, dtype=np.int64), arches, np.asarray(truth, dtype=np.float64), source)
+        return ArchSet(np.asarray(indices, dtype=np.int64), arches, np.asarray(truth, dtype=np.float64), source, truth_split)
 
     def params(self, archs: ArchSet) -> np.ndarray:
         """NB101's trainable parameter count (millions) of the archs' cells, from the embedded NB101 table."""

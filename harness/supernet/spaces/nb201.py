@@ -151,12 +151,13 @@ class NB201Space(Space):
             indices = bench.sample(n, seed)
             split = "ori-test" if dataset == "cifar10-valid" else "x-test"
             truth = bench.final(indices, TRUTH_DATASET[dataset], "accuracy", split, schedule)
-            source = f"nb201 {TRUTH_DATASET[dataset]}/{schedule}/{split}/accuracy (seed mean)"
+            source, truth_split = f"nb201 {TRUTH_DATASET[dataset]}/{schedule}/{split}/accuracy (seed mean)", "test"
         else:
             indices, truth = _zero_cost_pool_sample(dataset, n, seed, schedule)
             source = f"NASLib zero-cost table val_accuracy, {dataset}, 200 epochs (archs drawn from its archs only)"
+            truth_split = "val"
         arches = tuple(bench.arch_string(int(i)) for i in indices)
-        return ArchSet(np.asarray(indices, dtype=np.int64), arches, np.asarray(truth, dtype=np.float64), source)
+        return ArchSet(np.asarray(indices, dtype=np.int64), arches, np.asarray(truth, dtype=np.float64), source, truth_split)
 
     def params(self, archs: ArchSet) -> np.ndarray:
         """NB201's parameter count (millions, CIFAR-10 classifier; embedded for all 15,625 archs)."""
