@@ -18,7 +18,7 @@
 # The pipeline: (1) the dense update's CUDA-graph check (tests/test_supernet_dense.py on the GPU),
 # (2) benchmarks/supernet_speed.py --device cuda --full and (3) benchmarks/ws_finetune_speed.py,
 # briefly, so their timings come back even if the run is cut short; then (4) the units of UNITS in
-# order, each "algorithm:seed": train the supernet, finetune the 200 archs, report the algorithm's
+# order, each "algorithm:seed": train the supernet, finetune the arch set, report the algorithm's
 # finished seeds (run folder $RUN/<algorithm>). The first unit runs alone; after it, a unit's
 # finetuning runs beside the next unit's training. If a dense training fails, it is resumed with
 # dense_supernet = "off" (a run folder accepts that change) and the rest of the pipeline stays sparse.
@@ -28,7 +28,9 @@
 #
 # Variables: CFG (default configs/ws-cifar10-gpu.toml), RUN (default .run/table41, inside the checkout
 # so it survives between commands), DATA (default /tmp/data), UNITS (default: SPOS seeds 0-2, then
-# seed 0 of FairNAS, MultiPath, Reptile, Metaprox, then their seeds 1 and 2), SKIP_CHECKS=1 skips (1)-(3).
+# seed 0 of FairNAS, MultiPath, Reptile, Metaprox, then their seeds 1 and 2), SKIP_CHECKS=1 skips (1)-(3)
+# (they time NB201's networks), TRUTH_ROOT (optional: prepare's --truth-root, the space's official truth).
+# benchmarks/gpu/table42.sh runs this script on the other spaces (Table 4.2) by setting these.
 set -u
 cd "$(dirname "$0")/../.."
 CFG=${CFG:-configs/ws-cifar10-gpu.toml}
@@ -115,7 +117,8 @@ pipeline)
     algo=${unit%:*} seed=${unit#*:}
     [ -e "$RUN/$algo/done-seed$seed" ] && continue
     if [ ! -e "$RUN/$algo/config.json" ]; then
-      ws "$algo" prepare > "$RUN/prepare-$algo.log" 2>&1 || { stamp "prepare $algo: FAILED"; cat "$RUN/prepare-$algo.log"; break; }
+      ws "$algo" prepare ${TRUTH_ROOT:+--truth-root "$TRUTH_ROOT"} > "$RUN/prepare-$algo.log" 2>&1 \
+        || { stamp "prepare $algo: FAILED"; cat "$RUN/prepare-$algo.log"; break; }
     fi
     stamp "train $algo seed $seed: start"
     if ! ws "$algo" train --seed "$seed" > "$RUN/train-$algo-$seed.log" 2>&1; then
