@@ -18,6 +18,7 @@ from harness.errors import HarnessError
 from harness.experiments import weight_sharing as ws
 from harness.experiments.ws_tables import load_run, table_4_1, write_tables
 from harness.registry import load_benchmark
+from harness.supernet.config import load_config
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 TOY = {"spos": "ws-toy-cpu", "fairnas": "ws-toy-cpu-fairnas"}
@@ -158,3 +159,22 @@ def test_a_run_on_another_space_is_set_beside_its_own_protocol_truth_and_name(wr
     figure_4_7([run], tmp_path / "fig4.7")
     figure_4_8(run, tmp_path / "fig4.8")
     assert [" on DARTS" in title and "NB201" not in title for title in titles] == [True, True], titles
+
+
+def test_a_run_reported_on_fewer_seeds_than_its_config_renders_on_those_seeds(written, tmp_path: Path) -> None:
+    """Pitfall: Table 4.5 and Fig. 4.8 read every seed of the config, so a run whose later seeds were
+    still training (reported with ``--seeds 0``, their logs absent) could not be tabled."""
+    _, runs = written
+    partial = tmp_path / "spos-seed0"
+    shutil.copytree(runs["spos"], partial)
+    (partial / "logs-seed1.parquet").unlink()
+    ws.report(load_config(partial / "config.json"), partial, seeds=[0], plot=False)
+    run = load_run(partial)
+    assert run.seeds == [0] and run.cfg.supernet.seeds == (0, 1)
+    text = write_tables([partial], tmp_path / "out")["tables"].read_text()
+    logs = ws.read_logs(partial, 0, run.archs)
+    sotl = -logs[(logs.step >= 1) & (logs.step <= run.cfg.report.sum_step)].groupby("arch_index").train_loss.sum()
+    params = load_benchmark("nb201").query(run.archs.indices, "cifar10", "params", "cost", "200").values[:, 0, 0]
+    rows = _markdown_rows(text.split("## Table 4.5", 1)[1], "\n")
+    assert rows["NB201 (CIFAR10) SoTL-P (lr 0.01)"][0] == f"{spearmanr(sotl.loc[run.archs.indices].to_numpy(), params).statistic:.3f} (0.000)"
+    assert "seeds [0]" in text

@@ -68,6 +68,12 @@ class Run:
         return get_space(self.cfg.space).thesis_dataset(self.cfg.data.dataset)
 
     @property
+    def seeds(self) -> list[int]:
+        """The supernet seeds the run was reported on (``harness ws report --seeds`` may name fewer
+        than the config's, e.g. while later seeds are still training)."""
+        return sorted(int(seed) for seed in self.corr.seed.unique())
+
+    @property
     def thesis_table(self) -> str:
         """The thesis's table of this run's space: 4.1 (NB201) or 4.2."""
         return get_space(self.cfg.space).thesis_table
@@ -224,7 +230,7 @@ def table_4_5(runs: Sequence[Run]) -> str | None:
             values["Params"] = (np.atleast_1d(params_rho), "Params")
         for name, registry in (("SoTL", "SoTL-P"), ("SoG", "SoG-P")):
             rhos = []
-            for seed in run.cfg.supernet.seeds:
+            for seed in run.seeds:
                 steps, scores, higher = estimator_scores(run.logs(seed), run.archs.indices, name)
                 score = scores[int(np.flatnonzero(steps == step)[0])] * (1 if higher else -1)
                 rhos.append(float(rank_metrics(score, params, higher_is_better=True, metrics=("spearman",))["spearman"]))
@@ -299,7 +305,7 @@ def figure_4_8(run: Run, stem: Path) -> Path:
     tenth = max(1, len(order) // 10)
     top, middle = set(run.archs.indices[order[-tenth:]]), set(run.archs.indices[order[len(order) // 2 - tenth // 2:][:tenth]])
     curves = []
-    for seed in run.cfg.supernet.seeds:
+    for seed in run.seeds:
         logs = run.logs(seed)
         logs = logs[logs.step >= 1]
         curves.append(pd.DataFrame({
@@ -345,7 +351,7 @@ def write_tables(run_dirs: Sequence[Path], out: Path, label: str = "") -> dict[s
     out.mkdir(parents=True, exist_ok=True)
     sections = [f"# Weight-sharing tables{f': {label}' if label else ''}", "",
                 "Runs: " + "; ".join(f"`{run.path.name}` ({run.algorithm}, {run.dataset}, {len(run.archs.indices)} archs, "
-                                     f"seeds {list(run.cfg.supernet.seeds)}, finetuning lr {run.cfg.finetune_lr:g})" for run in runs),
+                                     f"seeds {run.seeds}, finetuning lr {run.cfg.finetune_lr:g})" for run in runs),
                 "", f"Thesis columns: {thesis.SOURCE}, its protocol ({_protocols(runs)}); "
                 "diff = ours - thesis; the best of ours per column in bold."]
     for name in ("4.1", "4.2"):
