@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "harness.commands.query",
     "harness.commands.data",
     "harness.commands.ws",
+    "harness.commands.search",
     "harness.commands.compare",
     "harness.commands.correlate",
     "harness.commands.plot",

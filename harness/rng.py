@@ -21,6 +21,7 @@ STREAMS_VERSION = 3
 SPLIT = 1  # seeded train/valid halves when no official split file is given (keys: split seed)
 SUPERNET = 2  # supernet training (keys: supernet seed, epoch, sub-stream)
 FINETUNE = 3  # inherit-and-finetune (keys: arch seed, sub-stream; the same minibatches for every arch)
+SEARCH = 4  # differentiable search, harness.search (keys: search seed, epoch, sub-stream)
 
 
 def is_int(value: object) -> bool:

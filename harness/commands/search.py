@@ -1,0 +1,49 @@
+"""``harness search``: differentiable architecture search on NB201 (DARTS, SoTL-DARTS, SoVL-DARTS).
+
+    harness search run --config configs/search-toy-cpu.toml --data-root DATA [--algorithm sotl-darts] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.search.config import ALGORITHMS
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("search", help="differentiable NAS on NB201: DARTS (1st/2nd order), SoTL-DARTS, SoVL-DARTS")
+    verbs = parser.add_subparsers(dest="search_command", required=True, metavar="STEP")
+    p = verbs.add_parser("run", help="search (or resume) every seed; per-epoch derived arch and its NB201 truth")
+    p.add_argument("--config", type=Path, required=True, help="TOML config (see configs/search-*.toml)")
+    p.add_argument("--out", type=Path, default=None, help="run directory (default runs/<name>-<algorithm>)")
+    p.add_argument("--data-root", type=Path, default=None, help="overrides [data] root")
+    p.add_argument("--device", default=None, help="overrides [device] device (cpu, cuda, auto)")
+    p.add_argument("--algorithm", default=None, choices=ALGORITHMS, help="overrides [search] algorithm")
+    p.add_argument("--seed", type=int, action="append", default=None, help="search this seed only (repeatable; default: [search] seeds)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from harness.search.config import load_search_config
+
+    if importlib.util.find_spec("torch") is None:
+        raise HarnessError('\'harness search run\' trains networks and needs torch: pip install -e ".[train]"')
+    from harness.search.run import run_search
+
+    cfg = load_search_config(args.config)
+    overrides: dict[str, dict[str, object]] = {}
+    if args.data_root is not None:
+        overrides["data"] = {"root": str(args.data_root)}
+    if args.device is not None:
+        overrides["device"] = {"device": args.device}
+    if args.algorithm is not None:
+        overrides["search"] = {"algorithm": args.algorithm}
+    if overrides:
+        cfg = cfg.with_overrides(**overrides)
+    out = args.out if args.out is not None else Path("runs") / f"{cfg.name}-{cfg.search.algorithm}"
+    for path in run_search(cfg, out, args.seed):
+        print("wrote", path)
+    return 0

@@ -1,0 +1,165 @@
+"""One config for a differentiable search: data, network, search, device (torch-free).
+
+The defaults are the thesis's NB201 protocol for the DARTS family (Table B.1; thesis code
+Mirofil/AutoDL-Projects at 77776cb settling what the table leaves open):
+
+* weights: SGD, lr 0.025 cosine-annealed per step to 0.001, momentum 0.9, weight decay 5e-4 (Table
+  B.1's NB201 row; 3e-4 is its NB1Shot1 and DARTS-space value), Nesterov (the code's
+  ``configs/nas-benchmark/algos/DARTS.config``), batch 64, 50 epochs, no gradient clipping
+  (``exps/NATS-algos/search-cell.py`` clips no weight gradient);
+* architecture: Adam, lr 3e-4, betas (0.5, 0.999), weight decay 1e-3, eps 1e-8 (search-cell.py
+  l.1300 and its ``--arch_*`` defaults), alpha initialised as ``1e-3 * N(0, 1)`` per edge and op
+  (NB201's search models, kept by the thesis code);
+* SoTL-DARTS and SoVL-DARTS: T = 100 unrolled steps per architecture step (thesis Sec. 4.3; the
+  code's ``inner_steps=100`` in ``lib/models/cell_searchs/darts/cnn/train_search_higher.py``);
+* DARTS second order: the finite-difference step ``r / ||v||`` with r = 0.01 (Liu et al. 2019,
+  Sec. 2.3; ``_hessian_vector_product`` in the code's ``lib/utils/train_loop.py``);
+* network: NB201's search network (C = 16, N = 5) with the cells' and the head's BN without affine
+  parameters or running statistics (the code's ``--affine 0 --track_running_stats 0`` defaults),
+  the stem's and reduction blocks' BN affine with running statistics: the supernet's
+  :class:`~harness.supernet.config.NetworkConfig` defaults, which this config reuses with
+  ``[data]`` and ``[device]``.
+
+A TOML file has the tables ``[data]``, ``[network]``, ``[search]``, ``[device]``; unknown keys are
+refused. Of ``[device]`` a search uses ``device`` and ``threads``. Every algorithm trains on the
+training half of NB201's ``cifar10-valid`` split (the issue's "50% of CIFAR-10"); SoTL-DARTS never
+reads the validation half, so it gets no more data than DARTS.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from harness.errors import HarnessError, choices
+from harness.supernet.config import DataConfig, DeviceConfig, NetworkConfig, WSConfig, _section, changed_settings
+from harness.tomlfile import read_toml, typed
+
+# algorithm name -> what it is (harness.search.algorithms has the code)
+ALGORITHMS: dict[str, str] = {
+    "darts-1": "DARTS, first order (Liu et al. 2019)",
+    "darts-2": "DARTS, second order: finite-difference Hessian-vector product (Liu et al. 2019)",
+    "sotl-darts": "SoTL-DARTS: T unrolled training steps, summed training-loss gradients (thesis Alg. 3)",
+    "sovl-darts": "SoVL-DARTS: T unrolled training steps, summed validation-loss gradients (thesis Sec. 4.3)",
+}
+UNROLLED = ("sotl-darts", "sovl-darts")  # the algorithms whose architecture step spans search.unroll_steps minibatches
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    algorithm: str = "darts-1"
+    seeds: tuple[int, ...] = (0, 1, 2)
+    epochs: int = 50
+    batch_size: int = 64
+    lr: float = 0.025
+    lr_min: float = 0.001
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    arch_lr: float = 3e-4
+    arch_beta1: float = 0.5
+    arch_beta2: float = 0.999
+    arch_weight_decay: float = 1e-3
+    arch_eps: float = 1e-8
+    arch_init_std: float = 1e-3
+    unroll_steps: int = 100  # T of SoTL-DARTS and SoVL-DARTS
+    hessian_r: float = 0.01  # DARTS second order: finite-difference step r / ||v||
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    name: str = "search"
+    space: str = "nb201"
+    data: DataConfig = field(default_factory=DataConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    search: SearchSettings = field(default_factory=SearchSettings)
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def block_steps(self) -> int:
+        """Training minibatches per architecture step: T for the unrolled algorithms, else 1."""
+        return self.search.unroll_steps if self.search.algorithm in UNROLLED else 1
+
+    def ws_config(self) -> WSConfig:
+        """The weight-sharing config of the shared sections, for the helpers that read them (images,
+        device, threads, the NB201 network shape)."""
+        return WSConfig(name=self.name, space=self.space, data=self.data, network=self.network, device=self.device)
+
+    def with_overrides(self, **sections: dict[str, Any]) -> SearchConfig:
+        """A copy with ``section={key: value}`` overrides applied (validated like a TOML file)."""
+        merged = self.to_dict()
+        for section, values in sections.items():
+            merged.setdefault(section, {}).update(values)
+        return search_config_from_dict(merged)
+
+
+_SECTIONS = {"data": DataConfig, "network": NetworkConfig, "search": SearchSettings, "device": DeviceConfig}
+
+
+def search_config_from_dict(content: dict[str, Any]) -> SearchConfig:
+    """A config from its sections (a TOML file's or config.json's content) over the defaults."""
+    out = SearchConfig()
+    for key, value in content.items():
+        if key in ("name", "space"):
+            out = replace(out, **{key: typed(value, "str", key)})
+        elif key in _SECTIONS:
+            if not isinstance(value, dict):
+                raise HarnessError(f"[{key}] must be a table")
+            out = replace(out, **{key: _section(_SECTIONS[key], value, key)})
+        else:
+            raise choices("config section", key, ["name", "space", *_SECTIONS])
+    _validate(out)
+    return out
+
+
+def load_search_config(path: str | Path) -> SearchConfig:
+    """A config from a TOML file, or from the ``config.json`` a search folder records."""
+    path = Path(path)
+    if path.suffix == ".json":
+        try:
+            return search_config_from_dict(json.loads(path.read_text()))
+        except (OSError, json.JSONDecodeError, AttributeError) as err:
+            raise HarnessError(f"cannot read the search config {path}: {err}") from None
+    return search_config_from_dict(read_toml(path))
+
+
+def changed_search_settings(saved: dict[str, Any], cfg: SearchConfig) -> list[str]:
+    """``"section.key: saved -> now"`` for every setting that changes what a search computes: the
+    shared sections as the supernet's :func:`~harness.supernet.config.changed_settings` judges them,
+    and every ``[search]`` key but ``seeds``."""
+    changes = changed_settings(saved, cfg.ws_config(), ("data", "network", "device"))
+    before, after = saved.get("search", {}), json.loads(json.dumps(asdict(cfg.search)))
+    for key in sorted(set(before) | set(after)):
+        if key != "seeds" and before.get(key) != after.get(key):
+            changes.append(f"search.{key}: {before.get(key)!r} -> {after.get(key)!r}")
+    return changes
+
+
+def _validate(cfg: SearchConfig) -> None:
+    s = cfg.search
+    if cfg.space != "nb201":
+        raise HarnessError(f"differentiable search runs on space 'nb201' so far, not {cfg.space!r}")
+    cfg.ws_config().with_overrides()  # [data], [network] and [device] as a weight-sharing run checks them
+    if s.algorithm not in ALGORITHMS:
+        raise choices("search algorithm", s.algorithm, ALGORITHMS)
+    if cfg.network.bn_track_running_stats:
+        raise HarnessError("the mixed-op network runs every op of every cell: network.bn_track_running_stats must be false")
+    if not s.seeds or len(set(s.seeds)) != len(s.seeds) or min(s.seeds) < 0:
+        raise HarnessError(f"search.seeds must be distinct integers >= 0, at least one, got {list(s.seeds)}")
+    if s.epochs < 0 or s.batch_size < 1 or s.unroll_steps < 1 or cfg.device.threads < 1:
+        raise HarnessError("search.epochs must be >= 0; search.batch_size, search.unroll_steps and device.threads >= 1")
+    for name in ("lr", "lr_min", "arch_lr", "arch_eps", "hessian_r"):
+        if not getattr(s, name) > 0:
+            raise HarnessError(f"search.{name} must be > 0, got {getattr(s, name)}")
+    if not (0 <= s.arch_beta1 < 1 and 0 <= s.arch_beta2 < 1):
+        raise HarnessError(f"search.arch_beta1 and arch_beta2 must be in [0, 1), got {s.arch_beta1}, {s.arch_beta2}")
+    if s.nesterov and s.momentum <= 0:
+        raise HarnessError("Nesterov momentum needs search.momentum > 0")
+    for name in ("weight_decay", "arch_weight_decay", "arch_init_std"):
+        if getattr(s, name) < 0:
+            raise HarnessError(f"search.{name} must be >= 0, got {getattr(s, name)}")
