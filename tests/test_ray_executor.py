@@ -405,3 +405,29 @@ def test_an_address_where_no_cluster_listens_is_refused_at_once(toy: Path, tmp_p
         done = subprocess.run(command + flags, env=_subprocess_env(**env), capture_output=True, text=True, timeout=120)
         assert done.returncode == 2 and done.stderr.startswith(expected), done.stderr
     assert not (tmp_path / "run").exists()
+
+
+# --------------------------------------------------------------------------- differentiable search
+
+
+def test_a_search_on_ray_equals_the_local_one_seed_by_seed(cluster: str, tmp_path: Path) -> None:
+    """One task per seed, the two seeds side by side on 2 workers, against one seed after the
+    other in this process: the same architecture weights, network weights and per-epoch logs."""
+    import torch
+
+    write_cifar10(tmp_path / "data", n_train=512, n_test=8)
+    toy = _REPO / "configs" / "search-toy-cpu.toml"
+    common = ["search", "run", "--config", str(toy), "--data-root", str(tmp_path / "data"), "--algorithm", "sotl-darts",
+              "--seed", "0", "--seed", "1", "--no-progress"]
+    assert main([*common, "--out", str(tmp_path / "local")]) == 0
+    assert main([*common, "--out", str(tmp_path / "ray"), "--executor", "ray"]) == 0
+    for seed in (0, 1):
+        ours = torch.load(tmp_path / "ray" / f"search-seed{seed}.pt", weights_only=True)
+        theirs = torch.load(tmp_path / "local" / f"search-seed{seed}.pt", weights_only=True)
+        assert torch.equal(ours["alpha"], theirs["alpha"])
+        assert all(torch.equal(ours["model"][key], theirs["model"][key]) for key in theirs["model"])
+        logs = [[{k: v for k, v in epoch.items() if k != "seconds"}
+                 for epoch in json.loads((tmp_path / run / f"search-seed{seed}.json").read_text())] for run in ("ray", "local")]
+        assert logs[0] == logs[1] and len(logs[0]) == 2
+    alphas = [torch.load(tmp_path / "ray" / f"search-seed{seed}.pt", weights_only=True)["alpha"] for seed in (0, 1)]
+    assert not torch.equal(*alphas)  # the seeds are two searches, not one run twice

@@ -1,6 +1,7 @@
 """``harness search``: differentiable architecture search on NB201 (DARTS, SoTL-DARTS, SoVL-DARTS).
 
     harness search run --config configs/search-toy-cpu.toml --data-root DATA [--algorithm sotl-darts] [--seed 0]
+    harness search run --config ... --executor ray [--ray-address HEAD:6379]      # one Ray task per seed
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import importlib.util
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.experiments.executors import EXECUTORS, make_executor
 from harness.search.config import ALGORITHMS
 
 
@@ -23,6 +25,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="overrides [device] device (cpu, cuda, auto)")
     p.add_argument("--algorithm", default=None, choices=ALGORITHMS, help="overrides [search] algorithm")
     p.add_argument("--seed", type=int, action="append", default=None, help="search this seed only (repeatable; default: [search] seeds)")
+    p.add_argument("--executor", choices=EXECUTORS, default="local",
+                   help="where the seeds run: this process, one after the other (default), or a Ray cluster, one task per seed")
+    p.add_argument("--ray-address", default=None, help="the Ray cluster to join (default: RAY_ADDRESS, else a local one)")
+    p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
 
 
@@ -44,6 +50,8 @@ def run(args: argparse.Namespace) -> int:
     if overrides:
         cfg = cfg.with_overrides(**overrides)
     out = args.out if args.out is not None else Path("runs") / f"{cfg.name}-{cfg.search.algorithm}"
-    for path in run_search(cfg, out, args.seed):
+    with make_executor(args.executor, args.ray_address) as executor:
+        paths = run_search(cfg, out, args.seed, executor, progress=not args.no_progress)
+    for path in paths:
         print("wrote", path)
     return 0

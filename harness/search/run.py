@@ -9,16 +9,18 @@ from pathlib import Path
 
 from harness.atomic import write_atomic
 from harness.errors import HarnessError
+from harness.experiments.executors import Executor, LocalExecutor, Progress, Report, Task, TaskResources
 from harness.search.config import SearchConfig, changed_search_settings
 
 
-def run_search(cfg: SearchConfig, out: Path, seeds: Sequence[int] | None = None) -> list[Path]:
-    """Search (or resume) every seed of ``seeds`` (default ``search.seeds``) into ``out``, one after
-    the other; returns their log paths. A folder holding another config's search is refused."""
-    from harness.registry import load_benchmark
-    from harness.search.loop import log_path, search
-    from harness.supernet.train import cpu_threads, load_images, resolve_device
-
+def run_search(cfg: SearchConfig, out: Path, seeds: Sequence[int] | None = None, executor: Executor | None = None,
+               progress: bool = True) -> list[Path]:
+    """Search (or resume) every seed of ``seeds`` (default ``search.seeds``) into ``out``, one task
+    per seed (:func:`search_task`) on ``executor`` (default: this process, one seed after the
+    other; a Ray executor runs them side by side); returns their log paths. Each seed's streams
+    depend on the seed and epoch only, so where and in which order the tasks run changes nothing.
+    A folder holding another config's search is refused."""
+    executor = LocalExecutor() if executor is None else executor
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     recorded = out / "config.json"
@@ -27,11 +29,33 @@ def run_search(cfg: SearchConfig, out: Path, seeds: Sequence[int] | None = None)
         if changes:
             raise HarnessError(f"{out} holds a search under other settings ({'; '.join(changes)}); use a new folder")
     write_atomic(recorded, lambda tmp: tmp.write_text(json.dumps(cfg.to_dict(), indent=2, default=list) + "\n"))
+    seeds = list(cfg.search.seeds if seeds is None else seeds)
+    tasks = [Task(search_task, (cfg, seed, out), label=f"search {cfg.search.algorithm} seed {seed}") for seed in seeds]
+    bar = Progress(f"search {cfg.name} ({executor.name})", {"search": len(seeds)}, enabled=progress)
+    try:
+        return executor.run(tasks, task_resources(cfg), bar)
+    finally:
+        bar.close()
+
+
+def task_resources(cfg: SearchConfig) -> TaskResources:
+    """What a seed's task reserves on a cluster: ``device.threads`` CPUs; one GPU on CUDA, none on
+    the CPU, and for ``auto`` one where the cluster has GPUs."""
+    device = cfg.device.device
+    gpus = None if device == "auto" else 0.0 if device == "cpu" else 1.0
+    return TaskResources(num_cpus=float(cfg.device.threads), num_gpus=gpus)
+
+
+def search_task(report: Report, cfg: SearchConfig, seed: int, out: Path) -> Path:
+    """Task: search (or resume) ``seed`` where the task runs (device, images and the embedded NB201
+    benchmark resolved there); reports ``("search", 1)`` and returns the seed's log path."""
+    from harness.registry import load_benchmark
+    from harness.search.loop import log_path, search
+    from harness.supernet.train import cpu_threads, load_images, resolve_device
+
     ws = cfg.ws_config()
-    device = resolve_device(ws)
-    train, valid = load_images(ws, device)
-    bench = load_benchmark("nb201")
+    train, valid = load_images(ws, resolve_device(ws))
     with cpu_threads(ws):
-        for seed in cfg.search.seeds if seeds is None else seeds:
-            search(cfg, seed, train, None if cfg.search.algorithm == "sotl-darts" else valid, out, bench=bench)
-    return [log_path(out, seed) for seed in (cfg.search.seeds if seeds is None else seeds)]
+        search(cfg, seed, train, None if cfg.search.algorithm == "sotl-darts" else valid, out, bench=load_benchmark("nb201"))
+    report("search", 1)
+    return log_path(out, seed)
