@@ -1,6 +1,7 @@
 """The committed weight-sharing results recompute from the logs committed beside them.
 
-``results/ws-cifar10-gpu/`` (the H100 run) and ``results/ws-toy-cpu/`` hold no checkpoints and no
+``results/ws-cifar10-gpu/`` (the H100 run), ``results/ws-toy-cpu*/`` and the mini protocol's
+``results/ws-mini-cpu/<algorithm>/`` hold no checkpoints and no
 per-arch log files, only the merged ``logs-seed<s>.parquet`` that ``harness ws report`` writes. Reporting
 such a folder again must give its committed table and correlations: this pins the numbers quoted in
 the READMEs to the logs, and the merged-log path of the report to the per-arch one.
@@ -21,22 +22,26 @@ from harness.experiments import weight_sharing as ws
 from harness.supernet.config import load_config
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
-RUN_FILES = ("config.json", "archs.csv", "truth.json", "supernet-seed0.json", "supernet-seed1.json",
-             "logs-seed0.parquet", "logs-seed1.parquet")
+RUN_FILES = ("config.json", "archs.csv", "truth.json", "supernet-seed*.json", "logs-seed*.parquet")
+MINI = [f"ws-mini-cpu/{run}" for run in ("spos", "fairnas", "multipath", "reptile", "metaprox", "spos-lr0.001")]
 
 
 def _results_copy(name: str, dest: Path) -> Path:
-    dest.mkdir()
-    for file in RUN_FILES:
-        shutil.copy(RESULTS / name / file, dest / file)
+    dest.mkdir(parents=True)
+    for pattern in RUN_FILES:
+        for file in (RESULTS / name).glob(pattern):
+            shutil.copy(file, dest / file.name)
     return dest
 
 
-@pytest.mark.parametrize("name", ["ws-cifar10-gpu", "ws-toy-cpu", "ws-toy-cpu-fairnas"])
+@pytest.mark.parametrize("name", ["ws-cifar10-gpu", "ws-toy-cpu", "ws-toy-cpu-fairnas", *MINI])
 def test_committed_ws_results_recompute_from_their_merged_logs(tmp_path: Path, name: str) -> None:
+    """On the seeds the committed table reports (the mini runs publish the seeds finished so far)."""
     out = _results_copy(name, tmp_path / name)
     cfg = load_config(out / "config.json")
-    files = ws.report(cfg, out, plot=False)
+    seeds = sorted(int(seed) for seed in pd.read_csv(RESULTS / name / "correlations.csv").seed.unique())
+    assert sorted(int(p.stem.removeprefix("logs-seed")) for p in out.glob("logs-seed*.parquet")) == seeds
+    files = ws.report(cfg, out, seeds=seeds, plot=False)
     assert (out / "table.md").read_text() == (RESULTS / name / "table.md").read_text()
     ours, committed = pd.read_csv(files["correlations"]), pd.read_csv(RESULTS / name / "correlations.csv")
     pd.testing.assert_frame_equal(ours, committed, rtol=1e-12)
@@ -163,3 +168,17 @@ def test_the_truths_split_comes_from_truth_json_and_from_its_source_in_folders_w
     (out / "truth.json").write_text(json.dumps({"source": source, "split": "validation"}))
     with pytest.raises(HarnessError, match="truth_split must be one of test, val, got 'validation'"):
         ArchSet.read(out)
+
+
+def test_the_committed_mini_protocol_tables_recompute_from_the_committed_runs(tmp_path: Path) -> None:
+    """results/ws-mini-cpu/tables/tables.md is `harness ws tables` of the committed run folders."""
+    from harness.experiments.ws_tables import write_tables
+
+    runs = []
+    for name in MINI:
+        runs.append(tmp_path / Path(name).name)
+        shutil.copytree(RESULTS / name, runs[-1], ignore=shutil.ignore_patterns("*.png", "*.pdf"))
+    committed = (RESULTS / "ws-mini-cpu" / "tables" / "tables.md").read_text()
+    label = committed.splitlines()[0].removeprefix("# Weight-sharing tables: ")
+    files = write_tables(runs, tmp_path / "tables", label)
+    assert files["tables"].read_text() == committed
