@@ -84,7 +84,8 @@ def test_unrolled_block_sums_the_trajectorys_arch_gradients_restores_and_retrain
     for t, batch in enumerate(train):
         arch_batch = batch if algorithm == "sotl-darts" else valid[t]
         step_grad = torch.autograd.grad(loss(rollout.net, rollout.alpha, arch_batch), [rollout.alpha])[0]
-        first_step_only = step_grad if t == 0 else first_step_only
+        if t == 0:
+            first_step_only = step_grad
         expected_grad += step_grad
         rollout.w_optimizer.zero_grad()
         loss(rollout.net, rollout.alpha.detach(), batch).backward()
