@@ -81,6 +81,7 @@ def cluster() -> str:
     ray = pytest.importorskip("ray", reason="the Ray executor needs ray: pip install -e '.[ray]' (the test extra has it)")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PYTHONPATH", _subprocess_env()["PYTHONPATH"])  # the workers import this checkout's harness
+        patch.setenv("RAY_worker_niceness", "0")  # Ray's default 15 starves the workers on a busy machine
         ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING)
         ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the tasks defined here, for the workers
         yield ray.get_runtime_context().gcs_address
