@@ -10,8 +10,8 @@ run from a copy of that run folder under each executor, timed from submission to
 (a Ray cluster's start is timed apart; its workers' start, importing torch, is in the figure, as
 in a real run). The logs of every executor are checked to equal the local one's bit for bit.
 
-Ray's workers run at the caller's niceness here (``RAY_worker_niceness=0`` unless set; Ray's
-default of 15 makes them yield to any other load, which on a shared machine swamps the figures).
+The local cluster's workers run at niceness 0, as :class:`RayExecutor` starts them (Ray's default
+of 15 makes them yield to any other load, which on a shared machine swamped the figures).
 
 Cost per task: an empty task's round trip (one ``Executor.run`` of one task: the progress actor,
 the task, the wait) and the time per task of 50 empty tasks in one ``run``.
@@ -77,9 +77,6 @@ def main() -> None:
     parser.add_argument("--shards", type=int, default=4, help="finetuning tasks")
     parser.add_argument("--out", type=Path, default=None, help="work folder (default: a temporary one, removed)")
     args = parser.parse_args()
-    # Ray starts its workers at niceness 15 (its worker_niceness default): beside any other load they
-    # would yield to it and the comparison with the local executor (niceness 0) would measure that
-    os.environ.setdefault("RAY_worker_niceness", "0")
 
     cfg = load_config(REPO / "configs" / "ws-toy-cpu.toml").with_overrides(
         data={"root": str(args.data_root)}, supernet={"seeds": [0]},

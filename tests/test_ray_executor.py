@@ -432,3 +432,25 @@ def test_a_search_on_ray_equals_the_local_one_seed_by_seed(cluster: str, tmp_pat
         assert logs[0] == logs[1] and len(logs[0]) == 2
     alphas = [torch.load(tmp_path / "ray" / f"search-seed{seed}.pt", weights_only=True)["alpha"] for seed in (0, 1)]
     assert not torch.equal(*alphas)  # the seeds are two searches, not one run twice
+
+
+def test_a_local_cluster_started_by_the_executor_runs_its_workers_at_the_callers_priority(tmp_path: Path) -> None:
+    """Pitfall: Ray starts workers at niceness 15, so beside any other load a Ray run was 10x slower
+    than the local executor (benchmarks/ray_executor.py measured 257 s against 21 s). A cluster the
+    executor starts runs them at niceness 0 unless RAY_worker_niceness says otherwise, and the
+    caller's environment is left as it was. (A separate process: this module's cluster is running.)"""
+    pytest.importorskip("ray", reason="the Ray executor needs ray: pip install -e '.[ray]' (the test extra has it)")
+    code = (
+        "import os\n"
+        "from harness.experiments.executors import RayExecutor, Task, TaskResources\n"
+        "def nice(report): return os.nice(0)\n"
+        "with RayExecutor(local_cpus=1) as executor:\n"
+        "    print(executor.run([Task(nice)], TaskResources(num_cpus=1))[0], os.environ.get('RAY_worker_niceness'))\n"
+    )
+    script = tmp_path / "nice.py"
+    script.write_text(code)
+    for env, expected in (({}, "0 None"), ({"RAY_worker_niceness": "7"}, "7 7")):
+        done = subprocess.run([sys.executable, str(script)], env=_subprocess_env(**env), capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip().splitlines()[-1] == expected
