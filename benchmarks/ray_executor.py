@@ -10,7 +10,7 @@ run from a copy of that run folder under each executor, timed from submission to
 (a Ray cluster's start is timed apart; its workers' start, importing torch, is in the figure, as
 in a real run). The logs of every executor are checked to equal the local one's bit for bit.
 
-The local cluster's workers run at niceness 0, as :class:`RayExecutor` starts them (Ray's default
+The local cluster's workers run at this process's priority, as :class:`RayExecutor` starts them (Ray's default
 of 15 makes them yield to any other load, which on a shared machine swamped the figures).
 
 Cost per task: an empty task's round trip (one ``Executor.run`` of one task: the progress actor,
