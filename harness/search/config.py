@@ -29,13 +29,13 @@ reads the validation half, so it gets no more data than DARTS.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError, choices
-from harness.supernet.config import DataConfig, DeviceConfig, NetworkConfig, WSConfig, _section, changed_settings
-from harness.tomlfile import read_toml, typed
+from harness.supernet.config import (DataConfig, DeviceConfig, NetworkConfig, WSConfig, changed_settings,
+                                     read_config_content, with_sections)
 
 # algorithm name -> what it is (harness.search.algorithms has the code)
 ALGORITHMS: dict[str, str] = {
@@ -103,29 +103,14 @@ _SECTIONS = {"data": DataConfig, "network": NetworkConfig, "search": SearchSetti
 
 def search_config_from_dict(content: dict[str, Any]) -> SearchConfig:
     """A config from its sections (a TOML file's or config.json's content) over the defaults."""
-    out = SearchConfig()
-    for key, value in content.items():
-        if key in ("name", "space"):
-            out = replace(out, **{key: typed(value, "str", key)})
-        elif key in _SECTIONS:
-            if not isinstance(value, dict):
-                raise HarnessError(f"[{key}] must be a table")
-            out = replace(out, **{key: _section(_SECTIONS[key], value, key)})
-        else:
-            raise choices("config section", key, ["name", "space", *_SECTIONS])
+    out = with_sections(SearchConfig(), content, _SECTIONS)
     _validate(out)
     return out
 
 
 def load_search_config(path: str | Path) -> SearchConfig:
     """A config from a TOML file, or from the ``config.json`` a search folder records."""
-    path = Path(path)
-    if path.suffix == ".json":
-        try:
-            return search_config_from_dict(json.loads(path.read_text()))
-        except (OSError, json.JSONDecodeError, AttributeError) as err:
-            raise HarnessError(f"cannot read the search config {path}: {err}") from None
-    return search_config_from_dict(read_toml(path))
+    return search_config_from_dict(read_config_content(path))
 
 
 def changed_search_settings(saved: dict[str, Any], cfg: SearchConfig) -> list[str]:

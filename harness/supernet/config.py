@@ -25,13 +25,15 @@ import json
 import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from harness.errors import HarnessError, choices
 from harness.supernet.estimators import check_estimators
 from harness.supernet.sampling import ALGORITHMS
 from harness.supernet.spaces import get_space
 from harness.tomlfile import read_toml, typed
+
+C = TypeVar("C")  # a frozen config dataclass (WSConfig, SearchConfig)
 
 
 @dataclass(frozen=True)
@@ -202,32 +204,44 @@ def config_from_dict(content: dict[str, Any]) -> WSConfig:
     content = {**{section: dict(values) for section, values in defaults.items()},
                **{key: ({**defaults.get(key, {}), **value} if key in defaults and isinstance(value, dict) else value)
                   for key, value in content.items()}}
-    out = WSConfig()
-    for key, value in content.items():
-        if key in ("name", "space"):
-            out = replace(out, **{key: typed(value, "str", key)})
-        elif key in _SECTION_CLASSES:
-            if not isinstance(value, dict):
-                raise HarnessError(f"[{key}] must be a table")
-            out = replace(out, **{key: _section(_SECTION_CLASSES[key], value, key)})
-        else:
-            raise choices("config section", key, ["name", "space", *_SECTION_CLASSES])
+    out = with_sections(WSConfig(), content, _SECTION_CLASSES)
     _validate(out)
     return out
 
 
+def with_sections(config: C, content: dict[str, Any], sections: dict[str, type]) -> C:
+    """``config`` (a frozen config dataclass) with its ``name``, ``space`` and the ``sections`` of
+    ``content`` (a TOML file's or config.json's) replaced, each section's keys checked and typed;
+    an unknown section is refused naming the valid ones. Shared by every config kind."""
+    for key, value in content.items():
+        if key in ("name", "space"):
+            config = replace(config, **{key: typed(value, "str", key)})
+        elif key in sections:
+            if not isinstance(value, dict):
+                raise HarnessError(f"[{key}] must be a table")
+            config = replace(config, **{key: _section(sections[key], value, key)})
+        else:
+            raise choices("config section", key, ["name", "space", *sections])
+    return config
+
+
+def read_config_content(path: str | Path) -> dict[str, Any]:
+    """The sections of a TOML config file, or of the ``config.json`` a run folder records."""
+    path = Path(path)
+    if path.suffix != ".json":
+        return read_toml(path)
+    try:
+        content = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise HarnessError(f"cannot read the config {path}: {err}") from None
+    if not isinstance(content, dict):
+        raise HarnessError(f"{path} holds no config (a JSON object of sections)")
+    return content
+
+
 def load_config(path: str | Path) -> WSConfig:
     """A config from a TOML file, or from the ``config.json`` a run folder records."""
-    path = Path(path)
-    if path.suffix == ".json":
-        try:
-            content = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise HarnessError(f"cannot read the config {path}: {err}") from None
-        if not isinstance(content, dict):
-            raise HarnessError(f"{path} holds no config (a JSON object of sections)")
-        return config_from_dict(content)
-    return config_from_dict(read_toml(path))
+    return config_from_dict(read_config_content(path))
 
 
 # Settings that say where or how fast a run goes, not what it computes (the report's settings only
