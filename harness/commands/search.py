@@ -1,4 +1,5 @@
-"""``harness search``: differentiable architecture search on NB201 (DARTS, SoTL-DARTS, SoVL-DARTS).
+"""``harness search``: differentiable architecture search on NB201 (DARTS, SoTL-DARTS, SoVL-DARTS, DrNAS,
+SoTL-DrNAS, GAEA DARTS).
 
     harness search run --config configs/search-toy-cpu.toml --data-root DATA [--algorithm sotl-darts] [--seed 0]
     harness search run --config ... --executor ray [--ray-address HEAD:6379]      # one Ray task per seed
@@ -16,7 +17,7 @@ from harness.search.config import ALGORITHMS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("search", help="differentiable NAS on NB201: DARTS (1st/2nd order), SoTL-DARTS, SoVL-DARTS")
+    parser = subparsers.add_parser("search", help="differentiable NAS on NB201: DARTS (1st/2nd order), SoTL-DARTS, SoVL-DARTS, DrNAS, SoTL-DrNAS, GAEA DARTS")
     verbs = parser.add_subparsers(dest="search_command", required=True, metavar="STEP")
     p = verbs.add_parser("run", help="search (or resume) every seed; per-epoch derived arch and its NB201 truth")
     p.add_argument("--config", type=Path, required=True, help="TOML config (see configs/search-*.toml)")

@@ -1,20 +1,41 @@
 """The architecture step of each differentiable search algorithm on NB201, and the one block they share.
 
 The network is the supernet of :mod:`harness.supernet.model` run dense
-(:func:`harness.supernet.dense.mixed_cell`): every cell computes DARTS's mixed edge
+(:func:`harness.supernet.dense.mixed_cell`): every cell computes the mixed edge
 
-    node_i = sum over edges k = (j -> i) of sum over ops o of softmax(alpha)[k, o] * o(node_j)
+    node_i = sum over edges k = (j -> i) of sum over ops o of W[k, o] * o(node_j)
 
-with one ``alpha`` ``[6, 5]`` shared by all cells (``none`` outputs zeros, so it enters only through
-the softmax), i.e. the dense path weights ``softmax(alpha)`` repeated for every cell.
-``L(w, alpha; B)`` is the mean cross-entropy of minibatch ``B`` in training mode.
+with one ``[6, 5]`` matrix of path weights ``W`` shared by all cells (``none`` outputs zeros, so it
+enters only through the weights), i.e. the dense path ``W`` repeated for every cell. The algorithm's
+*mixing* makes ``W`` of the architecture weights ``alpha`` ``[6, 5]`` (:data:`MIXINGS`; which
+algorithm mixes how: :data:`harness.search.config.MIXING`):
+
+* ``softmax`` (the DARTS family): ``W = softmax(alpha)`` per edge (Liu et al. 2019, Eq. 2);
+* ``dirichlet`` (DrNAS, SoTL-DrNAS): ``W ~ Dir(beta)`` per edge, ``beta = elu(alpha) + 1`` the
+  Dirichlet concentrations, one fresh sample for every evaluation of ``L`` (every forward pass), the
+  same for all cells (Chen et al. 2021; xiangning-chen/DrNAS ``utils.py``
+  ``process_step_vector`` with ``method='dirichlet'``, called once per forward by ``TinyNetwork.forward``
+  in ``201-space/search_model.py``). The sample is reparameterised (``Dirichlet.rsample``, as their
+  code: torch's pathwise derivative of Jankowiak & Obermeyer 2018, the one the paper relies on), so
+  ``dL/d alpha`` flows through it: the gradient of one sample of ``E_{W ~ Dir(beta)} L``. Torch's sampler takes no generator, so each
+  sample is drawn on the CPU by torch's default generator seeded with the next integer of
+  ``state.draws`` (the search's stream of seed and epoch) inside ``torch.random.fork_rng``: the
+  caller's RNG is untouched and a resumed search draws the very same samples;
+* ``simplex`` (GAEA): ``W = alpha`` itself, each row of ``alpha`` on the probability simplex (Li et
+  al. 2021; liamcli/gaea_release: ``cnn/search_spaces/nasbench_201/model_search.py`` hands its
+  ``alphas`` to the cells as they are, ``forward_edge_weights`` with edge weights fixed at 1).
+
+``L(w, alpha; B)`` is the mean cross-entropy of minibatch ``B`` in training mode under the path weights
+that ``alpha`` mixes (:meth:`SearchState.loss`).
 
 Every algorithm runs the same *block* (:func:`search_block`) on ``n`` consecutive training
 minibatches ``B_1..B_n`` (n = T for the unrolled algorithms, else 1) with their learning rates
 ``lr_1..lr_n``:
 
 1. the architecture gradient ``g`` of the algorithm (below) into ``alpha.grad``;
-2. one Adam step of ``alpha``;
+2. one step of the architecture optimizer: Adam (DARTS family, DrNAS; DrNAS's regulariser is Adam's
+   weight decay, :mod:`harness.search.config`), or GAEA's exponentiated gradient
+   (:class:`ExponentiatedGradient`);
 3. ``n`` SGD steps of the weights, step t on ``L(w, alpha; B_t)`` at lr ``lr_t`` under the new alpha.
 
 The architecture gradients (weight optimizer: SGD with momentum mu and weight decay lambda at lr xi):
@@ -38,48 +59,158 @@ The architecture gradients (weight optimizer: SGD with momentum mu and weight de
   same minibatches under the new alpha (the code's ``train_real``). No validation data is read.
 * ``sovl-darts``: the same unrolling, adding ``d/d alpha L(w_t, alpha; V_t)`` on validation minibatch
   ``V_t`` instead (the code's ``higher_method=val_multiple``, first order).
+* ``drnas`` (Chen et al. 2021; xiangning-chen/DrNAS ``201-space/train_search.py``, ``--method
+  dirichlet``): ``darts-1``'s gradient under Dirichlet mixing, ``g = d/d alpha L(w, W; V_1)`` with
+  ``W ~ Dir(elu(alpha) + 1)`` reparameterised, first order (``architect.py``: ``unrolled`` is off by
+  default); the weight step of step 3 draws a sample of its own, as their ``train()`` calls the model
+  again.
+* ``sotl-drnas`` (thesis Sec. 4.3; the thesis author's fork Mirofil/DrNAS,
+  ``201-space/train_search_higher.py`` with ``201-space/sotl_utils.py``; Mirofil/AutoDL-Projects holds
+  no Dirichlet code, only a DARTS-space genotype ``SOTL_DRNAS1``): ``sotl-darts``'s unrolled block
+  under Dirichlet mixing, ``g = sum_t d/d alpha L(w_t, W_t; B_t)``: every rollout step t draws its
+  own ``W_t`` (its one forward gives both the weight and the architecture gradient, as their
+  ``diffopt.step``), and each retraining step of step 3 its own again (their second loop calls
+  ``network`` afresh); the gradients are summed (``higher_reduction=sum``), the rollout runs on a copy
+  (``higher_loop=bilevel``), T = ``inner_steps=100``.
+* ``gaea-darts`` (Li et al. 2021, GAEA DARTS; Li's thesis Sec. 6.5.3; liamcli/gaea_release
+  ``cnn/architect/architect_edarts.py``): ``darts-1``'s gradient under simplex mixing,
+  ``g = d/d alpha L(w, alpha; V_1)`` first order (``ArchitectEDARTS.step`` backpropagates the
+  validation loss at the current weights and never unrolls; ``search.single_level=false`` is the
+  bilevel variant), then the exponentiated-gradient step of :class:`ExponentiatedGradient`.
 
 The T-th unrolled weight step is not taken: no gradient is read at ``w_{T+1}``.
+
+**Not implemented** (differences from the published protocols, with their reasons):
+
+* DrNAS's progressive learning: ``201-space/train_search_progressive.py`` (partial channels
+  ``k = 4`` then ``2``, the ops of each edge pruned to the 3 largest after 50 of 100 epochs) is the
+  repository's second NB201 script (its README: "With Progressively Pruning"); the first,
+  ``train_search.py``, runs whole channels (``k = 1``) and all ops, and is the one here. The thesis
+  fork's SoTL-DrNAS script is built on the progressive one (two stages of 50 epochs, ``k = 4`` then
+  ``2``, pruning to 3 ops) and updates alpha only from the 10th epoch of each stage (``if epoch >= 10``
+  in ``train_higher``, the epoch counted within the stage); neither the stages nor that warm-up are here.
+* DrNAS's KL regulariser (``reg_type='kl'``, ``reg_scale * KL(Dir(beta) || Dir(1))`` added to the
+  architecture loss) is not implemented: their default, and the thesis fork's, is ``reg_type='l2'``.
+* GAEA's entropic regulariser ``arch_weight_decay * sum alpha log(n alpha)`` is not implemented: their
+  NB201 config (``configs/cnn/search_method/edarts/method_edarts_space_nasbench201.yaml``) sets
+  ``arch_weight_decay: 0.0``. GAEA's single-level (ERM) variant, the other row of Li's Table 6.4, is
+  not implemented either.
+* The weight-training settings are the search's shared ones (the thesis's Table B.1, config
+  docstring) for every algorithm. DrNAS's ``train_search.py`` has 100 epochs, weight decay 3e-4, no
+  Nesterov momentum, weight gradients clipped to norm 5 and BN running statistics; GAEA's NB201 mode
+  (``configs/cnn/mode/search_nasbench201.yaml`` and ``config.yaml``) has 25 epochs of a cosine schedule
+  laid over 50 (``run.scheduler_epochs: 50``), stepped per epoch, weight decay 3e-4, clipping to 5, 24
+  initial channels (Li's thesis states 16) and BN running statistics. Epochs and weight decay are
+  config keys; the search clips no gradient (the thesis code clips none) and its cells' BN keeps no
+  running statistics (the mixed-op network runs every op).
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch.func import functional_call
 
 from harness.supernet.model import NB201Network
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # images, labels
+Mixing = Callable[[torch.Tensor, np.random.Generator], torch.Tensor]  # (alpha, draws) -> path weights W [6, 5]
+
+
+def softmax_weights(alpha: torch.Tensor, draws: np.random.Generator) -> torch.Tensor:
+    """DARTS's path weights ``softmax(alpha)`` per edge (``draws`` unused)."""
+    return torch.softmax(alpha, dim=-1)
+
+
+def dirichlet_weights(alpha: torch.Tensor, draws: np.random.Generator) -> torch.Tensor:
+    """DrNAS's path weights: one reparameterised sample ``W ~ Dir(elu(alpha) + 1)`` per edge, drawn by
+    torch's CPU generator seeded with ``draws``'s next integer inside ``torch.random.fork_rng`` (module
+    docstring), returned on alpha's device."""
+    seed = int(draws.integers(2**63))
+    concentration = torch.nn.functional.elu(alpha) + 1
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(seed)
+        sample = torch.distributions.Dirichlet(concentration.cpu()).rsample()
+    return sample.to(alpha.device)
+
+
+def simplex_weights(alpha: torch.Tensor, draws: np.random.Generator) -> torch.Tensor:
+    """GAEA's path weights: ``alpha`` itself, each edge's row on the simplex (``draws`` unused)."""
+    return alpha
+
+
+# mixing name (harness.search.config.MIXING) -> how alpha becomes the path weights (module docstring)
+MIXINGS: dict[str, Mixing] = {"softmax": softmax_weights, "dirichlet": dirichlet_weights, "simplex": simplex_weights}
+
+
+def mixed_loss(net: NB201Network, weights: torch.Tensor, batch: Batch, params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    """The mixed-op network's mean cross-entropy of ``batch`` with path weights ``weights`` ``[6, 5]``
+    in every cell, at its own weights or ``params``."""
+    x, y = batch
+    mix = weights.expand(net.shape.n_cells, *weights.shape)
+    logits = net(x, mix) if params is None else functional_call(net, params, (x, mix))
+    return torch.nn.functional.cross_entropy(logits, y)
+
+
+def loss(net: NB201Network, alpha: torch.Tensor, batch: Batch, params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    """The DARTS family's ``L(w, alpha; B)``: :func:`mixed_loss` under ``softmax(alpha)``."""
+    return mixed_loss(net, torch.softmax(alpha, dim=-1), batch, params)
 
 
 @dataclass
 class SearchState:
-    """What a search changes: the network's weights (and BN statistics), alpha, both optimizers."""
+    """What a search changes: the network's weights (and BN statistics), alpha, both optimizers; and
+    how alpha mixes the ops with the generator of the mixing's random draws (the loop sets one per
+    epoch)."""
 
     net: NB201Network
     alpha: torch.Tensor  # [6, 5], requires grad
     w_optimizer: torch.optim.SGD
-    a_optimizer: torch.optim.Adam
+    a_optimizer: torch.optim.Optimizer  # Adam, or ExponentiatedGradient for GAEA
+    mixing: Mixing
+    draws: np.random.Generator
     hessian_r: float = 0.01
 
+    def loss(self, batch: Batch, params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """``L(w, alpha; B)`` under this algorithm's mixing, at the network's weights or ``params``."""
+        return mixed_loss(self.net, self.mixing(self.alpha, self.draws), batch, params)
 
-def loss(net: NB201Network, alpha: torch.Tensor, batch: Batch, params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-    """``L(w, alpha; B)``: the mixed-op network's mean cross-entropy, at its own weights or ``params``."""
-    x, y = batch
-    mix = torch.softmax(alpha, dim=-1).expand(net.shape.n_cells, *alpha.shape)
-    logits = net(x, mix) if params is None else functional_call(net, params, (x, mix))
-    return torch.nn.functional.cross_entropy(logits, y)
+
+class ExponentiatedGradient(torch.optim.Optimizer):
+    """GAEA's architecture step: exponentiated gradient on the simplex of each row (last axis),
+
+        alpha <- a / sum(a),   a = max(alpha * exp(-lr g), floor) where alpha > 0, else 0,
+
+    mirror descent with the entropy as mirror map (Li et al. 2021; liamcli/gaea_release
+    ``cnn/architect/architect_edarts.py``, ``ArchitectEDARTS.step``: ``p.data.mul_(torch.exp(-lr *
+    p.grad.data))`` then ``normalize``, which clamps at ``min_v=1e-5`` and divides by the row sum). An
+    op of weight 0 (an excluded op) keeps 0, as it has no entry in their excluded-op search space; the
+    floor holds the others off 0. It keeps no state beyond its settings; ``state_dict`` and
+    ``load_state_dict`` are torch's."""
+
+    def __init__(self, params: Iterable[torch.Tensor], lr: float, floor: float = 1e-5) -> None:
+        super().__init__(params, {"lr": lr, "floor": floor})
+
+    @torch.no_grad()
+    def step(self, closure: None = None) -> None:  # type: ignore[override]
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                a = (p * torch.exp(-group["lr"] * p.grad)).clamp(min=group["floor"])
+                a = torch.where(p > 0, a, torch.zeros_like(a))
+                p.copy_(a / a.sum(dim=-1, keepdim=True))
 
 
 def weight_step(state: SearchState, batch: Batch, lr: float) -> torch.Tensor:
     """One SGD step of the weights on ``L(w, alpha; batch)`` at ``lr`` (alpha's gradient untouched);
     returns that loss (detached)."""
     params = list(state.net.parameters())
-    value = loss(state.net, state.alpha, batch)
+    value = state.loss(batch)
     for p, g in zip(params, torch.autograd.grad(value, params)):
         p.grad = g
     for group in state.w_optimizer.param_groups:
@@ -94,7 +225,7 @@ def _add_arch_grad(state: SearchState, g: torch.Tensor) -> None:
 
 def darts_first_order(state: SearchState, train: Sequence[Batch], valid: Sequence[Batch], lrs: Sequence[float]) -> list[torch.Tensor]:
     """``d/d alpha L(w, alpha; V_1)`` (module docstring); returns the validation loss."""
-    value = loss(state.net, state.alpha, valid[0])
+    value = state.loss(valid[0])
     (g,) = torch.autograd.grad(value, [state.alpha])
     _add_arch_grad(state, g)
     return [value.detach()]
@@ -107,19 +238,19 @@ def darts_second_order(state: SearchState, train: Sequence[Batch], valid: Sequen
     names, params = zip(*net.named_parameters())
     group = state.w_optimizer.param_groups[0]
     mu, wd = group["momentum"], group["weight_decay"]
-    grads = torch.autograd.grad(loss(net, alpha, train[0]), params)
+    grads = torch.autograd.grad(state.loss(train[0]), params)
     with torch.no_grad():
         virtual = {}
         for name, p, g in zip(names, params, grads):
             buffer = state.w_optimizer.state.get(p, {}).get("momentum_buffer")
             moment = torch.zeros_like(p) if buffer is None else mu * buffer
             virtual[name] = (p - xi * (moment + g + wd * p)).requires_grad_()
-    value = loss(net, alpha, valid[0], virtual)
+    value = state.loss(valid[0], virtual)
     *v, g_alpha = torch.autograd.grad(value, [*virtual.values(), alpha])
     with torch.no_grad():
         eps = state.hessian_r / torch.cat([t.reshape(-1) for t in v]).norm()
     g_plus, g_minus = (
-        torch.autograd.grad(loss(net, alpha, train[0], {n: p.detach() + sign * eps * t for n, p, t in zip(names, params, v)}), [alpha])[0]
+        torch.autograd.grad(state.loss(train[0], {n: p.detach() + sign * eps * t for n, p, t in zip(names, params, v)}), [alpha])[0]
         for sign in (1.0, -1.0)
     )
     _add_arch_grad(state, g_alpha - xi * (g_plus - g_minus) / (2 * eps))
@@ -134,10 +265,10 @@ def _unrolled(arch_on_valid: bool) -> ArchGradient:
         saved_optimizer = copy.deepcopy(state.w_optimizer.state_dict())
         losses = []
         for t, batch in enumerate(train):
-            train_loss = loss(net, alpha, batch)
+            train_loss = state.loss(batch)
             if arch_on_valid:
                 weight_grads = torch.autograd.grad(train_loss, params)
-                arch_loss = loss(net, alpha, valid[t])
+                arch_loss = state.loss(valid[t])
                 (g,) = torch.autograd.grad(arch_loss, [alpha])
             else:  # one backward gives both: SoTL's gradient is the training loss's
                 *weight_grads, g = torch.autograd.grad(train_loss, [*params, alpha])
@@ -158,20 +289,25 @@ def _unrolled(arch_on_valid: bool) -> ArchGradient:
 
 
 ArchGradient = Callable[[SearchState, Sequence[Batch], Sequence[Batch], Sequence[float]], list[torch.Tensor]]
-# name -> its architecture gradient (adds into alpha.grad; returns the losses it differentiated)
+_sotl = _unrolled(arch_on_valid=False)
+# name -> its architecture gradient (adds into alpha.grad; returns the losses it differentiated); the
+# algorithms differ beyond it only in their mixing and architecture optimizer (module docstring)
 ARCH_GRADIENTS: dict[str, ArchGradient] = {
     "darts-1": darts_first_order,
     "darts-2": darts_second_order,
-    "sotl-darts": _unrolled(arch_on_valid=False),
+    "sotl-darts": _sotl,
     "sovl-darts": _unrolled(arch_on_valid=True),
+    "drnas": darts_first_order,
+    "sotl-drnas": _sotl,
+    "gaea-darts": darts_first_order,
 }
 
 
 def search_block(state: SearchState, algorithm: str, train: Sequence[Batch], valid: Sequence[Batch],
                  lrs: Sequence[float]) -> tuple[torch.Tensor, torch.Tensor]:
     """One block (module docstring): the architecture gradient of ``algorithm`` on the training
-    minibatches ``train`` (and validation minibatches ``valid``; SoTL-DARTS takes none), one Adam step
-    of alpha, then one SGD step per training minibatch at ``lrs``. Returns the mean of the losses the
+    minibatches ``train`` (and validation minibatches ``valid``; SoTL-DARTS and SoTL-DrNAS take none),
+    one step of the architecture optimizer, then one SGD step per training minibatch at ``lrs``. Returns the mean of the losses the
     architecture gradient differentiated and the mean training loss of the weight steps (detached)."""
     state.a_optimizer.zero_grad(set_to_none=True)
     arch_losses = ARCH_GRADIENTS[algorithm](state, train, valid, lrs)

@@ -10,10 +10,28 @@ Mirofil/AutoDL-Projects at 77776cb settling what the table leaves open):
 * architecture: Adam, lr 3e-4, betas (0.5, 0.999), weight decay 1e-3, eps 1e-8 (search-cell.py
   l.1300 and its ``--arch_*`` defaults), alpha initialised as ``1e-3 * N(0, 1)`` per edge and op
   (NB201's search models, kept by the thesis code);
-* SoTL-DARTS and SoVL-DARTS: T = 100 unrolled steps per architecture step (thesis Sec. 4.3; the
-  code's ``inner_steps=100`` in ``lib/models/cell_searchs/darts/cnn/train_search_higher.py``);
+* SoTL-DARTS, SoVL-DARTS and SoTL-DrNAS: T = 100 unrolled steps per architecture step (thesis Sec.
+  4.3; the code's ``inner_steps=100`` in ``lib/models/cell_searchs/darts/cnn/train_search_higher.py``,
+  and in ``train_higher`` of the thesis fork Mirofil/DrNAS ``201-space/train_search_higher.py``);
 * DARTS second order: the finite-difference step ``r / ||v||`` with r = 0.01 (Liu et al. 2019,
   Sec. 2.3; ``_hessian_vector_product`` in the code's ``lib/utils/train_loop.py``);
+* DrNAS and SoTL-DrNAS (xiangning-chen/DrNAS ``201-space/train_search.py`` and ``architect.py``; the
+  thesis fork's ``train_search_higher.py`` alike): the architecture optimizer is
+  the DARTS family's Adam (lr 3e-4, betas (0.5, 0.999): their ``--arch_learning_rate`` default and
+  Architect), alpha initialised as DARTS's (``1e-3 * randn``, ``TinyNetwork`` in
+  ``201-space/search_model.py``); their regulariser, ``reg_type='l2'`` at ``reg_scale=1e-3`` (the
+  defaults), is the term ``(drnas_reg_scale / 2) ||alpha||^2`` of the architecture objective, which
+  their Architect applies as Adam's (coupled) weight decay ``drnas_reg_scale`` in place of
+  ``--arch_weight_decay`` (which it never reads); so here too, and ``arch_weight_decay`` does not
+  apply to them;
+* GAEA DARTS (liamcli/gaea_release ``configs/cnn/search_method/edarts/method_edarts_space_nasbench201.yaml``
+  and its README's NB201 command; Li's thesis Sec. 6.5.3, Table 6.4): exponentiated-gradient lr
+  ``gaea_lr = 0.1`` (``arch_learning_rate: 0.1``; the thesis's arch lr 0.1), alpha initialised uniform
+  on each edge's simplex (``ArchitectEDARTS.initialize_alphas`` in ``cnn/architect/architect_edarts.py``:
+  ``normalize(ones)``) over the ops but ``none`` (``gaea_exclude_none = true``: the README's
+  ``search.exclude_zero=true`` for NB201, as the thesis excludes the zero op), so
+  ``[0, 1/4, 1/4, 1/4, 1/4]`` per edge; no regulariser (``arch_weight_decay: 0.0``).
+  Adam's settings (``arch_lr``, betas, eps, ``arch_weight_decay``) and ``arch_init_std`` do not apply;
 * network: NB201's search network (C = 16, N = 5) with the cells' and the head's BN without affine
   parameters or running statistics (the code's ``--affine 0 --track_running_stats 0`` defaults),
   the stem's and reduction blocks' BN affine with running statistics: the supernet's
@@ -22,8 +40,12 @@ Mirofil/AutoDL-Projects at 77776cb settling what the table leaves open):
 
 A TOML file has the tables ``[data]``, ``[network]``, ``[search]``, ``[device]``; unknown keys are
 refused. Of ``[device]`` a search uses ``device`` and ``threads``. Every algorithm trains on the
-training half of NB201's ``cifar10-valid`` split (the issue's "50% of CIFAR-10"); SoTL-DARTS never
-reads the validation half, so it gets no more data than DARTS.
+training half of NB201's ``cifar10-valid`` split (the issue's "50% of CIFAR-10"); SoTL-DARTS and
+SoTL-DrNAS never read the validation half, so they get no more data than DARTS.
+
+The shared settings stay the thesis's for every algorithm; DrNAS's and GAEA's own codes train the
+weights otherwise (epochs, weight decay, gradient clipping: :mod:`harness.search.algorithms` lists
+the differences), and a config file sets ``epochs`` and ``weight_decay`` to follow them.
 """
 
 from __future__ import annotations
@@ -43,8 +65,18 @@ ALGORITHMS: dict[str, str] = {
     "darts-2": "DARTS, second order: finite-difference Hessian-vector product (Liu et al. 2019)",
     "sotl-darts": "SoTL-DARTS: T unrolled training steps, summed training-loss gradients (thesis Alg. 3)",
     "sovl-darts": "SoVL-DARTS: T unrolled training steps, summed validation-loss gradients (thesis Sec. 4.3)",
+    "drnas": "DrNAS: path weights sampled from Dir(elu(alpha) + 1), first order (Chen et al. 2021)",
+    "sotl-drnas": "SoTL-DrNAS: DrNAS's Dirichlet path weights, SoTL-DARTS's unrolled training-loss gradient (thesis Sec. 4.3)",
+    "gaea-darts": "GAEA DARTS: path weights on the simplex, exponentiated-gradient steps, first order (Li et al. 2021)",
 }
-UNROLLED = ("sotl-darts", "sovl-darts")  # the algorithms whose architecture step spans search.unroll_steps minibatches
+UNROLLED = ("sotl-darts", "sovl-darts", "sotl-drnas")  # the algorithms whose architecture step spans search.unroll_steps minibatches
+TRAINING_ONLY = ("sotl-darts", "sotl-drnas")  # the algorithms that read no validation data
+# algorithm -> how its alpha becomes the path weights (harness.search.algorithms.MIXINGS): softmax(alpha),
+# a Dirichlet sample of concentrations elu(alpha) + 1, or alpha itself on the simplex
+MIXING: dict[str, str] = {
+    "darts-1": "softmax", "darts-2": "softmax", "sotl-darts": "softmax", "sovl-darts": "softmax",
+    "drnas": "dirichlet", "sotl-drnas": "dirichlet", "gaea-darts": "simplex",
+}
 
 
 @dataclass(frozen=True)
@@ -64,8 +96,11 @@ class SearchSettings:
     arch_weight_decay: float = 1e-3
     arch_eps: float = 1e-8
     arch_init_std: float = 1e-3
-    unroll_steps: int = 100  # T of SoTL-DARTS and SoVL-DARTS
+    unroll_steps: int = 100  # T of SoTL-DARTS, SoVL-DARTS and SoTL-DrNAS
     hessian_r: float = 0.01  # DARTS second order: finite-difference step r / ||v||
+    drnas_reg_scale: float = 1e-3  # DrNAS, SoTL-DrNAS: the L2 regulariser's scale, Adam's weight decay of alpha
+    gaea_lr: float = 0.1  # GAEA: the exponentiated-gradient step size eta
+    gaea_exclude_none: bool = True  # GAEA: the op none gets weight 0 and keeps it
 
 
 @dataclass(frozen=True)
@@ -116,11 +151,13 @@ def load_search_config(path: str | Path) -> SearchConfig:
 def changed_search_settings(saved: dict[str, Any], cfg: SearchConfig) -> list[str]:
     """``"section.key: saved -> now"`` for every setting that changes what a search computes: the
     shared sections as the supernet's :func:`~harness.supernet.config.changed_settings` judges them,
-    and every ``[search]`` key but ``seeds``."""
+    and every ``[search]`` key but ``seeds``. A key the saved config lacks (one added since) counts as
+    its default: its algorithm did not exist, or it changed nothing, when that config was written."""
     changes = changed_settings(saved, cfg.ws_config(), ("data", "network", "device"))
     before, after = saved.get("search", {}), json.loads(json.dumps(asdict(cfg.search)))
+    defaults = json.loads(json.dumps(asdict(SearchSettings())))
     for key in sorted(set(before) | set(after)):
-        if key != "seeds" and before.get(key) != after.get(key):
+        if key != "seeds" and before.get(key, defaults.get(key)) != after.get(key):
             changes.append(f"search.{key}: {before.get(key)!r} -> {after.get(key)!r}")
     return changes
 
@@ -138,13 +175,13 @@ def _validate(cfg: SearchConfig) -> None:
         raise HarnessError(f"search.seeds must be distinct integers >= 0, at least one, got {list(s.seeds)}")
     if s.epochs < 0 or s.batch_size < 1 or s.unroll_steps < 1 or cfg.device.threads < 1:
         raise HarnessError("search.epochs must be >= 0; search.batch_size, search.unroll_steps and device.threads >= 1")
-    for name in ("lr", "lr_min", "arch_lr", "arch_eps", "hessian_r"):
+    for name in ("lr", "lr_min", "arch_lr", "arch_eps", "hessian_r", "gaea_lr"):
         if not getattr(s, name) > 0:
             raise HarnessError(f"search.{name} must be > 0, got {getattr(s, name)}")
     if not (0 <= s.arch_beta1 < 1 and 0 <= s.arch_beta2 < 1):
         raise HarnessError(f"search.arch_beta1 and arch_beta2 must be in [0, 1), got {s.arch_beta1}, {s.arch_beta2}")
     if s.nesterov and s.momentum <= 0:
         raise HarnessError("Nesterov momentum needs search.momentum > 0")
-    for name in ("weight_decay", "arch_weight_decay", "arch_init_std"):
+    for name in ("weight_decay", "arch_weight_decay", "arch_init_std", "drnas_reg_scale"):
         if getattr(s, name) < 0:
             raise HarnessError(f"search.{name} must be >= 0, got {getattr(s, name)}")

@@ -2,23 +2,29 @@
 checkpoints, exact resume, and the per-epoch log of the derived arch.
 
 Epoch e draws its minibatches from ``harness.rng.stream(SEARCH, seed, e, sub_stream)``: the training
-split's sample order and augmentation (sub-streams 0, 1) and the validation split's (2, 3), a pure
-function of (seed, epoch); nothing else in the loop is random. An epoch has ``steps = len(train) //
-batch_size`` training minibatches in ``steps // n`` blocks of ``n`` (n = ``search.unroll_steps`` for
-SoTL-/SoVL-DARTS, else 1); the last ``steps mod n`` minibatches of an epoch are not used. Block b's
+split's sample order and augmentation (sub-streams 0, 1) and the validation split's (2, 3); the seeds
+of DrNAS's Dirichlet samples come from sub-stream 4 (``state.draws``, one seed per forward pass in the
+order the blocks run them; :mod:`harness.search.algorithms`). All are a pure function of (seed,
+epoch); nothing else in the loop is random. An epoch has ``steps = len(train) // batch_size``
+training minibatches in ``steps // n`` blocks of ``n`` (n = ``search.unroll_steps`` for SoTL-/SoVL-DARTS
+and SoTL-DrNAS, else 1); the last ``steps mod n`` minibatches of an epoch are not used. Block b's
 algorithm reads validation minibatches ``n b + 1 .. n b + n`` of a sequence of augmented validation
 minibatches, one shuffle of the validation split after another (NB201's search data augments both
 halves alike). The weights' lr is cosine-annealed per minibatch, ``lr_t = lr_min + (lr - lr_min) (1 +
 cos(pi t / S)) / 2`` over all S used minibatches of the search (:func:`harness.supernet.train.cosine_lr`).
 
-After every epoch the state (weights and BN statistics, alpha, both optimizers' states, the epochs
-done, the log) is written atomically to ``search-seed{seed}.pt`` and the log to
-``search-seed{seed}.json``: per epoch the derived arch and its truth (:func:`harness.search.derive.describe`),
-softmax(alpha), the mean architecture-objective and training losses and the seconds taken. Resuming
-loads the checkpoint and replays the same streams, so a killed search ends with the state an
-uninterrupted one reaches (bit for bit on a deterministic device with the same thread count).
-The weights and alpha are drawn from torch seeded by the seed inside ``torch.random.fork_rng``
-(the network first, then ``alpha = arch_init_std * N(0, 1)``), the caller's RNG untouched.
+After every epoch the state (weights and BN statistics, alpha, both optimizers' states, of GAEA's
+exponentiated gradient only its settings, the epochs done, the log) is written atomically to
+``search-seed{seed}.pt`` and the log to ``search-seed{seed}.json``: per epoch the derived arch and its
+truth (:func:`harness.search.derive.describe`), softmax(alpha), the mean architecture-objective and
+training losses and the seconds taken. Resuming loads the checkpoint and replays the same streams, so
+a killed search ends with the state an uninterrupted one reaches (bit for bit on a deterministic device
+with the same thread count). The weights and alpha are drawn from torch seeded by the seed inside
+``torch.random.fork_rng`` (the network first, then ``alpha = arch_init_std * N(0, 1)``; GAEA's alpha is
+not drawn but uniform on each edge's simplex, :mod:`harness.search.config`), the caller's RNG
+untouched. The architecture optimizer is Adam (weight decay ``drnas_reg_scale`` for DrNAS and
+SoTL-DrNAS, else ``arch_weight_decay``), or GAEA's
+:class:`~harness.search.algorithms.ExponentiatedGradient` at ``gaea_lr``.
 """
 
 from __future__ import annotations
@@ -37,15 +43,15 @@ from harness.benchmark import Benchmark
 from harness.data.loader import DeviceImages
 from harness.errors import HarnessError
 from harness.registry import load_benchmark
-from harness.search.algorithms import Batch, SearchState, search_block
-from harness.search.config import SearchConfig, changed_search_settings
+from harness.search.algorithms import MIXINGS, Batch, ExponentiatedGradient, SearchState, search_block
+from harness.search.config import MIXING, TRAINING_ONLY, SearchConfig, SearchSettings, changed_search_settings
 from harness.search.derive import describe
 from harness.spaces.nb201 import EDGES, OPS
 from harness.supernet.model import NB201Network
 from harness.supernet.spaces.nb201 import NB201Space
 from harness.supernet.train import cosine_lr
 
-STREAM_TRAIN_ORDER, STREAM_TRAIN_AUGMENT, STREAM_VALID_ORDER, STREAM_VALID_AUGMENT = 0, 1, 2, 3
+STREAM_TRAIN_ORDER, STREAM_TRAIN_AUGMENT, STREAM_VALID_ORDER, STREAM_VALID_AUGMENT, STREAM_MIXING = 0, 1, 2, 3, 4
 
 
 def checkpoint_path(out_dir: Path, seed: int) -> Path:
@@ -62,13 +68,32 @@ def init_state(cfg: SearchConfig, seed: int, device: torch.device, dtype: torch.
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = NB201Network(NB201Space().shape(cfg.ws_config()))
-        alpha = s.arch_init_std * torch.randn(len(EDGES), len(OPS), dtype=torch.float64)
+        alpha = _initial_alpha(s)
     net = net.to(device=device, dtype=dtype)
     alpha = alpha.to(device=device, dtype=dtype).requires_grad_()
     w_optimizer = torch.optim.SGD(net.parameters(), lr=s.lr, momentum=s.momentum, nesterov=s.nesterov, weight_decay=s.weight_decay)
-    a_optimizer = torch.optim.Adam([alpha], lr=s.arch_lr, betas=(s.arch_beta1, s.arch_beta2), eps=s.arch_eps,
-                                   weight_decay=s.arch_weight_decay)
-    return SearchState(net, alpha, w_optimizer, a_optimizer, s.hessian_r)
+    return SearchState(net=net, alpha=alpha, w_optimizer=w_optimizer, a_optimizer=_arch_optimizer(alpha, s),
+                       mixing=MIXINGS[MIXING[s.algorithm]], draws=rng.stream(rng.SEARCH, seed, 0, STREAM_MIXING),
+                       hessian_r=s.hessian_r)
+
+
+def _initial_alpha(s: SearchSettings) -> torch.Tensor:
+    """``arch_init_std * N(0, 1)`` per edge and op (from torch's seeded RNG), or for GAEA uniform
+    weights on each edge's simplex over the ops (``none`` at 0 when ``gaea_exclude_none``)."""
+    if MIXING[s.algorithm] != "simplex":
+        return s.arch_init_std * torch.randn(len(EDGES), len(OPS), dtype=torch.float64)
+    support = torch.tensor([not (s.gaea_exclude_none and op == "none") for op in OPS], dtype=torch.float64)
+    return (support / support.sum()).expand(len(EDGES), len(OPS)).clone()
+
+
+def _arch_optimizer(alpha: torch.Tensor, s: SearchSettings) -> torch.optim.Optimizer:
+    """GAEA's exponentiated gradient at ``gaea_lr``, else Adam with DrNAS's or DARTS's weight decay
+    (module docstring)."""
+    mixing = MIXING[s.algorithm]
+    if mixing == "simplex":
+        return ExponentiatedGradient([alpha], lr=s.gaea_lr)
+    weight_decay = s.drnas_reg_scale if mixing == "dirichlet" else s.arch_weight_decay
+    return torch.optim.Adam([alpha], lr=s.arch_lr, betas=(s.arch_beta1, s.arch_beta2), eps=s.arch_eps, weight_decay=weight_decay)
 
 
 def _minibatches(images: DeviceImages, order: np.random.Generator, augment: np.random.Generator, n: int, batch_size: int,
@@ -112,10 +137,11 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str,
 def search(cfg: SearchConfig, seed: int, train: DeviceImages, valid: DeviceImages | None, out_dir: Path,
            stop_after_epoch: int | None = None, dtype: torch.dtype = torch.float32, bench: Benchmark | None = None) -> SearchState:
     """Run (or resume) the search of ``seed`` into ``out_dir``; returns its state after the last epoch
-    run. ``valid`` may be None for SoTL-DARTS, which reads no validation data. ``stop_after_epoch``
-    ends early, as a kill would (tests); ``bench``: the embedded NB201 benchmark (loaded when None)."""
+    run. ``valid`` may be None for SoTL-DARTS and SoTL-DrNAS, which read no validation data.
+    ``stop_after_epoch`` ends early, as a kill would (tests); ``bench``: the embedded NB201 benchmark
+    (loaded when None)."""
     s = cfg.search
-    if valid is None and s.algorithm != "sotl-darts":
+    if valid is None and s.algorithm not in TRAINING_ONLY:
         raise HarnessError(f"{s.algorithm} needs the validation split")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -146,9 +172,10 @@ def search(cfg: SearchConfig, seed: int, train: DeviceImages, valid: DeviceImage
     for epoch in range(start, stop):
         started = time.perf_counter()
         state.net.train()
-        streams = [rng.stream(rng.SEARCH, seed, epoch, sub) for sub in range(4)]
+        streams = [rng.stream(rng.SEARCH, seed, epoch, sub) for sub in range(5)]
+        state.draws = streams[STREAM_MIXING]
         train_batches = _minibatches(train, streams[STREAM_TRAIN_ORDER], streams[STREAM_TRAIN_AUGMENT], blocks * n, s.batch_size, dtype)
-        valid_batches = ([] if valid is None or s.algorithm == "sotl-darts" else _minibatches(
+        valid_batches = ([] if valid is None or s.algorithm in TRAINING_ONLY else _minibatches(
             valid, streams[STREAM_VALID_ORDER], streams[STREAM_VALID_AUGMENT], blocks * n, s.batch_size, dtype))
         arch_losses, train_losses = [], []
         for b in range(blocks):

@@ -10,7 +10,7 @@ from pathlib import Path
 from harness.atomic import write_atomic
 from harness.errors import HarnessError
 from harness.experiments.executors import Executor, LocalExecutor, Progress, Report, Task, TaskResources
-from harness.search.config import SearchConfig, changed_search_settings
+from harness.search.config import TRAINING_ONLY, SearchConfig, changed_search_settings
 
 
 def run_search(cfg: SearchConfig, out: Path, seeds: Sequence[int] | None = None, executor: Executor | None = None,
@@ -56,6 +56,6 @@ def search_task(report: Report, cfg: SearchConfig, seed: int, out: Path) -> Path
     ws = cfg.ws_config()
     train, valid = load_images(ws, resolve_device(ws))
     with cpu_threads(ws):
-        search(cfg, seed, train, None if cfg.search.algorithm == "sotl-darts" else valid, out, bench=load_benchmark("nb201"))
+        search(cfg, seed, train, None if cfg.search.algorithm in TRAINING_ONLY else valid, out, bench=load_benchmark("nb201"))
     report("search", 1)
     return log_path(out, seed)

@@ -61,6 +61,9 @@ OPS: tuple[str, ...] = (
     "dil_conv_3x3",
     "dil_conv_5x5",
 )
+# DARTS's search candidates (quark0/darts cnn/genotypes.py PRIMITIVES): the zero op ``none`` first, then
+# OPS in the same order. A search's mixed edges weigh them; no genotype ever holds ``none``.
+PRIMITIVES: tuple[str, ...] = ("none", *OPS)
 CELLS: tuple[str, str] = ("normal", "reduce")
 N_NODES = 4  # intermediate nodes per cell
 ENCODING_LENGTH = 2 * N_NODES * 2 * 2  # cells x nodes x edges x (input, op) = 32
@@ -91,6 +94,16 @@ class Genotype(NamedTuple):
 
 
 _CONCAT = (2, 3, 4, 5)
+
+
+def check_candidates(candidates: Sequence[str]) -> tuple[str, ...]:
+    """``candidates`` as a tuple if it can be a DARTS search's candidate ops: distinct ops of
+    :data:`PRIMITIVES` in that order, at least one of them not ``none``; raises HarnessError otherwise."""
+    ops = tuple(candidates)
+    if tuple(op for op in PRIMITIVES if op in ops) != ops or not set(ops) - {"none"}:
+        raise HarnessError(f"DARTS candidate ops are distinct ops of {PRIMITIVES} in that order, at least one not "
+                           f"'none'; got {ops}")
+    return ops
 
 
 def search_space_size() -> int:

@@ -1,4 +1,5 @@
-"""The DARTS search network, as a weight-sharing supernet and as one standalone genotype.
+"""The DARTS search network: a weight-sharing supernet run one genotype at a time or as DARTS's mixed
+network, and one standalone genotype.
 
 Followed from quark0/darts (Liu et al. 2019) ``cnn/model_search.py`` (``Network``, ``Cell``,
 ``MixedOp``) and ``cnn/operations.py``; written anew here.
@@ -25,6 +26,21 @@ conv with dilation 2, pointwise conv, BN). Convolutions have no bias. DARTS's 8t
 ``none`` (zero), has no weights, adds nothing to a sum and is never chosen by an NB301 genotype, so
 no module holds it.
 
+Mixed forward (DARTS's ``MixedOp`` and ``Cell.forward``): the supernet's candidate ops are
+``candidates``, a subsequence of :data:`~harness.spaces.darts.PRIMITIVES` (all 8, ``none`` first, by
+default; the S2 space of Zela et al. 2020, automl/RobustDARTS ``src/spaces.py``, has only
+``skip_connect`` and ``sep_conv_3x3``, and its network holds only their modules). Given weights
+``w[cell type, edge, op]`` of shape ``[2, 14, len(candidates)]`` (cell type 0 for normal cells, 1 for
+reductions; op axis in ``candidates`` order), every cell computes
+
+    node m + 2 = sum over its edges k = (j -> m + 2), j = 0..m+1, of sum over ops o != none, in
+                 candidates order, of w[cell type, k, o] * o(node j)
+
+so ``none`` contributes zero and enters only through whatever normalised the weights (DARTS's
+softmax). With one-hot weights on a genotype's two edges per node and on ``none`` elsewhere this is
+the genotype's single-path forward bit for bit (``1 * y = y``, ``0 * y = 0``, ``t + 0 = t``, and the
+two terms are added in the same order; finite activations), though every op runs.
+
 BatchNorm: the cells' BNs take ``bn_affine`` and ``bn_track_running_stats`` (DARTS's search network
 has ``affine=False``; the harness's default, like the thesis code's ``--track_running_stats 0``, also
 keeps no running statistics, so each batch is normalised with its own statistics in training and
@@ -40,11 +56,14 @@ so only their weights (and the stem, the preprocessing and the classifier) get g
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from functools import lru_cache
+
 import torch
 from torch import nn
 
 from harness.errors import HarnessError
-from harness.spaces.darts import EDGE_START, N_NODES, OPS, Genotype
+from harness.spaces.darts import EDGE_START, EDGES_PER_CELL, N_NODES, OPS, PRIMITIVES, Genotype, check_candidates
 from harness.supernet.spaces.darts import EDGE_INPUTS, STEM_MULTIPLIER, CellLayout, DartsShape, canonical
 
 
@@ -106,6 +125,10 @@ def make_op(op: str, channels: int, stride: int, shape: DartsShape) -> nn.Module
     raise HarnessError(f"no module for DARTS op {op!r}; valid: {OPS}")
 
 
+# one term of an intermediate node's sum: (edge, op, weight), weight None for an unweighted term
+Term = tuple[int, str, torch.Tensor | None]
+
+
 class Cell(nn.Module):
     """One cell (module docstring) whose edge k holds the ops ``candidates[k]``."""
 
@@ -121,13 +144,28 @@ class Cell(nn.Module):
             for src, ops in zip(EDGE_INPUTS, candidates)
         )
 
-    def forward(self, s0: torch.Tensor, s1: torch.Tensor, pairs: tuple[tuple[str, int], ...]) -> torch.Tensor:
-        """The cell's output for the 8 ``(op, input)`` pairs of its genotype cell."""
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, terms: Sequence[Sequence[Term]]) -> torch.Tensor:
+        """The cell's output: intermediate node ``m + 2`` is the sum, in order, of ``w * op(input of
+        edge k)`` over the terms ``(k, op, w)`` of ``terms[m]`` (``op(...)`` itself where w is None)."""
         nodes = [self.preprocess0(s0), self.preprocess1(s1)]
-        for m in range(N_NODES):
-            (op_a, a), (op_b, b) = pairs[2 * m], pairs[2 * m + 1]
-            nodes.append(self.edges[EDGE_START[m] + a][op_a](nodes[a]) + self.edges[EDGE_START[m] + b][op_b](nodes[b]))
+        for node_terms in terms:
+            total: torch.Tensor | None = None
+            for k, op, w in node_terms:
+                y = self.edges[k][op](nodes[EDGE_INPUTS[k]])
+                if total is None:
+                    total = y if w is None else y * w
+                else:
+                    total = total + y if w is None else torch.addcmul(total, y, w)
+            assert total is not None
+            nodes.append(total)
         return torch.cat(nodes[2:], dim=1)
+
+
+@lru_cache(maxsize=65536)
+def _path_terms(pairs: tuple[tuple[str, int], ...]) -> tuple[tuple[Term, ...], ...]:
+    """A genotype cell's 8 ``(op, input)`` pairs as :meth:`Cell.forward` terms: node m + 2 sums
+    ``op_a(node a) + op_b(node b)`` of its two pairs, unweighted."""
+    return tuple(tuple((EDGE_START[m] + src, op, None) for op, src in pairs[2 * m:2 * m + 2]) for m in range(N_NODES))
 
 
 def _edge_ops(pairs: tuple[tuple[str, int], ...]) -> tuple[tuple[str, ...], ...]:
@@ -139,14 +177,20 @@ def _edge_ops(pairs: tuple[tuple[str, int], ...]) -> tuple[tuple[str, ...], ...]
 
 
 class DartsNetwork(nn.Module):
-    """The DARTS search network of ``shape``: the supernet (every op on every edge) without
-    ``genotype``, that genotype's standalone network with it (module docstring)."""
+    """The DARTS search network of ``shape``: without ``genotype`` the supernet, every op of
+    ``candidates`` but ``none`` on every edge; with it that genotype's standalone network (module
+    docstring)."""
 
-    def __init__(self, shape: DartsShape, genotype: Genotype | None = None):
+    def __init__(self, shape: DartsShape, genotype: Genotype | None = None, candidates: tuple[str, ...] = PRIMITIVES):
         super().__init__()
+        self.candidates = check_candidates(candidates)
+        if genotype is not None and self.candidates != PRIMITIVES:
+            raise HarnessError("a standalone DARTS network holds its genotype's ops; candidates are a supernet's")
         self.shape = shape
         self.genotype = None if genotype is None else canonical(genotype)
-        every = tuple(OPS for _ in EDGE_INPUTS)
+        # (op, its column in the mixed weights) of every op with a module, in candidates order
+        self._columns = tuple((op, i) for i, op in enumerate(self.candidates) if op != "none")
+        every = tuple(tuple(op for op, _ in self._columns) for _ in EDGE_INPUTS)
         c_stem = STEM_MULTIPLIER * shape.channels
         self.stem = nn.Sequential(nn.Conv2d(3, c_stem, 3, padding=1, bias=False),
                                   nn.BatchNorm2d(c_stem, track_running_stats=shape.stem_bn_running_stats))
@@ -160,21 +204,49 @@ class DartsNetwork(nn.Module):
         self.cells = nn.ModuleList(cells)
         self.classifier = nn.Linear(shape.head_channels, shape.n_classes)
 
-    def forward(self, x: torch.Tensor, genotype: Genotype | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, genotype: Genotype | torch.Tensor | None = None) -> torch.Tensor:
         """Logits of ``genotype`` (a path: every normal cell runs its normal cell, every reduction cell
-        its reduction cell); a standalone network runs its own genotype and takes none."""
+        its reduction cell); a standalone network runs its own genotype and takes none. A tensor
+        ``genotype`` is the supernet's mixed weights ``[2, 14, len(candidates)]`` (module docstring)."""
+        if isinstance(genotype, torch.Tensor):
+            normal, reduce = self._mixed_terms(genotype)
+        else:
+            path = self._path(genotype)
+            normal, reduce = _path_terms(path.normal), _path_terms(path.reduce)
+        s0 = s1 = self.stem(x)
+        for cell in self.cells:
+            s0, s1 = s1, cell(s0, s1, reduce if cell.reduction else normal)
+        return self.classifier(torch.flatten(nn.functional.adaptive_avg_pool2d(s1, 1), 1))
+
+    def _path(self, genotype: Genotype | None) -> Genotype:
+        """The genotype a single-path forward runs, checked against the network's ops."""
         if self.genotype is not None:
             if genotype is not None:
                 raise HarnessError("a standalone DARTS network runs its own genotype; it takes no path")
-            genotype = self.genotype
-        elif genotype is None:
-            raise HarnessError("a DARTS supernet forward needs the genotype to run (a path)")
-        else:
-            genotype = canonical(genotype)
-        s0 = s1 = self.stem(x)
-        for cell in self.cells:
-            s0, s1 = s1, cell(s0, s1, genotype.reduce if cell.reduction else genotype.normal)
-        return self.classifier(torch.flatten(nn.functional.adaptive_avg_pool2d(s1, 1), 1))
+            return self.genotype
+        if genotype is None:
+            raise HarnessError("a DARTS supernet forward needs the genotype to run (a path) or mixed weights")
+        genotype = canonical(genotype)
+        missing = {op for op, _ in genotype.normal + genotype.reduce} - set(self.candidates)
+        if missing:
+            raise HarnessError(f"this DARTS supernet holds the ops {self.candidates}, not {sorted(missing)}")
+        return genotype
+
+    def _mixed_terms(self, weights: torch.Tensor) -> tuple[list[list[Term]], list[list[Term]]]:
+        """The normal and reduction cells' terms of the mixed forward: node m + 2 sums every op with
+        a module of each of its edges, edges by input, ops in candidates order."""
+        expected = (2, EDGES_PER_CELL, len(self.candidates))
+        if self.genotype is not None:
+            raise HarnessError("a mixed forward needs the DARTS supernet, not a standalone network")
+        if tuple(weights.shape) != expected:
+            raise HarnessError(f"mixed weights have shape [cell types, edges, ops {self.candidates}] = {list(expected)} "
+                               f"here, got {list(weights.shape)}")
+        normal, reduce = (
+            [[(k, op, cell[k, i]) for k in range(EDGE_START[m], EDGE_START[m] + m + 2) for op, i in self._columns]
+             for m in range(N_NODES)]
+            for cell in weights
+        )
+        return normal, reduce
 
 
 def materialise(supernet: DartsNetwork, genotype: Genotype) -> DartsNetwork:

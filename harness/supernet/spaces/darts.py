@@ -63,10 +63,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from harness.adapters.nb301 import ENSEMBLE_SCHEDULE, SCHEDULE
+from harness.benchmark import Benchmark
 from harness.data.nb201 import dataset_info
 from harness.errors import HarnessError
 from harness.registry import load_benchmark
@@ -195,6 +197,13 @@ def fair_genotypes(rng: np.random.Generator) -> list[Genotype]:
     return paths
 
 
+def surrogate_accuracy(bench: Benchmark, archs: Any, schedule: str = SCHEDULE) -> np.ndarray:
+    """The truth of DARTS ``archs`` (any form ``bench.resolve`` reads): NB301's predicted cifar10
+    validation accuracy (%) at the last epoch of ``schedule``, ``"98"`` of the embedded YAHPO
+    surrogate or ``"100"`` of the official ensemble (module docstring)."""
+    return np.asarray(bench.final(archs, "cifar10", "accuracy", "valid", schedule), dtype=np.float64)
+
+
 def _op_parameters(op: str, channels: int, stride: int) -> int:
     """Weights of one op on ``channels`` channels in the search network (cell BNs without affine
     parameters): a separable conv ``k x k`` is two (depthwise ``C k^2`` + pointwise ``C^2``) halves, a
@@ -276,15 +285,14 @@ class DartsSpace(Space):
     def arch_set(self, cfg: WSConfig, truth_root: Path | None = None) -> ArchSet:
         """``finetune.n_archs`` genotypes drawn with ``finetune.arch_seed`` and their NB301 truth (module docstring)."""
         if truth_root is None:
-            bench, schedule = load_benchmark("nb301"), "98"
+            bench, schedule = load_benchmark("nb301"), SCHEDULE
             source = "NB301 (embedded YAHPO ONNX surrogate) predicted val_accuracy % at epoch 98, cifar10"
         else:
-            bench, schedule = load_benchmark("nb301", None, nb_models=truth_root), "100"
+            bench, schedule = load_benchmark("nb301", None, nb_models=truth_root), ENSEMBLE_SCHEDULE
             source = f"NB301 official nasbench301 XGB ensemble ({truth_root}) predicted final val_accuracy %, cifar10, no noise"
         encodings = bench.sample(cfg.finetune.n_archs, cfg.finetune.arch_seed)
-        truth = bench.final(encodings, "cifar10", "accuracy", "valid", schedule)
         arches = tuple(self.encode(encoding_to_genotype(row)) for row in encodings)
-        return ArchSet(np.arange(len(arches), dtype=np.int64), arches, np.asarray(truth, dtype=np.float64), source, "val")
+        return ArchSet(np.arange(len(arches), dtype=np.int64), arches, surrogate_accuracy(bench, encodings, schedule), source, "val")
 
     def params(self, archs: ArchSet) -> np.ndarray:
         """Parameter counts (millions) of each genotype's standalone *search-size* network: C = 16,
