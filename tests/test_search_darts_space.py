@@ -17,6 +17,7 @@ from harness.registry import load_benchmark
 from harness.search import derive
 from harness.search.algorithms import loss
 from harness.search.config import SearchConfig
+from harness.search.diagnostics import cell_depth_darts
 from harness.search.loop import init_state
 from harness.search.spaces import S2_OPS, SEARCH_SPACES, get_search_space
 from harness.spaces.darts import EDGE_START, PRIMITIVES, Genotype, encoding_to_genotype, sample_encodings
@@ -139,11 +140,14 @@ def test_the_s2_network_holds_only_skip_and_sep3_under_the_supernets_parameter_n
 # --------------------------------------------------------------------------- DARTS's derivation
 
 
-def _reference_genotype(alpha: np.ndarray, ops: tuple[str, ...]) -> Genotype:
-    """DARTS's genotype() step by step: softmax over all ops, edges by largest non-none weight in a
-    stable sort, ops by a strict > over the non-none ops."""
+def _softmax(alpha: np.ndarray) -> np.ndarray:
     weights = np.exp(alpha - alpha.max(axis=-1, keepdims=True))
-    weights = weights / weights.sum(axis=-1, keepdims=True)
+    return weights / weights.sum(axis=-1, keepdims=True)
+
+
+def _reference_genotype(weights: np.ndarray, ops: tuple[str, ...]) -> Genotype:
+    """DARTS's genotype() step by step on the op weights (its softmax over all ops): edges by largest
+    non-none weight in a stable sort, ops by a strict > over the non-none ops."""
     cells = []
     for c in range(2):
         pairs = []
@@ -165,10 +169,10 @@ def test_the_derived_genotype_keeps_the_two_strongest_non_none_edges_per_node_an
     none, skip, sep3, sep5, dil3, avg, dil5 = (PRIMITIVES.index(op) for op in (
         "none", "skip_connect", "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "avg_pool_3x3", "dil_conv_5x5"))
     # all ties: inputs 0 and 1 of every node, the first op but none (max_pool_3x3)
-    tied = derive.derived_genotype(alpha, PRIMITIVES)
+    tied = derive.derived_genotype(_softmax(alpha), PRIMITIVES)
     assert tied.normal == tied.reduce == (("max_pool_3x3", 0), ("max_pool_3x3", 1)) * 4
     alpha[:, :, none] = 10.0  # none never chosen, however heavy
-    assert derive.derived_genotype(alpha, PRIMITIVES) == tied
+    assert derive.derived_genotype(_softmax(alpha), PRIMITIVES) == tied
     alpha[:, :, none] = 0.0
     # node 2: an op tie on its edge from node 1 goes to the op first in PRIMITIVES
     alpha[0, 1, [sep3, dil3]] = 2.0
@@ -180,7 +184,7 @@ def test_the_derived_genotype_keeps_the_two_strongest_non_none_edges_per_node_an
     # reduction cell, node 5 (edges 9..13 from nodes 0..4): nodes 4 and 3 the strongest
     alpha[1, 13, dil5] = 2.0
     alpha[1, 12, avg] = 1.0
-    genotype = derive.derived_genotype(alpha, PRIMITIVES)
+    genotype = derive.derived_genotype(_softmax(alpha), PRIMITIVES)
     assert genotype.normal[:4] == (("max_pool_3x3", 0), ("sep_conv_3x3", 1), ("skip_connect", 1), ("sep_conv_5x5", 2))
     assert genotype.normal[4:] == tied.normal[4:] and genotype.reduce[:6] == tied.reduce[:6]
     assert genotype.reduce[6:] == (("avg_pool_3x3", 3), ("dil_conv_5x5", 4))
@@ -188,7 +192,7 @@ def test_the_derived_genotype_keeps_the_two_strongest_non_none_edges_per_node_an
     s2 = np.zeros((2, 14, 2))
     s2[0, 0, 0], s2[0, 1, 1] = 1.0, 2.0
     s2[0, 13, 1], s2[0, 11, 0] = 3.0, 1.0
-    derived = derive.derived_genotype(s2, S2_OPS)
+    derived = derive.derived_genotype(_softmax(s2), S2_OPS)
     assert derived.normal[:2] == (("skip_connect", 0), ("sep_conv_3x3", 1))
     assert derived.normal[6:] == (("skip_connect", 2), ("sep_conv_3x3", 4))
     assert derived.reduce == (("skip_connect", 0), ("skip_connect", 1)) * 4
@@ -196,10 +200,12 @@ def test_the_derived_genotype_keeps_the_two_strongest_non_none_edges_per_node_an
         rng = np.random.default_rng(seed)
         for ops in (PRIMITIVES, S2_OPS):
             random = rng.normal(size=(2, 14, len(ops))) if seed % 2 else rng.integers(-1, 2, size=(2, 14, len(ops))).astype(float)
-            assert derive.derived_genotype(random, ops) == _reference_genotype(random, ops), (seed, ops)
+            assert derive.derived_genotype(_softmax(random), ops) == _reference_genotype(_softmax(random), ops), (seed, ops)
 
 
-def test_the_derivation_refuses_alphas_of_another_shape_or_not_finite() -> None:
+def test_the_derivation_refuses_weights_of_another_shape_negative_or_not_finite() -> None:
+    with pytest.raises(HarnessError, match=">= 0"):
+        derive.derived_genotype(np.full((2, 14, 8), -0.1), PRIMITIVES)  # alpha, not its softmax
     with pytest.raises(HarnessError, match=r"\[2, 14, 8\], got \[2, 14, 7\]"):
         derive.derived_genotype(np.zeros((2, 14, 7)), PRIMITIVES)
     with pytest.raises(HarnessError, match="finite"):
@@ -253,12 +259,13 @@ def test_the_darts_search_spaces_describe_the_derived_genotype_with_the_embedded
     rng = np.random.default_rng(4)
     for _ in range(2):
         alpha = rng.normal(size=(2, 14, len(ops)))
-        genotype = derive.derived_genotype(alpha, ops)
+        genotype = derive.derived_genotype(_softmax(alpha), ops)
         direct = load_benchmark("nb301").final([genotype], "cifar10", "accuracy", "valid", "98")  # the adapter itself
-        assert space.describe(alpha, bench) == {
+        assert space.describe(_softmax(alpha), bench) == {
             "arch": str(genotype),
             "n_skip": sum(op == "skip_connect" for op, _ in genotype.normal),
             "n_parameter_free": sum(op in ("max_pool_3x3", "avg_pool_3x3", "skip_connect") for op, _ in genotype.normal),
+            "depth": cell_depth_darts(genotype.normal),
             "cifar10_valid_98": float(direct[0]),
         }
         assert 80 < direct[0] < 100 and space.truth_columns == ("cifar10_valid_98",)

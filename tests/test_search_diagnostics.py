@@ -195,7 +195,7 @@ def _history(skips: list[int], accuracies: list[float], eigenvalues: list[float 
     return [{"epoch": e + 1, "arch": "|skip_connect~0|+|skip_connect~0|none~1|+|skip_connect~0|none~1|none~2|",
              "arch_index": 1462, "n_skip": s, "n_parameter_free": 6, "cifar10_test_200": acc, "cifar10_test_12": acc - 30,
              "arch_loss": 2.3 - 0.1 * e, "train_loss": 2.2 - 0.1 * e, "depth": 3 - min(s, 2), "hessian_eigenvalue": ev,
-             "softmax_alpha": [[0.2] * 5] * 6, "seconds": 61.5}
+             "op_weights": [[0.2] * 5] * 6, "seconds": 61.5}
             for e, (s, acc, ev) in enumerate(zip(skips, accuracies, eigenvalues))]
 
 

@@ -16,8 +16,11 @@ from harness.cli import main
 from harness.errors import HarnessError
 from harness.registry import load_benchmark
 from harness.search.config import SearchConfig, load_search_config
-from harness.search.derive import derived_ops, describe
-from harness.search.loop import checkpoint_path, load_checkpoint, log_path, search
+from harness import rng
+from harness.search.algorithms import loss
+from harness.search.derive import derived_genotype, derived_ops, describe
+from harness.search.diagnostics import cell_depth_darts, cell_depth_nb201
+from harness.search.loop import _minibatches, checkpoint_path, init_state, load_checkpoint, log_path, search
 from harness.spaces.nb201 import OPS, ops_to_arch
 from harness.supernet.train import load_images
 from image_fixtures import write_cifar10
@@ -104,8 +107,55 @@ def test_the_log_holds_the_argmax_arch_its_truth_and_op_counts(data_root: Path, 
     assert entry["arch_index"] == int(BENCH.resolve([ops])[0])
     assert entry["cifar10_test_200"] == float(BENCH.final([entry["arch_index"]], "cifar10", "accuracy", "ori-test", "200")[0])
     assert entry["n_skip"] == ops.count("skip_connect")
-    np.testing.assert_allclose(np.asarray(entry["softmax_alpha"]).sum(axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(entry["op_weights"]).sum(axis=1), 1.0, rtol=1e-12)
     assert np.isfinite([entry["arch_loss"], entry["train_loss"]]).all()
+
+
+@pytest.mark.parametrize("algorithm", ["sotl-darts", "darts-1"])
+def test_the_logged_eigenvalue_is_the_dominant_one_of_the_exact_hessian_on_the_right_minibatch(
+        data_root: Path, tmp_path: Path, algorithm: str) -> None:
+    """Power iteration on the epoch's first training minibatch for SoTL-DARTS (the thesis tracks its
+    training loss), the first validation minibatch for DARTS, at the epoch's final weights: equal to
+    the largest-magnitude eigenvalue of the explicit float64 Hessian of that loss in alpha."""
+    cfg = _config(data_root, algorithm, epochs=1).with_overrides(search={"eigenvalue_tol": 1e-10, "eigenvalue_iterations": 500})
+    _search(cfg, tmp_path)
+    (entry,) = json.loads(log_path(tmp_path, 0).read_text())
+    saved = load_checkpoint(checkpoint_path(tmp_path, 0))
+    state = init_state(cfg, 0, torch.device("cpu"), torch.float64)
+    state.net.load_state_dict(saved["model"])
+    train, valid = load_images(cfg.ws_config(), torch.device("cpu"))
+    images, order, augment = (train, 0, 1) if algorithm == "sotl-darts" else (valid, 2, 3)
+    steps = len(train) // cfg.search.batch_size
+    batch = _minibatches(images, rng.stream(rng.SEARCH, 0, 0, order), rng.stream(rng.SEARCH, 0, 0, augment), steps,
+                         cfg.search.batch_size, torch.float64)[0]
+    hessian = torch.autograd.functional.hessian(lambda a: loss(state.net, a, batch), saved["alpha"]).reshape(30, 30)
+    eigenvalues = torch.linalg.eigvalsh(hessian)
+    dominant = float(eigenvalues[eigenvalues.abs().argmax()])
+    assert entry["hessian_eigenvalue"] == pytest.approx(dominant, rel=1e-6)
+    assert 1 <= entry["eigenvalue_iterations"] <= 500
+    assert entry["depth"] == cell_depth_nb201(entry["arch"])
+
+
+def test_a_search_on_the_darts_s2_space_logs_nb301_truth_depth_and_resumes(data_root: Path, tmp_path: Path) -> None:
+    cfg = SearchConfig().with_overrides(
+        space="darts-s2", data={"root": str(data_root), "image_size": 8}, network={"channels": 4, "cells_per_stage": 1},
+        search={"algorithm": "darts-1", "seeds": [0], "epochs": 2, "batch_size": 16, "eigenvalue_iterations": 5},
+        device={"device": "cpu"})
+    bench = load_benchmark("nb301")
+    train, valid = load_images(cfg.ws_config(), torch.device("cpu"))
+    search(cfg, 0, train, valid, tmp_path / "a", dtype=torch.float64, bench=bench)
+    search(cfg, 0, train, valid, tmp_path / "b", stop_after_epoch=1, dtype=torch.float64, bench=bench)
+    search(cfg, 0, train, valid, tmp_path / "b", dtype=torch.float64, bench=bench)
+    _assert_same_state(checkpoint_path(tmp_path / "a", 0), checkpoint_path(tmp_path / "b", 0))
+    history = json.loads(log_path(tmp_path / "a", 0).read_text())
+    assert [entry["epoch"] for entry in history] == [1, 2]
+    for entry in history:
+        genotype = derived_genotype(np.asarray(entry["op_weights"]), ("skip_connect", "sep_conv_3x3"))
+        assert entry["arch"] == str(genotype) and entry["depth"] == cell_depth_darts(genotype.normal)
+        assert entry["cifar10_valid_98"] == float(bench.final([genotype], "cifar10", "accuracy", "valid", "98")[0])
+        assert np.isfinite(entry["hessian_eigenvalue"])
+    with pytest.raises(HarnessError, match="space: 'darts-s2' -> 'darts'"):
+        search(cfg.with_overrides(space="darts"), 0, train, valid, tmp_path / "a", bench=bench)
 
 
 def test_derive_counts_and_looks_up_a_known_arch() -> None:

@@ -1,13 +1,14 @@
-"""The architecture step of each differentiable search algorithm on NB201, and the one block they share.
+"""The architecture step of each differentiable search algorithm, and the one block they share.
 
-The network is the supernet of :mod:`harness.supernet.model` run dense
-(:func:`harness.supernet.dense.mixed_cell`): every cell computes the mixed edge
+The network is the search space's mixed-op network (:mod:`harness.search.spaces`): every cell computes
+the mixed edge
 
     node_i = sum over edges k = (j -> i) of sum over ops o of W[k, o] * o(node_j)
 
-with one ``[6, 5]`` matrix of path weights ``W`` shared by all cells (``none`` outputs zeros, so it
-enters only through the weights), i.e. the dense path ``W`` repeated for every cell. The algorithm's
-*mixing* makes ``W`` of the architecture weights ``alpha`` ``[6, 5]`` (:data:`MIXINGS`; which
+with path weights ``W`` of the architecture weights' shape (``none`` outputs zeros, so it enters
+only through the weights): on NB201 one ``[6, 5]`` matrix shared by all cells, in the DARTS space one
+``[14, ops]`` block for the normal cells and one for the reduction cells. The algorithm's *mixing*
+makes ``W`` of the architecture weights ``alpha`` (:data:`MIXINGS`, over the last axis; which
 algorithm mixes how: :data:`harness.search.config.MIXING`):
 
 * ``softmax`` (the DARTS family): ``W = softmax(alpha)`` per edge (Liu et al. 2019, Eq. 2);
@@ -113,12 +114,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.func import functional_call
 
-from harness.supernet.model import NB201Network
+from harness.search.spaces import SEARCH_SPACES, SearchSpace
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # images, labels
-Mixing = Callable[[torch.Tensor, np.random.Generator], torch.Tensor]  # (alpha, draws) -> path weights W [6, 5]
+Mixing = Callable[[torch.Tensor, np.random.Generator], torch.Tensor]  # (alpha, draws) -> path weights W, alpha's shape
 
 
 def softmax_weights(alpha: torch.Tensor, draws: np.random.Generator) -> torch.Tensor:
@@ -145,20 +145,28 @@ def simplex_weights(alpha: torch.Tensor, draws: np.random.Generator) -> torch.Te
 
 # mixing name (harness.search.config.MIXING) -> how alpha becomes the path weights (module docstring)
 MIXINGS: dict[str, Mixing] = {"softmax": softmax_weights, "dirichlet": dirichlet_weights, "simplex": simplex_weights}
+# mixing name -> the op weights an arch is derived from (harness.search.derive), deterministic:
+# softmax(alpha) for the DARTS family and for DrNAS (DrNAS's genotype() reads softmax(alpha):
+# DARTS-space/model_search.py, process_step_matrix(..., 'softmax', ...)), alpha itself for GAEA
+DERIVATION: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "softmax": lambda alpha: torch.softmax(alpha, dim=-1),
+    "dirichlet": lambda alpha: torch.softmax(alpha, dim=-1),
+    "simplex": lambda alpha: alpha,
+}
 
 
-def mixed_loss(net: NB201Network, weights: torch.Tensor, batch: Batch, params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-    """The mixed-op network's mean cross-entropy of ``batch`` with path weights ``weights`` ``[6, 5]``
-    in every cell, at its own weights or ``params``."""
+def mixed_loss(space: SearchSpace, net: torch.nn.Module, weights: torch.Tensor, batch: Batch,
+               params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    """The mean cross-entropy of ``batch`` by ``space``'s mixed-op network ``net`` with path weights
+    ``weights`` (alpha's shape), at its own weights or ``params``."""
     x, y = batch
-    mix = weights.expand(net.shape.n_cells, *weights.shape)
-    logits = net(x, mix) if params is None else functional_call(net, params, (x, mix))
-    return torch.nn.functional.cross_entropy(logits, y)
+    return torch.nn.functional.cross_entropy(space.logits(net, x, weights, params), y)
 
 
-def loss(net: NB201Network, alpha: torch.Tensor, batch: Batch, params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+def loss(net: torch.nn.Module, alpha: torch.Tensor, batch: Batch, params: dict[str, torch.Tensor] | None = None,
+         space: SearchSpace = SEARCH_SPACES["nb201"]) -> torch.Tensor:
     """The DARTS family's ``L(w, alpha; B)``: :func:`mixed_loss` under ``softmax(alpha)``."""
-    return mixed_loss(net, torch.softmax(alpha, dim=-1), batch, params)
+    return mixed_loss(space, net, torch.softmax(alpha, dim=-1), batch, params)
 
 
 @dataclass
@@ -167,8 +175,9 @@ class SearchState:
     how alpha mixes the ops with the generator of the mixing's random draws (the loop sets one per
     epoch)."""
 
-    net: NB201Network
-    alpha: torch.Tensor  # [6, 5], requires grad
+    space: SearchSpace
+    net: torch.nn.Module  # the space's mixed-op network
+    alpha: torch.Tensor  # the space's alpha_shape, requires grad
     w_optimizer: torch.optim.SGD
     a_optimizer: torch.optim.Optimizer  # Adam, or ExponentiatedGradient for GAEA
     mixing: Mixing
@@ -177,7 +186,7 @@ class SearchState:
 
     def loss(self, batch: Batch, params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """``L(w, alpha; B)`` under this algorithm's mixing, at the network's weights or ``params``."""
-        return mixed_loss(self.net, self.mixing(self.alpha, self.draws), batch, params)
+        return mixed_loss(self.space, self.net, self.mixing(self.alpha, self.draws), batch, params)
 
 
 class ExponentiatedGradient(torch.optim.Optimizer):

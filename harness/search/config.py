@@ -56,8 +56,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import HarnessError, choices
-from harness.supernet.config import (DataConfig, DeviceConfig, NetworkConfig, WSConfig, changed_settings,
-                                     read_config_content, with_sections)
+from harness.search.spaces import get_search_space
+from harness.supernet.config import (DataConfig, DeviceConfig, NetworkConfig, WSConfig, changed_settings, read_config_content,
+                                     under_defaults, with_sections)
+from harness.tomlfile import typed
 
 # algorithm name -> what it is (harness.search.algorithms has the code)
 ALGORITHMS: dict[str, str] = {
@@ -101,6 +103,9 @@ class SearchSettings:
     drnas_reg_scale: float = 1e-3  # DrNAS, SoTL-DrNAS: the L2 regulariser's scale, Adam's weight decay of alpha
     gaea_lr: float = 0.1  # GAEA: the exponentiated-gradient step size eta
     gaea_exclude_none: bool = True  # GAEA: the op none gets weight 0 and keeps it
+    eigenvalue_every: int = 1  # epochs between logs of the dominant Hessian eigenvalue (0: never)
+    eigenvalue_iterations: int = 50  # its power iterations at most (the thesis code's power_iter_steps)
+    eigenvalue_tol: float = 1e-3  # its relative tolerance (harness.search.diagnostics)
 
 
 @dataclass(frozen=True)
@@ -122,14 +127,20 @@ class SearchConfig:
 
     def ws_config(self) -> WSConfig:
         """The weight-sharing config of the shared sections, for the helpers that read them (images,
-        device, threads, the NB201 network shape)."""
-        return WSConfig(name=self.name, space=self.space, data=self.data, network=self.network, device=self.device)
+        device, threads, the network shape of the weight-sharing space the search space builds on)."""
+        return WSConfig(name=self.name, space=get_search_space(self.space).ws_space, data=self.data, network=self.network,
+                        device=self.device)
 
-    def with_overrides(self, **sections: dict[str, Any]) -> SearchConfig:
-        """A copy with ``section={key: value}`` overrides applied (validated like a TOML file)."""
+    def with_overrides(self, **sections: Any) -> SearchConfig:
+        """A copy with ``section={key: value}`` overrides applied, and ``name`` or ``space`` replaced
+        (validated like a TOML file; every key of this config stays set, so a new ``space`` does not
+        bring its own defaults, as it does in a file)."""
         merged = self.to_dict()
         for section, values in sections.items():
-            merged.setdefault(section, {}).update(values)
+            if isinstance(values, dict):
+                merged.setdefault(section, {}).update(values)
+            else:
+                merged[section] = values
         return search_config_from_dict(merged)
 
 
@@ -137,7 +148,10 @@ _SECTIONS = {"data": DataConfig, "network": NetworkConfig, "search": SearchSetti
 
 
 def search_config_from_dict(content: dict[str, Any]) -> SearchConfig:
-    """A config from its sections (a TOML file's or config.json's content) over the defaults."""
+    """A config from its sections (a TOML file's or config.json's content) over the defaults: those
+    of :class:`SearchConfig`, then the search space's own (:attr:`~harness.search.spaces.SearchSpace.config_defaults`)."""
+    space = get_search_space(typed(content.get("space", SearchConfig.space), "str", "space"))
+    content = under_defaults(content, space.config_defaults)
     out = with_sections(SearchConfig(), content, _SECTIONS)
     _validate(out)
     return out
@@ -153,7 +167,12 @@ def changed_search_settings(saved: dict[str, Any], cfg: SearchConfig) -> list[st
     shared sections as the supernet's :func:`~harness.supernet.config.changed_settings` judges them,
     and every ``[search]`` key but ``seeds``. A key the saved config lacks (one added since) counts as
     its default: its algorithm did not exist, or it changed nothing, when that config was written."""
-    changes = changed_settings(saved, cfg.ws_config(), ("data", "network", "device"))
+    changes = []
+    if saved.get("space", "nb201") != cfg.space:
+        changes.append(f"space: {saved.get('space', 'nb201')!r} -> {cfg.space!r}")
+    ws_saved = {**saved, "space": get_search_space(saved.get("space", "nb201")).ws_space}  # as ws_config() maps it
+    changes += [change for change in changed_settings(ws_saved, cfg.ws_config(), ("data", "network", "device"))
+                if not change.startswith("space:")]
     before, after = saved.get("search", {}), json.loads(json.dumps(asdict(cfg.search)))
     defaults = json.loads(json.dumps(asdict(SearchSettings())))
     for key in sorted(set(before) | set(after)):
@@ -164,8 +183,6 @@ def changed_search_settings(saved: dict[str, Any], cfg: SearchConfig) -> list[st
 
 def _validate(cfg: SearchConfig) -> None:
     s = cfg.search
-    if cfg.space != "nb201":
-        raise HarnessError(f"differentiable search runs on space 'nb201' so far, not {cfg.space!r}")
     cfg.ws_config().with_overrides()  # [data], [network] and [device] as a weight-sharing run checks them
     if s.algorithm not in ALGORITHMS:
         raise choices("search algorithm", s.algorithm, ALGORITHMS)
@@ -173,8 +190,12 @@ def _validate(cfg: SearchConfig) -> None:
         raise HarnessError("the mixed-op network runs every op of every cell: network.bn_track_running_stats must be false")
     if not s.seeds or len(set(s.seeds)) != len(s.seeds) or min(s.seeds) < 0:
         raise HarnessError(f"search.seeds must be distinct integers >= 0, at least one, got {list(s.seeds)}")
-    if s.epochs < 0 or s.batch_size < 1 or s.unroll_steps < 1 or cfg.device.threads < 1:
-        raise HarnessError("search.epochs must be >= 0; search.batch_size, search.unroll_steps and device.threads >= 1")
+    if s.epochs < 0 or s.batch_size < 1 or s.unroll_steps < 1 or cfg.device.threads < 1 or s.eigenvalue_every < 0:
+        raise HarnessError("search.epochs and eigenvalue_every must be >= 0; search.batch_size, search.unroll_steps and "
+                           "device.threads >= 1")
+    if s.eigenvalue_iterations < 1 or not s.eigenvalue_tol >= 0:
+        raise HarnessError(f"search.eigenvalue_iterations must be >= 1 and eigenvalue_tol >= 0, got "
+                           f"{s.eigenvalue_iterations}, {s.eigenvalue_tol}")
     for name in ("lr", "lr_min", "arch_lr", "arch_eps", "hessian_r", "gaea_lr"):
         if not getattr(s, name) > 0:
             raise HarnessError(f"search.{name} must be > 0, got {getattr(s, name)}")

@@ -16,8 +16,14 @@ cos(pi t / S)) / 2`` over all S used minibatches of the search (:func:`harness.s
 After every epoch the state (weights and BN statistics, alpha, both optimizers' states, of GAEA's
 exponentiated gradient only its settings, the epochs done, the log) is written atomically to
 ``search-seed{seed}.pt`` and the log to ``search-seed{seed}.json``: per epoch the derived arch and its
-truth (:func:`harness.search.derive.describe`), softmax(alpha), the mean architecture-objective and
-training losses and the seconds taken. Resuming loads the checkpoint and replays the same streams, so
+truth, skip and parameter-free op counts and cell depth (the search space's
+:meth:`~harness.search.spaces.SearchSpace.describe` of the derivation weights ``op_weights``,
+:data:`~harness.search.algorithms.DERIVATION`), the mean architecture-objective and training losses,
+every ``eigenvalue_every`` epochs the dominant eigenvalue of the architecture Hessian
+(``hessian_eigenvalue``, ``eigenvalue_iterations``: power iteration at the epoch's final weights on the
+epoch's first validation minibatch, or its first training minibatch for the algorithms that read no
+validation data, as the thesis tracks SoTL-DARTS's training loss; start vector from sub-stream 5) and
+the seconds taken (the eigenvalue's included). Resuming loads the checkpoint and replays the same streams, so
 a killed search ends with the state an uninterrupted one reaches (bit for bit on a deterministic device
 with the same thread count). The weights and alpha are drawn from torch seeded by the seed inside
 ``torch.random.fork_rng`` (the network first, then ``alpha = arch_init_std * N(0, 1)``; GAEA's alpha is
@@ -42,16 +48,13 @@ from harness.atomic import write_atomic
 from harness.benchmark import Benchmark
 from harness.data.loader import DeviceImages
 from harness.errors import HarnessError
-from harness.registry import load_benchmark
-from harness.search.algorithms import MIXINGS, Batch, ExponentiatedGradient, SearchState, search_block
+from harness.search.algorithms import DERIVATION, MIXINGS, Batch, ExponentiatedGradient, SearchState, mixed_loss, search_block
 from harness.search.config import MIXING, TRAINING_ONLY, SearchConfig, SearchSettings, changed_search_settings
-from harness.search.derive import describe
-from harness.spaces.nb201 import EDGES, OPS
-from harness.supernet.model import NB201Network
-from harness.supernet.spaces.nb201 import NB201Space
+from harness.search.diagnostics import dominant_hessian_eigenvalue
+from harness.search.spaces import get_search_space
 from harness.supernet.train import cosine_lr
 
-STREAM_TRAIN_ORDER, STREAM_TRAIN_AUGMENT, STREAM_VALID_ORDER, STREAM_VALID_AUGMENT, STREAM_MIXING = 0, 1, 2, 3, 4
+STREAM_TRAIN_ORDER, STREAM_TRAIN_AUGMENT, STREAM_VALID_ORDER, STREAM_VALID_AUGMENT, STREAM_MIXING, STREAM_EIGENVECTOR = range(6)
 
 
 def checkpoint_path(out_dir: Path, seed: int) -> Path:
@@ -64,26 +67,27 @@ def log_path(out_dir: Path, seed: int) -> Path:
 
 def init_state(cfg: SearchConfig, seed: int, device: torch.device, dtype: torch.dtype = torch.float32) -> SearchState:
     """Fresh weights and alpha from ``seed`` (module docstring) and both optimizers (config docstring)."""
-    s = cfg.search
+    s, space = cfg.search, get_search_space(cfg.space)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        net = NB201Network(NB201Space().shape(cfg.ws_config()))
-        alpha = _initial_alpha(s)
+        net = space.build_network(cfg)
+        alpha = _initial_alpha(s, space.alpha_shape(cfg), space.ops)
     net = net.to(device=device, dtype=dtype)
     alpha = alpha.to(device=device, dtype=dtype).requires_grad_()
     w_optimizer = torch.optim.SGD(net.parameters(), lr=s.lr, momentum=s.momentum, nesterov=s.nesterov, weight_decay=s.weight_decay)
-    return SearchState(net=net, alpha=alpha, w_optimizer=w_optimizer, a_optimizer=_arch_optimizer(alpha, s),
+    return SearchState(space=space, net=net, alpha=alpha, w_optimizer=w_optimizer, a_optimizer=_arch_optimizer(alpha, s),
                        mixing=MIXINGS[MIXING[s.algorithm]], draws=rng.stream(rng.SEARCH, seed, 0, STREAM_MIXING),
                        hessian_r=s.hessian_r)
 
 
-def _initial_alpha(s: SearchSettings) -> torch.Tensor:
-    """``arch_init_std * N(0, 1)`` per edge and op (from torch's seeded RNG), or for GAEA uniform
-    weights on each edge's simplex over the ops (``none`` at 0 when ``gaea_exclude_none``)."""
+def _initial_alpha(s: SearchSettings, shape: tuple[int, ...], ops: tuple[str, ...]) -> torch.Tensor:
+    """``arch_init_std * N(0, 1)`` per edge and op (from torch's seeded RNG; for the DARTS space one
+    draw of ``[2, 14, ops]``, DARTS's ``alphas_normal`` then ``alphas_reduce``), or for GAEA uniform
+    weights on each edge's simplex over the ``ops`` (``none`` at 0 when ``gaea_exclude_none``)."""
     if MIXING[s.algorithm] != "simplex":
-        return s.arch_init_std * torch.randn(len(EDGES), len(OPS), dtype=torch.float64)
-    support = torch.tensor([not (s.gaea_exclude_none and op == "none") for op in OPS], dtype=torch.float64)
-    return (support / support.sum()).expand(len(EDGES), len(OPS)).clone()
+        return s.arch_init_std * torch.randn(*shape, dtype=torch.float64)
+    support = torch.tensor([not (s.gaea_exclude_none and op == "none") for op in ops], dtype=torch.float64)
+    return (support / support.sum()).expand(*shape).clone()
 
 
 def _arch_optimizer(alpha: torch.Tensor, s: SearchSettings) -> torch.optim.Optimizer:
@@ -94,6 +98,20 @@ def _arch_optimizer(alpha: torch.Tensor, s: SearchSettings) -> torch.optim.Optim
         return ExponentiatedGradient([alpha], lr=s.gaea_lr)
     weight_decay = s.drnas_reg_scale if mixing == "dirichlet" else s.arch_weight_decay
     return torch.optim.Adam([alpha], lr=s.arch_lr, betas=(s.arch_beta1, s.arch_beta2), eps=s.arch_eps, weight_decay=weight_decay)
+
+
+def _eigenvalue(state: SearchState, s: SearchSettings, batch: Batch, stream: np.random.Generator) -> dict[str, Any]:
+    """The dominant eigenvalue of the Hessian of ``L(w, W(alpha); batch)`` in alpha at the epoch's
+    final weights (:func:`~harness.search.diagnostics.dominant_hessian_eigenvalue`; ``W`` the
+    derivation weights, :data:`~harness.search.algorithms.DERIVATION`, so DrNAS's is that of its
+    softmax rather than of a random sample) and the power iterations it took; the start vector from
+    ``stream``."""
+    derivation = DERIVATION[MIXING[s.algorithm]]
+    generator = torch.Generator().manual_seed(int(stream.integers(2**63)))
+    value, iterations = dominant_hessian_eigenvalue(
+        lambda alpha: mixed_loss(state.space, state.net, derivation(alpha), batch), state.alpha,
+        iterations=s.eigenvalue_iterations, generator=generator, tol=s.eigenvalue_tol)
+    return {"hessian_eigenvalue": value, "eigenvalue_iterations": iterations}
 
 
 def _minibatches(images: DeviceImages, order: np.random.Generator, augment: np.random.Generator, n: int, batch_size: int,
@@ -138,15 +156,15 @@ def search(cfg: SearchConfig, seed: int, train: DeviceImages, valid: DeviceImage
            stop_after_epoch: int | None = None, dtype: torch.dtype = torch.float32, bench: Benchmark | None = None) -> SearchState:
     """Run (or resume) the search of ``seed`` into ``out_dir``; returns its state after the last epoch
     run. ``valid`` may be None for SoTL-DARTS and SoTL-DrNAS, which read no validation data.
-    ``stop_after_epoch`` ends early, as a kill would (tests); ``bench``: the embedded NB201 benchmark
-    (loaded when None)."""
+    ``stop_after_epoch`` ends early, as a kill would (tests); ``bench``: the search space's truth
+    benchmark (:meth:`~harness.search.spaces.SearchSpace.truth_benchmark`, loaded when None)."""
     s = cfg.search
     if valid is None and s.algorithm not in TRAINING_ONLY:
         raise HarnessError(f"{s.algorithm} needs the validation split")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    bench = load_benchmark("nb201") if bench is None else bench
     state = init_state(cfg, seed, train.device, dtype)
+    bench = state.space.truth_benchmark() if bench is None else bench
     path, start, history = checkpoint_path(out_dir, seed), 0, []
     if path.is_file():
         saved = load_checkpoint(path, train.device)
@@ -172,7 +190,7 @@ def search(cfg: SearchConfig, seed: int, train: DeviceImages, valid: DeviceImage
     for epoch in range(start, stop):
         started = time.perf_counter()
         state.net.train()
-        streams = [rng.stream(rng.SEARCH, seed, epoch, sub) for sub in range(5)]
+        streams = [rng.stream(rng.SEARCH, seed, epoch, sub) for sub in range(6)]
         state.draws = streams[STREAM_MIXING]
         train_batches = _minibatches(train, streams[STREAM_TRAIN_ORDER], streams[STREAM_TRAIN_AUGMENT], blocks * n, s.batch_size, dtype)
         valid_batches = ([] if valid is None or s.algorithm in TRAINING_ONLY else _minibatches(
@@ -184,15 +202,18 @@ def search(cfg: SearchConfig, seed: int, train: DeviceImages, valid: DeviceImage
             arch_loss, train_loss = search_block(state, s.algorithm, train_batches[part], valid_batches[part], lrs)
             arch_losses.append(arch_loss)
             train_losses.append(train_loss)
-        alpha = state.alpha.detach().cpu().double().numpy()
-        history.append({
+        weights = DERIVATION[MIXING[s.algorithm]](state.alpha.detach()).cpu().double().numpy()
+        entry = {
             "epoch": epoch + 1,
-            **describe(alpha, bench),
+            **state.space.describe(weights, bench),
             "arch_loss": float(torch.stack(arch_losses).mean()),
             "train_loss": float(torch.stack(train_losses).mean()),
-            "softmax_alpha": torch.softmax(torch.from_numpy(alpha), dim=-1).tolist(),
-            "seconds": time.perf_counter() - started,
-        })
+            "op_weights": weights.tolist(),
+        }
+        if s.eigenvalue_every and (epoch + 1) % s.eigenvalue_every == 0:
+            batch = train_batches[0] if s.algorithm in TRAINING_ONLY else valid_batches[0]
+            entry.update(_eigenvalue(state, s, batch, streams[STREAM_EIGENVECTOR]))
+        history.append({**entry, "seconds": time.perf_counter() - started})
         write_atomic(path, lambda tmp: torch.save(_state_dict(state, epoch + 1, seed, history, cfg), tmp))
         write_atomic(log_path(out_dir, seed), lambda tmp: tmp.write_text(json.dumps(history, indent=1)))
     return state

@@ -47,15 +47,14 @@ def task_resources(cfg: SearchConfig) -> TaskResources:
 
 
 def search_task(report: Report, cfg: SearchConfig, seed: int, out: Path) -> Path:
-    """Task: search (or resume) ``seed`` where the task runs (device, images and the embedded NB201
+    """Task: search (or resume) ``seed`` where the task runs (device, images and the space's embedded truth
     benchmark resolved there); reports ``("search", 1)`` and returns the seed's log path."""
-    from harness.registry import load_benchmark
     from harness.search.loop import log_path, search
     from harness.supernet.train import cpu_threads, load_images, resolve_device
 
     ws = cfg.ws_config()
     train, valid = load_images(ws, resolve_device(ws))
     with cpu_threads(ws):
-        search(cfg, seed, train, None if cfg.search.algorithm in TRAINING_ONLY else valid, out, bench=load_benchmark("nb201"))
+        search(cfg, seed, train, None if cfg.search.algorithm in TRAINING_ONLY else valid, out)
     report("search", 1)
     return log_path(out, seed)

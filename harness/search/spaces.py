@@ -7,8 +7,9 @@ A search space (:class:`SearchSpace`) says what the algorithms need to know of i
 * :meth:`~SearchSpace.logits`: the network's logits under mixed weights of ``alpha``'s shape, already
   normalised by the algorithm (``softmax(alpha)`` for the DARTS family), at the network's own
   parameters or at ``params`` (``torch.func.functional_call``, for DARTS second order's virtual step);
-* :meth:`~SearchSpace.describe`: the arch ``alpha`` derives, its skip and parameter-free op counts
-  and its truth (:attr:`~SearchSpace.truth_columns`) from :meth:`~SearchSpace.truth_benchmark`.
+* :meth:`~SearchSpace.describe`: the arch that op weights (``alpha`` as the algorithm normalises it
+  for derivation, :mod:`harness.search.derive`) derive, its skip and parameter-free op counts, its
+  cell depth and its truth (:attr:`~SearchSpace.truth_columns`) from :meth:`~SearchSpace.truth_benchmark`.
 
 The spaces (:data:`SEARCH_SPACES`, the config's ``space``):
 
@@ -59,9 +60,12 @@ class SearchSpace(ABC):
     """One search space of a differentiable search (module docstring)."""
 
     name: str  # the config's ``space``
+    ops: tuple[str, ...]  # the candidate ops of every edge, the last axis of alpha
     ws_space: str  # the weight-sharing space (harness.supernet.spaces.SPACES) whose network shape it builds
     benchmark: str  # the embedded benchmark of its truth (harness.registry)
     truth_columns: tuple[str, ...]  # the truth keys of describe()
+    # section -> key -> value: the space's defaults, between SearchConfig's and a config file's
+    config_defaults: dict[str, dict[str, Any]] = {}
 
     @abstractmethod
     def build_network(self, cfg: SearchConfig) -> torch.nn.Module:
@@ -91,16 +95,18 @@ class SearchSpace(ABC):
         return load_benchmark(self.benchmark)
 
     @abstractmethod
-    def describe(self, alpha: np.ndarray, bench: Benchmark) -> dict[str, Any]:
-        """The arch ``alpha`` derives (``"arch"``), its ``"n_skip"`` and ``"n_parameter_free"`` op
-        counts, and its truth, one entry per :attr:`truth_columns`, from ``bench``
-        (:meth:`truth_benchmark`); HarnessError for an ``alpha`` of the wrong shape."""
+    def describe(self, weights: np.ndarray, bench: Benchmark) -> dict[str, Any]:
+        """The arch the op weights ``weights`` (``alpha``'s shape) derive (``"arch"``), its
+        ``"n_skip"`` and ``"n_parameter_free"`` op counts, its ``"depth"``, and its truth, one entry per
+        :attr:`truth_columns`, from ``bench`` (:meth:`truth_benchmark`); HarnessError for weights of the
+        wrong shape."""
 
 
 class NB201SearchSpace(SearchSpace):
     """NB201 (module docstring)."""
 
     name = "nb201"
+    ops = nb201.OPS
     ws_space = "nb201"
     benchmark = "nb201"
     truth_columns = tuple(TRUTH_COLUMNS)
@@ -117,9 +123,9 @@ class NB201SearchSpace(SearchSpace):
         """``weights`` repeated for every cell: the dense path ``[n_cells, 6, 5]``."""
         return weights.expand(net.shape.n_cells, *weights.shape)
 
-    def describe(self, alpha: np.ndarray, bench: Benchmark) -> dict[str, Any]:
+    def describe(self, weights: np.ndarray, bench: Benchmark) -> dict[str, Any]:
         """:func:`harness.search.derive.describe` (also ``"arch_index"``, the NB201 index)."""
-        return describe(alpha, bench)
+        return describe(weights, bench)
 
 
 class DartsSearchSpace(SearchSpace):
@@ -127,6 +133,8 @@ class DartsSearchSpace(SearchSpace):
 
     ws_space = "darts"
     benchmark = "nb301"
+    # Table B.1's DARTS-space row and quark0/darts train_search.py: 8 cells, weight decay 3e-4
+    config_defaults = {"network": {"cells_per_stage": 2}, "search": {"weight_decay": 3e-4}}
     truth_columns = (DARTS_TRUTH_COLUMN,)
 
     def __init__(self, name: str, ops: tuple[str, ...]):
@@ -145,9 +153,9 @@ class DartsSearchSpace(SearchSpace):
         """``weights`` itself: the network's mixed forward takes ``[2, 14, len(ops)]``."""
         return weights
 
-    def describe(self, alpha: np.ndarray, bench: Benchmark) -> dict[str, Any]:
-        """:func:`harness.search.derive.describe_genotype` (counts of the normal cell)."""
-        return describe_genotype(alpha, self.ops, bench)
+    def describe(self, weights: np.ndarray, bench: Benchmark) -> dict[str, Any]:
+        """:func:`harness.search.derive.describe_genotype` (counts and depth of the normal cell)."""
+        return describe_genotype(weights, self.ops, bench)
 
 
 SEARCH_SPACES: dict[str, SearchSpace] = {

@@ -200,13 +200,18 @@ def config_from_dict(content: dict[str, Any]) -> WSConfig:
     :class:`WSConfig`, then the space's own defaults (:attr:`~harness.supernet.spaces.base.Space.config_defaults`),
     then ``content``."""
     space = content.get("space", WSConfig.space)
-    defaults = get_space(typed(space, "str", "space")).config_defaults
-    content = {**{section: dict(values) for section, values in defaults.items()},
-               **{key: ({**defaults.get(key, {}), **value} if key in defaults and isinstance(value, dict) else value)
-                  for key, value in content.items()}}
+    content = under_defaults(content, get_space(typed(space, "str", "space")).config_defaults)
     out = with_sections(WSConfig(), content, _SECTION_CLASSES)
     _validate(out)
     return out
+
+
+def under_defaults(content: dict[str, Any], defaults: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """``content`` (a config's sections) over ``defaults`` (a space's section values): every key of
+    ``defaults`` that ``content`` does not set is added to its section."""
+    return {**{section: dict(values) for section, values in defaults.items()},
+            **{key: ({**defaults.get(key, {}), **value} if key in defaults and isinstance(value, dict) else value)
+               for key, value in content.items()}}
 
 
 def with_sections(config: C, content: dict[str, Any], sections: dict[str, type]) -> C:
