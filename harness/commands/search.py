@@ -1,8 +1,9 @@
-"""``harness search``: differentiable architecture search on NB201 (DARTS, SoTL-DARTS, SoVL-DARTS, DrNAS,
+"""``harness search``: differentiable architecture search on NB201 and the DARTS space (DARTS, SoTL-DARTS, SoVL-DARTS, DrNAS,
 SoTL-DrNAS, GAEA DARTS).
 
     harness search run --config configs/search-toy-cpu.toml --data-root DATA [--algorithm sotl-darts] [--seed 0]
     harness search run --config ... --executor ray [--ray-address HEAD:6379]      # one Ray task per seed
+    harness search report RUN_DIR [RUN_DIR ...] --out DIR [--label TEXT]            # tables and figure, beside the thesis
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from harness.search.config import ALGORITHMS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("search", help="differentiable NAS on NB201: DARTS (1st/2nd order), SoTL-DARTS, SoVL-DARTS, DrNAS, SoTL-DrNAS, GAEA DARTS")
+    parser = subparsers.add_parser("search", help="differentiable NAS on NB201 and the DARTS space: DARTS (1st/2nd order), SoTL-DARTS, SoVL-DARTS, DrNAS, SoTL-DrNAS, GAEA DARTS")
     verbs = parser.add_subparsers(dest="search_command", required=True, metavar="STEP")
-    p = verbs.add_parser("run", help="search (or resume) every seed; per-epoch derived arch and its NB201 truth")
+    p = verbs.add_parser("run", help="search (or resume) every seed; per-epoch derived arch, its benchmark truth and diagnostics")
     p.add_argument("--config", type=Path, required=True, help="TOML config (see configs/search-*.toml)")
     p.add_argument("--out", type=Path, default=None, help="run directory (default runs/<name>-<algorithm>)")
     p.add_argument("--data-root", type=Path, default=None, help="overrides [data] root")
@@ -31,6 +32,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ray-address", default=None, help="the Ray cluster to join (default: RAY_ADDRESS, else a local one)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
+    report_parser = verbs.add_parser("report", help="per-seed and per-algorithm tables of run folders, CIFAR-10 beside the thesis "
+                                                    "(Tables 4.6, 4.8; Li Table 6.4), and the trajectory figure")
+    report_parser.add_argument("runs", type=Path, nargs="+", metavar="RUN_DIR",
+                               help="folders of 'harness search run', one per algorithm, all of one space")
+    report_parser.add_argument("--out", type=Path, required=True, help="folder for table.md, table.csv, trajectories.csv/.png/.pdf")
+    report_parser.add_argument("--label", default="", help="a title suffix naming the protocol (e.g. 'CPU mini protocol')")
+    report_parser.set_defaults(func=report)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,4 +63,13 @@ def run(args: argparse.Namespace) -> int:
         paths = run_search(cfg, out, args.seed, executor, progress=not args.no_progress)
     for path in paths:
         print("wrote", path)
+    return 0
+
+
+def report(args: argparse.Namespace) -> int:
+    from harness.search.report import write_report
+
+    files = write_report(args.runs, args.out, args.label)
+    print(files["table"].read_text())
+    print("wrote", ", ".join(str(path) for path in files.values()))
     return 0

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# The thesis's differentiable-search tables on a lent GPU machine: Table 4.6 (NB201, configs/search-cifar10-gpu.toml)
+# and Table 4.8 with the S2 run (DARTS space, configs/search-darts-gpu.toml), as many searches as the device time
+# allows, in steps that fit the machine's limits (one command at most 10 minutes; the machine goes back 30 s after
+# a command ends). The same start / wait pattern as benchmarks/gpu/table41.sh (read it).
+#
+# From the repo root, with the CIFAR-10 JPEG zip and cifar10_from_jpeg.py carried in .carry/ (as for
+# results/ws-cifar10-gpu/device.sh), tool calls with carry [".carry"]:
+#   bash benchmarks/gpu/search.sh start && bash benchmarks/gpu/search.sh wait 540   # first call
+#   bash benchmarks/gpu/search.sh wait 560                                          # each later call
+# `start` unpacks the data and starts the pipeline detached (setsid). The pipeline first times the search
+# steps against a plain PyTorch DARTS loop (benchmarks/search_speed.py --device cuda), then runs the UNITS,
+# PARALLEL at a time (several small searches share one GPU). A unit "SPACE:ALGORITHM:SEED" searches (or
+# resumes: every search checkpoints each epoch) into $RUN/SPACE-ALGORITHM; a finished one is marked
+# done-seed<s> and skipped by a restarted pipeline. `wait` prints progress and, every minute and when it
+# returns, writes into $OUT: summary.txt (the pipeline's log, the speed table, the last lines of each search),
+# run.tgz (every run folder: config.json and the per-epoch logs, and the checkpoint of each search not yet
+# done, so it can be resumed on another machine or on the CPU) and report/ (harness search report of each
+# space's folders so far).
+#
+# Variables: RUN (default .run/search), DATA (default /tmp/data), PARALLEL (default 3), UNITS (default: Table
+# 4.6's DARTS 1st order and SoTL-DARTS seeds 0-2 on NB201, then S2's DARTS and SoTL-DARTS seed 0, then
+# NB201's DARTS 2nd order, SoVL-DARTS, DrNAS, SoTL-DrNAS and GAEA DARTS seeds 0-2, then the DARTS space's
+# DARTS 1st order and SoTL-DARTS seeds 0-2). Not yet timed on a GPU.
+set -u
+cd "$(dirname "$0")/../.."
+RUN=${RUN:-.run/search}
+DATA=${DATA:-/tmp/data}
+PARALLEL=${PARALLEL:-3}
+seeds() { local algo seed out=""; for seed in 0 1 2; do for algo in "${@:2}"; do out+=" $1:$algo:$seed"; done; done; echo "$out"; }
+UNITS=${UNITS:-"$(seeds nb201 darts-1 sotl-darts) darts-s2:darts-1:0 darts-s2:sotl-darts:0 $(seeds nb201 darts-2 sovl-darts drnas sotl-drnas gaea-darts) $(seeds darts darts-1 sotl-darts)"}
+export PYTHONUNBUFFERED=1 PYTHONPATH=.
+
+config() {  # config SPACE: the config file of a space ($RUN/SPACE.toml: the GPU config with its space set)
+  local space=$1 base=configs/search-cifar10-gpu.toml
+  [ "$space" = nb201 ] || base=configs/search-darts-gpu.toml
+  [ -e "$RUN/$space.toml" ] || sed "s/^space = .*/space = \"$space\"/" "$base" > "$RUN/$space.toml"
+  echo "$RUN/$space.toml"
+}
+
+stamp() { echo "[$(date +%T), +$(( $(date +%s) - T0 )) s] $*"; }
+
+unit() {  # unit SPACE ALGORITHM SEED
+  local space=$1 algo=$2 seed=$3 out="$RUN/$1-$2"
+  stamp "search $space $algo seed $seed: start"
+  if python3 -m harness.cli search run --config "$(config "$space")" --algorithm "$algo" --seed "$seed" --out "$out" \
+      --data-root "$DATA" --no-progress > "$RUN/search-$space-$algo-$seed.log" 2>&1; then
+    touch "$out/done-seed$seed"
+    stamp "search $space $algo seed $seed: done ($(python3 -c "import json; h = json.load(open('$out/search-seed$seed.json')); print(f'{len(h)} epochs, {sum(e[\"seconds\"] for e in h):.0f} s, final arch {h[-1][\"arch\"]}')"))"
+  else
+    stamp "search $space $algo seed $seed: FAILED ($(tail -n 2 "$RUN/search-$space-$algo-$seed.log" | tr '\n' ' '))"
+  fi
+}
+
+snapshot() {  # the outputs so far, into $OUT
+  local excludes=() folder space summary="$OUT/summary.txt"
+  {
+    for file in "$RUN"/pipeline.log "$RUN"/speed.txt; do [ -e "$file" ] && { echo "===== ${file#"$RUN"/}"; cat "$file"; echo; }; done
+    for file in "$RUN"/search-*.log; do [ -e "$file" ] && echo "$(basename "$file"): $(tail -c 300 "$file" | tr '\r' '\n' | grep -v '^$' | tail -n 1)"; done
+  } > "$summary.tmp" && mv "$summary.tmp" "$summary"
+  for folder in "$RUN"/*/; do
+    for done_marker in "$folder"done-seed*; do
+      [ -e "$done_marker" ] && excludes+=("--exclude=$(basename "$RUN")/$(basename "$folder")/search-seed${done_marker##*done-seed}.pt")
+    done
+  done
+  tar czf "$OUT/run.tgz.tmp" --exclude='*.tmp' ${excludes[@]+"${excludes[@]}"} -C "$(dirname "$RUN")" "$(basename "$RUN")" \
+    && mv "$OUT/run.tgz.tmp" "$OUT/run.tgz"
+  for space in nb201 darts-s2 darts; do
+    ls -d "$RUN/$space"-*/search-seed*.json > /dev/null 2>&1 || continue
+    python3 -m harness.cli search report $(ls -d "$RUN/$space"-*/ | while read -r f; do ls "$f"search-seed*.json > /dev/null 2>&1 && echo "$f"; done) \
+      --out "$OUT/report/$space" --label "GPU, thesis protocol (runs so far)" > /dev/null 2>&1 || true
+  done
+}
+
+case "${1:-}" in
+start)
+  mkdir -p "$RUN"
+  if [ ! -d "$DATA/cifar-10-batches-py" ]; then
+    python3 .carry/cifar10_from_jpeg.py "$DATA" --train-only --zips .carry > /dev/null || exit 1
+  fi
+  [ -e "$RUN/started" ] || date +%s > "$RUN/started"
+  setsid nohup bash "$0" pipeline >> "$RUN/pipeline.log" 2>&1 < /dev/null &
+  echo "pipeline started (pid $!); log $RUN/pipeline.log"
+  ;;
+pipeline)
+  T0=$(cat "$RUN/started")
+  rm -f "$RUN/DONE"
+  stamp "pipeline: RUN=$RUN PARALLEL=$PARALLEL UNITS=$UNITS"
+  nvidia-smi -L
+  if [ ! -e "$RUN/speed.txt" ]; then
+    timeout 150 python3 benchmarks/search_speed.py --device cuda > "$RUN/speed.txt" 2>&1
+    stamp "speed: exit $?"
+  fi
+  for entry in $UNITS; do
+    space=${entry%%:*} rest=${entry#*:}
+    algo=${rest%:*} seed=${rest#*:}
+    [ -e "$RUN/$space-$algo/done-seed$seed" ] && continue
+    while [ "$(jobs -rp | wc -l)" -ge "$PARALLEL" ]; do sleep 5; done
+    unit "$space" "$algo" "$seed" &
+    sleep 2
+  done
+  wait
+  stamp "pipeline: done"
+  touch "$RUN/DONE"
+  ;;
+wait)
+  deadline=$(( $(date +%s) + ${2:-560} ))
+  next=$(( $(date +%s) + 60 ))
+  while [ ! -e "$RUN/DONE" ] && [ "$(date +%s)" -lt "$deadline" ]; do
+    sleep 15
+    for log in "$RUN"/search-*.log; do
+      [ -e "$log" ] && echo "$(basename "$log"): $(tail -c 300 "$log" | tr '\r' '\n' | grep -v '^$' | tail -n 1)"
+    done
+    if [ "$(date +%s)" -ge "$next" ]; then snapshot; next=$(( $(date +%s) + 60 )); fi
+  done
+  tail -n 8 "$RUN/pipeline.log"
+  snapshot
+  if [ -e "$RUN/DONE" ]; then echo "pipeline done: outputs in $OUT"; else echo "still running: call wait again"; fi
+  ;;
+*)
+  echo "usage: $0 start | wait [SECONDS]" >&2
+  exit 2
+  ;;
+esac
