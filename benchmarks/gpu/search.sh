@@ -11,14 +11,15 @@
 # `start` unpacks the data and starts the pipeline detached (setsid). The pipeline first times the search
 # steps against a plain PyTorch DARTS loop (benchmarks/search_speed.py --device cuda), then runs the UNITS,
 # PARALLEL at a time (several small searches share one GPU). A unit "SPACE:ALGORITHM:SEED" searches (or
-# resumes: every search checkpoints each epoch) into $RUN/SPACE-ALGORITHM; a finished one is marked
+# resumes: every search checkpoints each epoch) into $RUN/SPACE.ALGORITHM; a finished one is marked
 # done-seed<s> and skipped by a restarted pipeline. `wait` prints progress and, every minute and when it
 # returns, writes into $OUT: summary.txt (the pipeline's log, the speed table, the last lines of each search),
 # run.tgz (every run folder: config.json and the per-epoch logs, and the checkpoint of each search not yet
 # done, so it can be resumed on another machine or on the CPU) and report/ (harness search report of each
 # space's folders so far).
 #
-# Variables: RUN (default .run/search), DATA (default /tmp/data), PARALLEL (default 3), UNITS (default: Table
+# Variables: RUN (default .run/search), DATA (default /tmp/data), PARALLEL (default 3), NB201_CONFIG and
+# DARTS_CONFIG (the configs of the NB201 and the DARTS-space units; default the GPU configs), UNITS (default: Table
 # 4.6's DARTS 1st order and SoTL-DARTS seeds 0-2 on NB201, then S2's DARTS and SoTL-DARTS seed 0, then
 # NB201's DARTS 2nd order, SoVL-DARTS, DrNAS, SoTL-DrNAS and GAEA DARTS seeds 0-2, then the DARTS space's
 # DARTS 1st order and SoTL-DARTS seeds 0-2). Not yet timed on a GPU.
@@ -32,8 +33,8 @@ UNITS=${UNITS:-"$(seeds nb201 darts-1 sotl-darts) darts-s2:darts-1:0 darts-s2:so
 export PYTHONUNBUFFERED=1 PYTHONPATH=.
 
 config() {  # config SPACE: the config file of a space ($RUN/SPACE.toml: the GPU config with its space set)
-  local space=$1 base=configs/search-cifar10-gpu.toml
-  [ "$space" = nb201 ] || base=configs/search-darts-gpu.toml
+  local space=$1 base=${NB201_CONFIG:-configs/search-cifar10-gpu.toml}
+  [ "$space" = nb201 ] || base=${DARTS_CONFIG:-configs/search-darts-gpu.toml}
   [ -e "$RUN/$space.toml" ] || sed "s/^space = .*/space = \"$space\"/" "$base" > "$RUN/$space.toml"
   echo "$RUN/$space.toml"
 }
@@ -41,7 +42,7 @@ config() {  # config SPACE: the config file of a space ($RUN/SPACE.toml: the GPU
 stamp() { echo "[$(date +%T), +$(( $(date +%s) - T0 )) s] $*"; }
 
 unit() {  # unit SPACE ALGORITHM SEED
-  local space=$1 algo=$2 seed=$3 out="$RUN/$1-$2"
+  local space=$1 algo=$2 seed=$3 out="$RUN/$1.$2"
   stamp "search $space $algo seed $seed: start"
   if python3 -m harness.cli search run --config "$(config "$space")" --algorithm "$algo" --seed "$seed" --out "$out" \
       --data-root "$DATA" --no-progress > "$RUN/search-$space-$algo-$seed.log" 2>&1; then
@@ -66,8 +67,8 @@ snapshot() {  # the outputs so far, into $OUT
   tar czf "$OUT/run.tgz.tmp" --exclude='*.tmp' ${excludes[@]+"${excludes[@]}"} -C "$(dirname "$RUN")" "$(basename "$RUN")" \
     && mv "$OUT/run.tgz.tmp" "$OUT/run.tgz"
   for space in nb201 darts-s2 darts; do
-    ls -d "$RUN/$space"-*/search-seed*.json > /dev/null 2>&1 || continue
-    python3 -m harness.cli search report $(ls -d "$RUN/$space"-*/ | while read -r f; do ls "$f"search-seed*.json > /dev/null 2>&1 && echo "$f"; done) \
+    ls -d "$RUN/$space".*/search-seed*.json > /dev/null 2>&1 || continue
+    python3 -m harness.cli search report $(ls -d "$RUN/$space".*/ | while read -r f; do ls "$f"search-seed*.json > /dev/null 2>&1 && echo "$f"; done) \
       --out "$OUT/report/$space" --label "GPU, thesis protocol (runs so far)" > /dev/null 2>&1 || true
   done
 }
@@ -94,7 +95,7 @@ pipeline)
   for entry in $UNITS; do
     space=${entry%%:*} rest=${entry#*:}
     algo=${rest%:*} seed=${rest#*:}
-    [ -e "$RUN/$space-$algo/done-seed$seed" ] && continue
+    [ -e "$RUN/$space.$algo/done-seed$seed" ] && continue
     while [ "$(jobs -rp | wc -l)" -ge "$PARALLEL" ]; do sleep 5; done
     unit "$space" "$algo" "$seed" &
     sleep 2

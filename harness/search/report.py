@@ -236,8 +236,8 @@ def markdown(runs: Sequence[SearchRun], table: pd.DataFrame, final: pd.DataFrame
     conditions = sorted({f"{row.published_source}: {row.published_conditions}" for _, row in table.iterrows() if row.published_source})
     styles = {**{column: ".2f" for column in (*truths, "n_skip", "depth")}, "hessian_eigenvalue": ".4g"}
     out = [f"# Differentiable search{f': {label}' if label else ''}", "",
-           f"Space `{space}`. Runs: " + "; ".join(f"`{run.path.name}` ({run.algorithm}, seeds "
-                                                   f"{', '.join(str(seed) for seed in run.histories)}, {run.cfg.search.epochs} epochs)"
+           f"Space `{space}`. Runs: " + "; ".join(f"`{run.path.name}` ({run.algorithm}; seeds "
+                                                   f"{', '.join(str(seed) for seed in run.histories)}; {run.cfg.search.epochs} epochs)"
                                                    for run in runs) + ".",
            "", f"Seeds used: {', '.join(str(seed) for seed in seeds)}. Each seed at its final logged epoch (epoch/epochs); "
            "mean (std) over seeds, std with ddof=0 (population).", "",
