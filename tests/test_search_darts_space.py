@@ -276,7 +276,7 @@ def test_the_darts_search_spaces_describe_the_derived_genotype_with_the_embedded
 
 
 def test_the_registry_names_every_space_and_refuses_others() -> None:
-    assert list(SEARCH_SPACES) == ["nb201", "darts", "darts-s2"]
+    assert list(SEARCH_SPACES) == ["nb201", "darts", "darts-s2", "nb1shot1-1", "nb1shot1-2", "nb1shot1-3"]
     assert all(get_search_space(name).name == name for name in SEARCH_SPACES)
     with pytest.raises(HarnessError, match="valid: 'nb201', 'darts', 'darts-s2'"):
         get_search_space("darts-s3")

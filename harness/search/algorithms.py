@@ -7,11 +7,16 @@ the mixed edge
 
 with path weights ``W`` of the architecture weights' shape (``none`` outputs zeros, so it enters
 only through the weights): on NB201 one ``[6, 5]`` matrix shared by all cells, in the DARTS space one
-``[14, ops]`` block for the normal cells and one for the reduction cells. The algorithm's *mixing*
-makes ``W`` of the architecture weights ``alpha`` (:data:`MIXINGS`, over the last axis; which
-algorithm mixes how: :data:`harness.search.config.MIXING`):
+``[14, ops]`` block for the normal cells and one for the reduction cells; on NAS-Bench-1Shot1 the rows of
+the official model's op, output and input weights packed into one ``[rows, max length]`` array, each row
+padded after its real entries (:mod:`harness.search.spaces`). The algorithm's *mixing* makes ``W`` of the
+architecture weights ``alpha`` (:data:`MIXINGS`, over the last axis, each row over its real entries:
+the space's ``alpha_mask``, ``SearchState.mask``, None where every entry is real; padding gets weight
+exactly 0 and gradient exactly 0, so under Adam or the exponentiated gradient it stays 0; which algorithm
+mixes how: :data:`harness.search.config.MIXING`):
 
-* ``softmax`` (the DARTS family): ``W = softmax(alpha)`` per edge (Liu et al. 2019, Eq. 2);
+* ``softmax`` (the DARTS family): ``W = softmax(alpha)`` per edge (Liu et al. 2019, Eq. 2), over a row's
+  real entries (padding set to ``-inf`` first);
 * ``dirichlet`` (DrNAS, SoTL-DrNAS): ``W ~ Dir(beta)`` per edge, ``beta = elu(alpha) + 1`` the
   Dirichlet concentrations, one fresh sample for every evaluation of ``L`` (every forward pass), the
   same for all cells (Chen et al. 2021; xiangning-chen/DrNAS ``utils.py``
@@ -21,7 +26,10 @@ algorithm mixes how: :data:`harness.search.config.MIXING`):
   ``dL/d alpha`` flows through it: the gradient of one sample of ``E_{W ~ Dir(beta)} L``. Torch's sampler takes no generator, so each
   sample is drawn on the CPU by torch's default generator seeded with the next integer of
   ``state.draws`` (the search's stream of seed and epoch) inside ``torch.random.fork_rng``: the
-  caller's RNG is untouched and a resumed search draws the very same samples;
+  caller's RNG is untouched and a resumed search draws the very same samples. With a mask, the rows are
+  grouped by which entries are real (groups in order of their first row) and each group's real entries
+  drawn by one ``rsample`` after the other, under the same seed; without one (or with a mask of one
+  group, all real) it is a single draw of the whole array, the same numbers;
 * ``simplex`` (GAEA): ``W = alpha`` itself, each row of ``alpha`` on the probability simplex (Li et
   al. 2021; liamcli/gaea_release: ``cnn/search_spaces/nasbench_201/model_search.py`` hands its
   ``alphas`` to the cells as they are, ``forward_edge_weights`` with edge weights fixed at 1).
@@ -118,40 +126,59 @@ import torch
 from harness.search.spaces import SEARCH_SPACES, SearchSpace
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # images, labels
-Mixing = Callable[[torch.Tensor, np.random.Generator], torch.Tensor]  # (alpha, draws) -> path weights W, alpha's shape
+# (alpha, draws, mask) -> path weights W, alpha's shape; mask: alpha's real entries (bool), None: all
+Mixing = Callable[[torch.Tensor, np.random.Generator, "torch.Tensor | None"], torch.Tensor]
 
 
-def softmax_weights(alpha: torch.Tensor, draws: np.random.Generator) -> torch.Tensor:
-    """DARTS's path weights ``softmax(alpha)`` per edge (``draws`` unused)."""
-    return torch.softmax(alpha, dim=-1)
+def masked_softmax(alpha: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``softmax(alpha)`` over the last axis, over the real entries of ``mask`` (padding: weight 0, gradient 0)."""
+    return torch.softmax(alpha if mask is None else alpha.masked_fill(~mask, float("-inf")), dim=-1)
 
 
-def dirichlet_weights(alpha: torch.Tensor, draws: np.random.Generator) -> torch.Tensor:
-    """DrNAS's path weights: one reparameterised sample ``W ~ Dir(elu(alpha) + 1)`` per edge, drawn by
-    torch's CPU generator seeded with ``draws``'s next integer inside ``torch.random.fork_rng`` (module
-    docstring), returned on alpha's device."""
+def softmax_weights(alpha: torch.Tensor, draws: np.random.Generator, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """DARTS's path weights ``softmax(alpha)`` per edge, over its real entries (``draws`` unused)."""
+    return masked_softmax(alpha, mask)
+
+
+def dirichlet_weights(alpha: torch.Tensor, draws: np.random.Generator, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """DrNAS's path weights: one reparameterised sample ``W ~ Dir(elu(alpha) + 1)`` per edge over its real
+    entries (padding 0), drawn by torch's CPU generator seeded with ``draws``'s next integer inside
+    ``torch.random.fork_rng`` (module docstring), returned on alpha's device."""
     seed = int(draws.integers(2**63))
-    concentration = torch.nn.functional.elu(alpha) + 1
+    concentration = (torch.nn.functional.elu(alpha) + 1).cpu()
     with torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(seed)
-        sample = torch.distributions.Dirichlet(concentration.cpu()).rsample()
+        if mask is None:
+            sample = torch.distributions.Dirichlet(concentration).rsample()
+        else:
+            rows = concentration.reshape(-1, concentration.shape[-1])
+            groups: dict[tuple[bool, ...], list[int]] = {}  # which entries are real -> its rows, in row order
+            for r, pattern in enumerate(mask.cpu().reshape(rows.shape).tolist()):
+                groups.setdefault(tuple(pattern), []).append(r)
+            sample = torch.zeros_like(rows)
+            for pattern, members in groups.items():
+                index = torch.tensor(members)[:, None], torch.tensor([j for j, real in enumerate(pattern) if real])[None, :]
+                sample = sample.index_put(index, torch.distributions.Dirichlet(rows[index]).rsample())
+            sample = sample.reshape(concentration.shape)
     return sample.to(alpha.device)
 
 
-def simplex_weights(alpha: torch.Tensor, draws: np.random.Generator) -> torch.Tensor:
-    """GAEA's path weights: ``alpha`` itself, each edge's row on the simplex (``draws`` unused)."""
+def simplex_weights(alpha: torch.Tensor, draws: np.random.Generator, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """GAEA's path weights: ``alpha`` itself, each edge's row on the simplex of its real entries, padding 0
+    (``draws`` and ``mask`` unused)."""
     return alpha
 
 
 # mixing name (harness.search.config.MIXING) -> how alpha becomes the path weights (module docstring)
 MIXINGS: dict[str, Mixing] = {"softmax": softmax_weights, "dirichlet": dirichlet_weights, "simplex": simplex_weights}
-# mixing name -> the op weights an arch is derived from (harness.search.derive), deterministic:
-# softmax(alpha) for the DARTS family and for DrNAS (DrNAS's genotype() reads softmax(alpha):
-# DARTS-space/model_search.py, process_step_matrix(..., 'softmax', ...)), alpha itself for GAEA
-DERIVATION: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "softmax": lambda alpha: torch.softmax(alpha, dim=-1),
-    "dirichlet": lambda alpha: torch.softmax(alpha, dim=-1),
-    "simplex": lambda alpha: alpha,
+# mixing name -> the op weights an arch is derived from (harness.search.derive), deterministic, from
+# (alpha, mask): softmax(alpha) over the real entries for the DARTS family and for DrNAS (DrNAS's
+# genotype() reads softmax(alpha): DARTS-space/model_search.py, process_step_matrix(..., 'softmax', ...)),
+# alpha itself for GAEA
+DERIVATION: dict[str, Callable[[torch.Tensor, "torch.Tensor | None"], torch.Tensor]] = {
+    "softmax": masked_softmax,
+    "dirichlet": masked_softmax,
+    "simplex": lambda alpha, mask: alpha,
 }
 
 
@@ -173,7 +200,7 @@ def loss(net: torch.nn.Module, alpha: torch.Tensor, batch: Batch, params: dict[s
 class SearchState:
     """What a search changes: the network's weights (and BN statistics), alpha, both optimizers; and
     how alpha mixes the ops with the generator of the mixing's random draws (the loop sets one per
-    epoch)."""
+    epoch) and alpha's real entries (``mask``, the space's ``alpha_mask``; None: all)."""
 
     space: SearchSpace
     net: torch.nn.Module  # the space's mixed-op network
@@ -183,10 +210,11 @@ class SearchState:
     mixing: Mixing
     draws: np.random.Generator
     hessian_r: float = 0.01
+    mask: torch.Tensor | None = None  # bool, alpha's shape and device
 
     def loss(self, batch: Batch, params: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """``L(w, alpha; B)`` under this algorithm's mixing, at the network's weights or ``params``."""
-        return mixed_loss(self.space, self.net, self.mixing(self.alpha, self.draws), batch, params)
+        return mixed_loss(self.space, self.net, self.mixing(self.alpha, self.draws, self.mask), batch, params)
 
 
 class ExponentiatedGradient(torch.optim.Optimizer):

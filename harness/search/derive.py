@@ -26,6 +26,23 @@ edges of equal strength the one from the lower input node (its stable sort), bet
 weight the one first in ``ops`` (its strict ``>``). The genotype is returned canonical. Its truth is
 NB301's embedded YAHPO surrogate's predicted cifar10 validation accuracy (%) at its last epoch, 98
 (:func:`harness.supernet.spaces.darts.surrogate_accuracy`, the truth of weight-sharing runs on DARTS).
+
+**NAS-Bench-1Shot1** (spaces 1, 2, 3; :mod:`harness.spaces.nb1shot1`, k choice blocks). The op weights are three
+groups (:class:`harness.search.spaces.NB1Shot1SearchSpace` packs them into one array): ``ops`` ``[k, 3]`` per block
+over :data:`NB1SHOT1_OPS`, ``output`` ``[k + 1]`` over the output's candidate parents (the cell input, blocks 1..k),
+and per block i its input weights over nodes 0..i-1, or None where the block has a single choice of parents. The
+derived configuration is the official reading of a DARTS search (automl/nasbench-1shot1
+``nasbench_analysis/eval_darts_one_shot_model_in_nasbench.py``, ``eval_one_shot_model``, with ``get_top_k`` of
+``nasbench_analysis/utils.py``): each block's op is the argmax of its op weights (a tie to the op first in
+:data:`NB1SHOT1_OPS`, as ``numpy.argmax``); each block with input weights takes as parents its n inputs of largest
+weight, n its number of parents in the space (:attr:`harness.spaces.nb1shot1.SearchSpace.in_degrees`), the output its
+n largest output weights; a block without input weights takes its one choice (block 1: the input; block 2 of space 1:
+nodes 0 and 1). The official code normalises each group by its softmax first, which changes no order. Its
+``get_top_k`` is ``numpy.argpartition``, which leaves ties unordered; here a tie goes to the lower node (stable
+sort). Its truth (:data:`NB1SHOT1_TRUTH_COLUMN`) is NB101's CIFAR-10 *validation* accuracy (%) of the configuration's
+cell after 108 epochs, one training run, from the embedded 20,001-cell NB101 table (``load_benchmark("nb1shot1-<n>")``;
+the thesis reports test accuracy over the whole space); when the table lacks the cell, the truth is missing: None,
+never imputed, and ``truth_missing`` says so.
 """
 
 from __future__ import annotations
@@ -36,14 +53,20 @@ import numpy as np
 
 from harness.benchmark import Benchmark
 from harness.errors import HarnessError
-from harness.search.diagnostics import cell_depth_darts, cell_depth_nb201
+from harness.search.diagnostics import cell_depth_darts, cell_depth_nb101, cell_depth_nb201
 from harness.spaces import darts
+from harness.spaces.nb101 import CONV1X1, CONV3X3, MAXPOOL3X3
+from harness.spaces.nb1shot1 import Config, SearchSpace
 from harness.spaces.nb201 import EDGES, OPS, Ops, ops_to_arch
 from harness.supernet.spaces.darts import surrogate_accuracy
 
 PARAMETER_FREE = ("none", "skip_connect", "avg_pool_3x3")
 DARTS_PARAMETER_FREE = ("max_pool_3x3", "avg_pool_3x3", "skip_connect")
 DARTS_TRUTH_COLUMN = "cifar10_valid_98"  # NB301's embedded surrogate: cifar10 validation accuracy at epoch 98
+NB1SHOT1_TRUTH_COLUMN = "cifar10_valid_108"  # the embedded NB101 table: cifar10 validation accuracy at epoch 108
+# the op axis of NAS-Bench-1Shot1's op weights: the official PRIMITIVES order (optimizers/darts/genotypes.py)
+NB1SHOT1_OPS: tuple[str, ...] = (MAXPOOL3X3, CONV3X3, CONV1X1)
+NB1SHOT1_PARAMETER_FREE = (MAXPOOL3X3,)
 # column -> (dataset, split, schedule) of the embedded NB201 table
 TRUTH_COLUMNS: dict[str, tuple[str, str, str]] = {
     "cifar10_test_200": ("cifar10", "ori-test", "200"),
@@ -111,4 +134,55 @@ def describe_genotype(weights: np.ndarray, ops: tuple[str, ...], bench: Benchmar
         "n_parameter_free": sum(op in DARTS_PARAMETER_FREE for op, _ in genotype.normal),
         "depth": cell_depth_darts(genotype.normal),
         DARTS_TRUTH_COLUMN: float(surrogate_accuracy(bench, [genotype])[0]),
+    }
+
+
+def derived_config(space: SearchSpace, ops: np.ndarray, output: np.ndarray,
+                   inputs: tuple[np.ndarray | None, ...]) -> Config:
+    """The NAS-Bench-1Shot1 configuration of ``space`` that the op weights ``ops`` ``[k, 3]``, ``output`` ``[k + 1]``
+    and per block ``inputs`` (its weights over nodes 0..i-1, or None for a block with one choice of parents) derive
+    (module docstring)."""
+    k = space.n_blocks
+    ops, output = np.asarray(ops, dtype=np.float64), np.asarray(output, dtype=np.float64)
+    expected = [None if len(choices) == 1 else block for block, choices in enumerate(space.parent_choices[:k], start=1)]
+    given = [None if weights is None else len(weights) for weights in inputs]
+    if ops.shape != (k, len(NB1SHOT1_OPS)) or output.shape != (k + 1,) or given != expected:
+        raise HarnessError(f"nb1shot1-{space.number} op weights are ops [{k}, {len(NB1SHOT1_OPS)}], output [{k + 1}] and "
+                           f"per block the input weights of lengths {expected} (None: one choice of parents); got ops "
+                           f"{list(ops.shape)}, output {list(output.shape)}, inputs {given}")
+    if not all(np.isfinite(w).all() for w in (ops, output, *(w for w in inputs if w is not None))):
+        raise HarnessError(f"nb1shot1-{space.number} op weights must be finite")
+    parents = [choices[0] if weights is None else _strongest(weights, space.in_degrees[block])
+               for block, (choices, weights) in enumerate(zip(space.parent_choices, inputs))]
+    parents.append(_strongest(output, space.in_degrees[-1]))
+    return space.validate(Config(space.number, tuple(parents), tuple(NB1SHOT1_OPS[int(i)] for i in np.argmax(ops, axis=1))))
+
+
+def _strongest(weights: np.ndarray, n: int) -> tuple[int, ...]:
+    """The ``n`` indices of largest weight, ascending; a tie to the lower index."""
+    return tuple(sorted(int(i) for i in np.argsort(-np.asarray(weights, dtype=np.float64), kind="stable")[:n]))
+
+
+def describe_config(space: SearchSpace, ops: np.ndarray, output: np.ndarray, inputs: tuple[np.ndarray | None, ...],
+                    bench: Benchmark) -> dict[str, Any]:
+    """The derived configuration of the NAS-Bench-1Shot1 op weights (:func:`derived_config`): its text and index in
+    the space's enumeration order, ``n_skip`` (0: the space has no skip op), ``n_parameter_free`` (max-pools among the
+    blocks its NB101 cell keeps), its depth (:func:`~harness.search.diagnostics.cell_depth_nb101`), and
+    :data:`NB1SHOT1_TRUTH_COLUMN` from ``bench`` (the embedded ``nb1shot1-<n>`` benchmark), None with
+    ``truth_missing`` true when the table lacks the cell."""
+    config = derived_config(space, ops, output, inputs)
+    index = space.index(config)
+    kept = space.pruned_graph(config.parents)[1]
+    covered = bench.archs_with_data()
+    position = int(np.searchsorted(covered, index))
+    missing = position == len(covered) or int(covered[position]) != index
+    truth = None if missing else float(bench.final([index], "cifar10", "accuracy", "valid", "108")[0])
+    return {
+        "arch": str(config),
+        "arch_index": index,
+        "n_skip": 0,
+        "n_parameter_free": sum(config.ops[b - 1] in NB1SHOT1_PARAMETER_FREE for b in kept),
+        "depth": cell_depth_nb101(space.adjacency(config.parents)),
+        NB1SHOT1_TRUTH_COLUMN: truth,
+        "truth_missing": missing,
     }

@@ -21,6 +21,13 @@ node i being *reached* when such an edge exists (node 0 is). A cell whose output
 definition, the length of no path. Paths that end before the output (e.g. into node 2 when
 ``2 -> 3`` is ``none``) do not count.
 
+On an NB101 cell (NAS-Bench-1Shot1's configurations) the depth is the most edges on a path from the input
+vertex to the output vertex of its adjacency matrix (:func:`cell_depth_nb101`). The thesis code's NB101 helper
+(``genotype_depth`` in ``lib/models/cell_searchs/nb101/optimizers/darts/utils.py``) takes the longest path from
+vertex 0 (or 1) to any vertex of the matrix it is given; on a pruned cell, where every vertex lies on an
+input -> output path, that longest path ends at the output, so the two agree. Here paths into loose ends (blocks
+that reach no output, which NB101 prunes) do not count, as in NB201's rule.
+
 **Dominant Hessian eigenvalue** (Zela et al., "Understanding and Robustifying Differentiable
 Architecture Search", ICLR 2020, Sec. 4): the eigenvalue of largest magnitude of
 ``H = d^2 L(w, alpha) / d alpha^2`` at fixed weights ``w``, by power iteration on Hessian-vector
@@ -34,6 +41,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from harness.errors import HarnessError
 from harness.rng import is_int
@@ -53,6 +62,23 @@ def cell_depth_nb201(ops: str | Sequence[str]) -> int:
         here = depth[src]
         if ops[k] != "none" and here is not None:
             depth[dst] = max(depth[dst] or 0, here + 1)
+    return depth[-1] or 0
+
+
+def cell_depth_nb101(adjacency: np.ndarray) -> int:
+    """Depth of an NB101 cell given as its square 0/1 upper-triangular adjacency matrix (vertex 0 the input, the last
+    vertex the output; padding vertices without edges are allowed): the most edges on a path from the input to the
+    output, 0 when there is none (module docstring). ``d(0) = 0``, ``d(j) = 1 + max d(i)`` over the edges
+    ``i -> j`` from reached vertices i, in vertex order (a topological order of an upper-triangular matrix)."""
+    matrix = np.asarray(adjacency)
+    if (matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] < 2 or not np.isin(matrix, (0, 1)).all()
+            or np.tril(matrix).any()):
+        raise HarnessError(f"an NB101 cell is a square 0/1 strictly upper-triangular adjacency matrix of 2 or more "
+                           f"vertices; got {matrix.tolist()!r}")
+    depth: list[int | None] = [0] + [None] * (len(matrix) - 1)  # None: not reached from the input
+    for j in range(1, len(matrix)):
+        reached = [d for i, d in enumerate(depth[:j]) if matrix[i, j] and d is not None]
+        depth[j] = 1 + max(reached) if reached else None
     return depth[-1] or 0
 
 

@@ -26,7 +26,8 @@ validation data, as the thesis tracks SoTL-DARTS's training loss; start vector f
 the seconds taken (the eigenvalue's included). Resuming loads the checkpoint and replays the same streams, so
 a killed search ends with the state an uninterrupted one reaches (bit for bit on a deterministic device
 with the same thread count). The weights and alpha are drawn from torch seeded by the seed inside
-``torch.random.fork_rng`` (the network first, then ``alpha = arch_init_std * N(0, 1)``; GAEA's alpha is
+``torch.random.fork_rng`` (the network first, then ``alpha = arch_init_std * N(0, 1)`` on its real entries, in
+the order of the space's own code, :meth:`~harness.search.spaces.SearchSpace.draw_alpha`, padding 0; GAEA's alpha is
 not drawn but uniform on each edge's simplex, :mod:`harness.search.config`), the caller's RNG
 untouched. The architecture optimizer is Adam (weight decay ``drnas_reg_scale`` for DrNAS and
 SoTL-DrNAS, else ``arch_weight_decay``), or GAEA's
@@ -51,7 +52,7 @@ from harness.errors import HarnessError
 from harness.search.algorithms import DERIVATION, MIXINGS, Batch, ExponentiatedGradient, SearchState, mixed_loss, search_block
 from harness.search.config import MIXING, TRAINING_ONLY, SearchConfig, SearchSettings, changed_search_settings
 from harness.search.diagnostics import dominant_hessian_eigenvalue
-from harness.search.spaces import get_search_space
+from harness.search.spaces import SearchSpace, get_search_space
 from harness.supernet.train import cosine_lr
 
 STREAM_TRAIN_ORDER, STREAM_TRAIN_AUGMENT, STREAM_VALID_ORDER, STREAM_VALID_AUGMENT, STREAM_MIXING, STREAM_EIGENVECTOR = range(6)
@@ -68,26 +69,31 @@ def log_path(out_dir: Path, seed: int) -> Path:
 def init_state(cfg: SearchConfig, seed: int, device: torch.device, dtype: torch.dtype = torch.float32) -> SearchState:
     """Fresh weights and alpha from ``seed`` (module docstring) and both optimizers (config docstring)."""
     s, space = cfg.search, get_search_space(cfg.space)
+    mask = space.alpha_mask(cfg)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = space.build_network(cfg)
-        alpha = _initial_alpha(s, space.alpha_shape(cfg), space.ops)
+        alpha = _initial_alpha(s, space, cfg, mask)
     net = net.to(device=device, dtype=dtype)
     alpha = alpha.to(device=device, dtype=dtype).requires_grad_()
     w_optimizer = torch.optim.SGD(net.parameters(), lr=s.lr, momentum=s.momentum, nesterov=s.nesterov, weight_decay=s.weight_decay)
     return SearchState(space=space, net=net, alpha=alpha, w_optimizer=w_optimizer, a_optimizer=_arch_optimizer(alpha, s),
                        mixing=MIXINGS[MIXING[s.algorithm]], draws=rng.stream(rng.SEARCH, seed, 0, STREAM_MIXING),
-                       hessian_r=s.hessian_r)
+                       hessian_r=s.hessian_r, mask=None if mask is None else torch.as_tensor(mask, device=device))
 
 
-def _initial_alpha(s: SearchSettings, shape: tuple[int, ...], ops: tuple[str, ...]) -> torch.Tensor:
-    """``arch_init_std * N(0, 1)`` per edge and op (from torch's seeded RNG; for the DARTS space one
-    draw of ``[2, 14, ops]``, DARTS's ``alphas_normal`` then ``alphas_reduce``), or for GAEA uniform
-    weights on each edge's simplex over the ``ops`` (``none`` at 0 when ``gaea_exclude_none``)."""
+def _initial_alpha(s: SearchSettings, space: SearchSpace, cfg: SearchConfig, mask: np.ndarray | None) -> torch.Tensor:
+    """``arch_init_std * N(0, 1)`` per real entry (:meth:`~harness.search.spaces.SearchSpace.draw_alpha` from
+    torch's seeded RNG; for the DARTS space one draw of ``[2, 14, ops]``, DARTS's ``alphas_normal`` then
+    ``alphas_reduce``), or for GAEA uniform weights on each row's simplex over its real entries (``mask``) and
+    the space's ``ops`` on the last axis (``none`` at 0 when ``gaea_exclude_none``)."""
     if MIXING[s.algorithm] != "simplex":
-        return s.arch_init_std * torch.randn(*shape, dtype=torch.float64)
-    support = torch.tensor([not (s.gaea_exclude_none and op == "none") for op in ops], dtype=torch.float64)
-    return (support / support.sum()).expand(*shape).clone()
+        return space.draw_alpha(cfg, s.arch_init_std)
+    shape = space.alpha_shape(cfg)
+    support = torch.ones(shape, dtype=torch.float64) if mask is None else torch.as_tensor(mask, dtype=torch.float64)
+    if s.gaea_exclude_none and "none" in space.ops:
+        support[..., space.ops.index("none")] = 0
+    return support / support.sum(dim=-1, keepdim=True)
 
 
 def _arch_optimizer(alpha: torch.Tensor, s: SearchSettings) -> torch.optim.Optimizer:
@@ -109,7 +115,7 @@ def _eigenvalue(state: SearchState, s: SearchSettings, batch: Batch, stream: np.
     derivation = DERIVATION[MIXING[s.algorithm]]
     generator = torch.Generator().manual_seed(int(stream.integers(2**63)))
     value, iterations = dominant_hessian_eigenvalue(
-        lambda alpha: mixed_loss(state.space, state.net, derivation(alpha), batch), state.alpha,
+        lambda alpha: mixed_loss(state.space, state.net, derivation(alpha, state.mask), batch), state.alpha,
         iterations=s.eigenvalue_iterations, generator=generator, tol=s.eigenvalue_tol)
     return {"hessian_eigenvalue": value, "eigenvalue_iterations": iterations}
 
@@ -202,7 +208,7 @@ def search(cfg: SearchConfig, seed: int, train: DeviceImages, valid: DeviceImage
             arch_loss, train_loss = search_block(state, s.algorithm, train_batches[part], valid_batches[part], lrs)
             arch_losses.append(arch_loss)
             train_losses.append(train_loss)
-        weights = DERIVATION[MIXING[s.algorithm]](state.alpha.detach()).cpu().double().numpy()
+        weights = DERIVATION[MIXING[s.algorithm]](state.alpha.detach(), state.mask).cpu().double().numpy()
         entry = {
             "epoch": epoch + 1,
             **state.space.describe(weights, bench),

@@ -7,13 +7,16 @@ folders is reported together when
 
 * every folder holds ``config.json`` and at least one ``search-seed{seed}.json`` of at least one epoch
   (a seed still searching is reported at its last logged epoch; the tables show ``epoch/epochs``);
-* all search one space (``nb201``, ``darts`` or ``darts-s2``): its truth columns and its published
-  table are the report's;
+* all search one space (``nb201``, ``darts``, ``darts-s2``, ``nb1shot1-1/2/3``): its truth columns and its
+  published table are the report's;
 * each algorithm has one folder (which holds all its seeds).
 
 A search (one seed) is reported at its final logged epoch: the derived arch, its truth
 (:attr:`~harness.search.spaces.SearchSpace.truth_columns`), its skip count ``n_skip``, its cell depth
-and the dominant Hessian eigenvalue (NaN, shown ``-``, where that epoch did not compute one). Per algorithm, the
+and the dominant Hessian eigenvalue (NaN, shown ``-``, where that epoch did not compute one). A truth the
+benchmark lacks (NAS-Bench-1Shot1: the embedded NB101 table does not hold the derived cell; the log has None
+and ``truth_missing``) is NaN likewise, shown ``-``, left out of the means, and the table says for how many
+seeds. Per algorithm, the
 mean and std over its seeds; the std is the population one, ``sqrt(mean((x - mean)^2))`` (ddof=0,
 :func:`harness.tables.mean_std`, as the harness's other tables; the thesis prints mean (std) over 3
 search seeds without saying which).
@@ -21,14 +24,22 @@ search seeds without saying which).
 Only CIFAR-10 is set beside published numbers, as our searches run on CIFAR-10 (the training half of
 the ``cifar10-valid`` split). Ours is the derived arch's :data:`COMPARED` truth (NB201:
 ``cifar10_test_200``, its 200-epoch CIFAR-10 test accuracy in the embedded NB201 table; DARTS spaces:
-``cifar10_valid_98``, NB301's surrogate prediction); the published number (:func:`published`) is
+``cifar10_valid_98``, NB301's surrogate prediction; NAS-Bench-1Shot1: ``cifar10_valid_108``, NB101's 108-epoch
+validation accuracy in the embedded table); the published number (:func:`published`) is
 
 * NB201: thesis Table 4.6's CIFAR10 column (:data:`TABLE_4_6_METHODS`; ``SoTL-DARTS (150 epochs)``
   for a SoTL-DARTS search of 150 epochs); GAEA DARTS: Li's Table 6.4, CIFAR-10, ``GAEA DARTS
   (bilevel)`` (ours takes its architecture steps on validation data: bilevel, not ERM);
 * DARTS space: thesis Table 4.8, its NB301 average over 3 searches (:data:`TABLE_4_8_METHODS`); for a
   search network of 20 cells the 20-layer searches' rows (:data:`TABLE_4_8_20_CELL_METHODS`);
-* S2 (``darts-s2``): none (the thesis shows S2 searches in figures only, 4.12 and 4.15).
+* S2 (``darts-s2``): none (the thesis shows S2 searches in figures only, 4.12 and 4.15);
+* NAS-Bench-1Shot1 (``nb1shot1-<n>``): thesis Table 4.7, search space ``NB101-<n>`` (:data:`TABLE_4_7_METHODS`;
+  ``SoTL-DARTS (diff. hparams)`` for a SoTL-DARTS search of T = 10 unrolled steps at batch 32, the settings this
+  project assigns to that row, which the embedded table does not state). The thesis reports NB101 *test*
+  accuracy; ours, ``cifar10_valid_108``, is the embedded 20,001-cell table's *validation* accuracy of one
+  training run (its only split), so the diff mixes the two splits. That table holds the cells of only 913 /
+  1,584 / 100,712 of the 14,580 / 29,160 / 1,312,200 configurations of spaces 1/2/3, so many a derived
+  configuration has no truth.
 
 NB201's other truth columns are not comparable with the thesis's: ``cifar10_test_12`` is the 12-epoch
 schedule's CIFAR-10 accuracy, and ``cifar100_test_12`` and ``imagenet16_test_12`` are the
@@ -53,13 +64,14 @@ from harness import plots, tables, thesis
 from harness.atomic import write_atomic
 from harness.errors import HarnessError
 from harness.search.config import SearchConfig, load_search_config
-from harness.search.derive import DARTS_TRUTH_COLUMN
+from harness.search.derive import DARTS_TRUTH_COLUMN, NB1SHOT1_TRUTH_COLUMN
 from harness.search.spaces import get_search_space
 from harness.supernet.spaces.darts import DartsSpace
 
 SEED_LOG = re.compile(r"search-seed(\d+)\.json")
 # space -> the truth column set beside the published CIFAR-10 numbers
-COMPARED = {"nb201": "cifar10_test_200", "darts": DARTS_TRUTH_COLUMN, "darts-s2": DARTS_TRUTH_COLUMN}
+COMPARED = {"nb201": "cifar10_test_200", "darts": DARTS_TRUTH_COLUMN, "darts-s2": DARTS_TRUTH_COLUMN,
+            **{f"nb1shot1-{n}": NB1SHOT1_TRUTH_COLUMN for n in (1, 2, 3)}}
 # truth column -> what it is, under the tables
 TRUTH_NOTES = {
     "cifar10_test_200": "the derived arch's CIFAR-10 test accuracy (%) after NB201's 200-epoch schedule",
@@ -69,6 +81,9 @@ TRUTH_NOTES = {
     "imagenet16_test_12": "transfer: the CIFAR-10-searched arch's ImageNet16-120 test accuracy (%), 12-epoch schedule, "
                           "not the thesis's ImageNet16-120 search",
     DARTS_TRUTH_COLUMN: "the derived genotype's CIFAR-10 validation accuracy (%) at epoch 98, as NB301's surrogate predicts it",
+    NB1SHOT1_TRUTH_COLUMN: "the derived cell's NB101 CIFAR-10 validation accuracy (%) after 108 epochs, one training run, "
+                           "from the embedded 20,001-cell table (the thesis reports test accuracy); `-` where the table "
+                           "lacks the cell",
 }
 TRANSFER = ("cifar100_test_12", "imagenet16_test_12")
 DIAGNOSTICS = ("n_skip", "depth", "hessian_eigenvalue")  # reported beside the truth
@@ -82,6 +97,8 @@ LI_TABLE_6_4_METHODS = {"gaea-darts": "GAEA DARTS (bilevel)"}  # NB201
 TABLE_4_8_METHODS = {"darts-1": "DARTS (1st)", "darts-2": "DARTS (2nd)", "drnas": "DrNAS", "sotl-darts": "SoTL-DARTS",
                      "sotl-drnas": "SoTL-DrNAS"}
 TABLE_4_8_20_CELL_METHODS = {"darts-1": "DARTS-20 (first-order)", "sotl-darts": "SoTL-DARTS-20"}
+# algorithm -> the thesis's method of Table 4.7 (NAS-Bench-1Shot1); DARTS there is the official first-order search
+TABLE_4_7_METHODS = {"darts-1": "DARTS", "sotl-darts": "SoTL-DARTS"}
 
 
 @dataclass(frozen=True)
@@ -119,7 +136,8 @@ def load_run(path: str | Path) -> SearchRun:
     logs = sorted((int(match.group(1)), file) for file in path.iterdir() if (match := SEED_LOG.fullmatch(file.name)))
     if not logs:
         raise HarnessError(f"{path} holds no search-seed<seed>.json: no seed of its search has finished an epoch")
-    required = ("epoch", "arch", *get_search_space(cfg.space).truth_columns, "n_skip", "depth")
+    truths = get_search_space(cfg.space).truth_columns
+    required = ("epoch", "arch", *truths, "n_skip", "depth")  # a truth may be None where truth_missing is true
     histories = {}
     for seed, log in logs:
         try:
@@ -129,7 +147,8 @@ def load_run(path: str | Path) -> SearchRun:
         if not isinstance(history, list) or not history:
             raise HarnessError(f"{log} holds no epochs (a JSON list of per-epoch entries)")
         for i, entry in enumerate(history):
-            missing = [key for key in required if not isinstance(entry, dict) or entry.get(key) is None]
+            missing = [key for key in required if not isinstance(entry, dict) or entry.get(key) is None
+                       and not (key in truths and entry.get("truth_missing") is True)]
             if missing:
                 raise HarnessError(f"{log}, entry {i}: no {', '.join(missing)}; every epoch records {', '.join(required)}")
         histories[seed] = history
@@ -172,6 +191,12 @@ def published(cfg: SearchConfig) -> Published | None:
         method = (TABLE_4_8_20_CELL_METHODS if twenty else TABLE_4_8_METHODS).get(algorithm)
         return None if method is None else _published(thesis.table("4.8"), "thesis Table 4.8", "NB301, average of 3 searches",
                                                       method=method, evaluation="NB301", statistic="average")
+    if cfg.space.startswith("nb1shot1-"):
+        diff = algorithm == "sotl-darts" and cfg.search.unroll_steps == 10 and cfg.search.batch_size == 32
+        method = "SoTL-DARTS (diff. hparams)" if diff else TABLE_4_7_METHODS.get(algorithm)
+        return None if method is None else _published(
+            thesis.table("4.7"), "thesis Table 4.7", "NB101 test accuracy (ours: the embedded table's validation accuracy)",
+            method=method, search_space=f"NB101-{cfg.space.removeprefix('nb1shot1-')}")
     return None
 
 
@@ -190,7 +215,8 @@ def trajectories(runs: Sequence[SearchRun]) -> pd.DataFrame:
     rows = [{"run": run.path.name, "algorithm": run.algorithm, "seed": seed, **{key: entry.get(key) for key in columns}}
             for run in runs for seed, history in run.histories.items() for entry in history]
     frame = pd.DataFrame(rows, columns=["run", "algorithm", "seed", *columns])
-    frame["hessian_eigenvalue"] = frame["hessian_eigenvalue"].astype(np.float64)
+    for column in (*get_search_space(runs[0].cfg.space).truth_columns, "hessian_eigenvalue"):  # None -> NaN
+        frame[column] = frame[column].astype(np.float64)
     return frame
 
 
@@ -249,7 +275,7 @@ def markdown(runs: Sequence[SearchRun], table: pd.DataFrame, final: pd.DataFrame
                    for algorithm, row in table.iterrows()]),
            "", f"ours: {compared}, {TRUTH_NOTES[compared]}; diff = ours - published (means); `-`: no published number "
            f"of this algorithm in this space. Published: {'; '.join(conditions) or 'none'}. Only CIFAR-10 is compared: "
-           "the searches run on CIFAR-10.", "",
+           f"the searches run on CIFAR-10.{_missing_truth(final, truths)}", "",
            "## Per algorithm: mean (std) over seeds at the final epoch", "",
            _table(["algorithm", "seeds", *named, "n_skip", "depth", "eigenvalue"],
                   [[algorithm, row.seeds, *(_cell(row[f"{column}_mean"], row[f"{column}_std"], style) for column, style in styles.items())]
@@ -263,6 +289,16 @@ def markdown(runs: Sequence[SearchRun], table: pd.DataFrame, final: pd.DataFrame
            "- n_skip: skip connections in the derived cell (the normal cell in DARTS spaces); depth: its longest path; "
            "eigenvalue: the dominant eigenvalue of the architecture Hessian at that epoch (`-`: not computed then)."]
     return "\n".join(out) + "\n"
+
+
+def _missing_truth(final: pd.DataFrame, truths: Sequence[str]) -> str:
+    """A sentence naming the final-epoch seeds whose truth the benchmark lacks (left out of the means), or ''."""
+    lacking = final[final[list(truths)].isna().any(axis=1)]
+    if lacking.empty:
+        return ""
+    seeds = ", ".join(f"{row.algorithm} seed {row.seed}" for _, row in lacking.iterrows())
+    return (f" Truth missing for {len(lacking)} of {len(final)} seeds at their final epoch ({seeds}: the benchmark "
+            "lacks the derived arch); the means leave them out.")
 
 
 def _number(value: float, style: str = ".2f") -> str:
@@ -299,6 +335,9 @@ def write_report(run_dirs: Sequence[str | Path], out: str | Path, label: str = "
     write_atomic(files["table"], lambda tmp: tmp.write_text(text))
     write_atomic(files["csv"], lambda tmp: table.to_csv(tmp))
     write_atomic(files["trajectories"], lambda tmp: steps.to_csv(tmp, index=False))
-    histories = {f"{run.algorithm} seed {seed}": history for run in runs for seed, history in run.histories.items()}
+    # a missing truth (None) is NaN in the figure, a gap, as in the tables
+    histories = {f"{run.algorithm} seed {seed}": [{key: np.nan if value is None else value for key, value in entry.items()}
+                                                  for entry in history]
+                 for run in runs for seed, history in run.histories.items()}
     files["png"], files["pdf"] = plots.plot_search_trajectories(histories, out / "trajectories", COMPARED[runs[0].cfg.space])
     return files

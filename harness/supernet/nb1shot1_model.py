@@ -54,6 +54,26 @@ so there they move for all). The config's BN settings, named for NB201, act here
 ``outer_bn_running_stats`` on the stem's (always affine). The space's defaults are the official settings
 (:attr:`harness.supernet.spaces.nb1shot1.NB1Shot1Space.config_defaults`).
 
+Mixed forward (differentiable search, :mod:`harness.search.spaces`). ``net(x, path)`` with a :class:`MixedPath` runs the
+official search forward (``Network.forward`` with ``discrete=False`` after its normalisation, ``Cell.forward``,
+``ChoiceBlock.forward``, ``MixedOp.forward`` in ``model_search.py``) under normalised weights: the op weights
+``a[i, o]`` of block i over its ops (the columns named by ``MixedPath.op_names``), the input weights ``b_i[p]`` of
+block i over its candidate inputs p = 0..i-1 (None for a block with a single candidate input set, which the official
+model leaves unweighted: block 1, and block 2 of space 1), and the output weights ``c[j]``, j = 0..k. Every cell runs
+the same weights:
+
+    h_i = sum_o a[i, o] op_o(s_i),   s_i = sum_{p=0}^{i-1} b_i[p] t_p  (or sum_p t_p without weights),
+    t_0 = proj_i(x),  t_p = h_p (p >= 1),
+    out = c[0] proj_out(x) + concat(c[1] h_1, ..., c[k] h_k)
+
+with every sum taken in that order, from 0, as Python's ``sum`` does there. Under 0/1 weights that encode a
+configuration (ops one-hot, ``b_i`` = 1 on block i's parents, ``c`` = 1 on the output's parents) this is the single
+path's value exactly: every dropped term is ``0 * t`` = 0 with ``t`` finite (every projection and conv op ends in a
+ReLU, and a max-pool of those is >= 0 too, so not even a -0 appears), and adding 0, multiplying by 1 or concatenating
+zeros in place of the single path's ``zeros_like`` changes no bit; a block that does not reach the output enters only
+through weights 0. Only the BN running statistics differ: the mixed forward runs every op, so it moves them for all
+(the search's cells keep none by default, :mod:`harness.search.spaces`).
+
 One class serves both roles: the supernet's cells hold every projection and all three ops in every block; the
 standalone network of a configuration (:func:`materialise`) holds only those its path runs, under the same names, so
 its weights are a slice of the supernet's state dict.
@@ -61,7 +81,7 @@ its weights are a slice of the supernet's state dict.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -91,6 +111,18 @@ class OneShotShape:
     @property
     def n_blocks(self) -> int:
         return search_space(self.space).n_blocks
+
+
+@dataclass(frozen=True)
+class MixedPath:
+    """The normalised weights of a mixed forward (module docstring): ``ops`` ``[k, 3]`` over the ops ``op_names`` (the
+    column order), ``output`` ``[k + 1]`` over the cell input and blocks 1..k, and per block 1..k its input weights over
+    nodes 0..i-1, or None where the official model weighs no input."""
+
+    op_names: tuple[str, ...]
+    ops: torch.Tensor
+    output: torch.Tensor
+    inputs: tuple[torch.Tensor | None, ...]
 
 
 @dataclass(frozen=True)
@@ -183,6 +215,19 @@ class Cell(nn.Module):
         out = torch.cat([states[b] if b in fed else torch.zeros_like(shape_of) for b in range(1, len(plan.ops) + 1)], dim=1)
         return self.projections[OUTPUT](x) + out if 0 in fed else out
 
+    def mixed(self, x: torch.Tensor, path: MixedPath) -> torch.Tensor:
+        """The official mixed cell under the weights ``path`` (module docstring): every op, input and block weighted."""
+        states: list[torch.Tensor] = []
+        for b, block in enumerate(self.blocks, start=1):
+            inputs = [self.projections[str(b)](x), *states]
+            weights = path.inputs[b - 1]
+            if weights is not None:
+                inputs = [w * t for w, t in zip(weights, inputs)]
+            total = sum(inputs)
+            states.append(sum(w * block[op](total) for w, op in zip(path.ops[b - 1], path.op_names)))
+        out = torch.cat([w * h for w, h in zip(path.output[1:], states)], dim=1)
+        return path.output[0] * self.projections[OUTPUT](x) + out
+
 
 class OneShotNetwork(nn.Module):
     """The NAS-Bench-1Shot1 one-shot model of ``shape``: the supernet (``config`` None: every projection and op), or the
@@ -218,20 +263,28 @@ class OneShotNetwork(nn.Module):
         )
         self.classifier = nn.Linear(last, shape.n_classes)
 
-    def forward(self, x: torch.Tensor, config: Config | None = None) -> torch.Tensor:
-        """Logits of ``config`` run by every cell; a standalone network runs its own configuration (``config`` None or
-        equal to it)."""
-        if self.config is not None and config is not None and config != self.config:
-            raise HarnessError(f"this standalone network runs {self.config}, not {config}")
-        config = self.config if config is None else self.space.validate(config)
+    def forward(self, x: torch.Tensor, path: Config | MixedPath | None = None) -> torch.Tensor:
+        """Logits of the configuration ``path`` run by every cell (a standalone network runs its own: ``path`` None or
+        equal to it), or of the supernet's mixed forward under the weights ``path`` (module docstring)."""
+        if isinstance(path, MixedPath):
+            if self.config is not None:
+                raise HarnessError(f"this standalone network runs {self.config}; a mixed forward needs the supernet")
+            return self._logits(x, lambda cell, h: cell.mixed(h, path))
+        if self.config is not None and path is not None and path != self.config:
+            raise HarnessError(f"this standalone network runs {self.config}, not {path}")
+        config = self.config if path is None else self.space.validate(path)
         if config is None:
-            raise HarnessError(f"a supernet forward needs a nb1shot1-{self.shape.space} configuration")
+            raise HarnessError(f"a supernet forward needs a nb1shot1-{self.shape.space} configuration or a MixedPath")
         plan = cell_plan(config)
+        return self._logits(x, lambda cell, h: cell(h, plan))
+
+    def _logits(self, x: torch.Tensor, run: Callable[[Cell, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+        """The stem, every cell as ``run`` runs it (after the max-pool before stacks 2 and 3), the head."""
         h = self.stem(x)
         for i, cell in enumerate(self.cells):
             if i in self.downsample_before:
                 h = nn.functional.max_pool2d(h, kernel_size=2, stride=2, padding=1)
-            h = cell(h, plan)
+            h = run(cell, h)
         return self.classifier(self.head(h).mean(dim=(2, 3)))
 
 
