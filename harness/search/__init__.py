@@ -1,6 +1,6 @@
 """Differentiable architecture search (thesis Sec. 4.3): DARTS first and second order, SoTL-DARTS
-(thesis Alg. 3), SoVL-DARTS, DrNAS, SoTL-DrNAS and GAEA DARTS in one search loop, on NAS-Bench-201
-and the DARTS space (and its S2 subspace). Needs torch, except the config, the spaces' interface,
+(thesis Alg. 3), SoVL-DARTS, DrNAS, SoTL-DrNAS and GAEA DARTS in one search loop, on NAS-Bench-201,
+NAS-Bench-1Shot1 spaces 1-3 and the DARTS space (and its S2 subspace). Needs torch, except the config, the spaces' interface,
 the derived-arch, diagnostics (depths) and report modules.
 
 Modules: :mod:`harness.search.config` (the run's settings, torch-free), :mod:`harness.search.spaces`
