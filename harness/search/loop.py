@@ -49,21 +49,15 @@ from harness.atomic import write_atomic
 from harness.benchmark import Benchmark
 from harness.data.loader import DeviceImages
 from harness.errors import HarnessError
+from harness.experiments.executors import Report, no_report
 from harness.search.algorithms import DERIVATION, MIXINGS, Batch, ExponentiatedGradient, SearchState, mixed_loss, search_block
 from harness.search.config import MIXING, TRAINING_ONLY, SearchConfig, SearchSettings, changed_search_settings
 from harness.search.diagnostics import dominant_hessian_eigenvalue
+from harness.search.layout import checkpoint_path, log_path
 from harness.search.spaces import SearchSpace, get_search_space
 from harness.supernet.train import cosine_lr
 
 STREAM_TRAIN_ORDER, STREAM_TRAIN_AUGMENT, STREAM_VALID_ORDER, STREAM_VALID_AUGMENT, STREAM_MIXING, STREAM_EIGENVECTOR = range(6)
-
-
-def checkpoint_path(out_dir: Path, seed: int) -> Path:
-    return Path(out_dir) / f"search-seed{seed}.pt"
-
-
-def log_path(out_dir: Path, seed: int) -> Path:
-    return Path(out_dir) / f"search-seed{seed}.json"
 
 
 def init_state(cfg: SearchConfig, seed: int, device: torch.device, dtype: torch.dtype = torch.float32) -> SearchState:
@@ -159,11 +153,13 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str,
 
 
 def search(cfg: SearchConfig, seed: int, train: DeviceImages, valid: DeviceImages | None, out_dir: Path,
-           stop_after_epoch: int | None = None, dtype: torch.dtype = torch.float32, bench: Benchmark | None = None) -> SearchState:
+           stop_after_epoch: int | None = None, dtype: torch.dtype = torch.float32, bench: Benchmark | None = None,
+           report: Report = no_report) -> SearchState:
     """Run (or resume) the search of ``seed`` into ``out_dir``; returns its state after the last epoch
     run. ``valid`` may be None for SoTL-DARTS and SoTL-DrNAS, which read no validation data.
     ``stop_after_epoch`` ends early, as a kill would (tests); ``bench``: the search space's truth
-    benchmark (:meth:`~harness.search.spaces.SearchSpace.truth_benchmark`, loaded when None)."""
+    benchmark (:meth:`~harness.search.spaces.SearchSpace.truth_benchmark`, loaded when None);
+    ``report("epoch", 1)`` after each epoch written (a progress bar)."""
     s = cfg.search
     if valid is None and s.algorithm not in TRAINING_ONLY:
         raise HarnessError(f"{s.algorithm} needs the validation split")
@@ -222,4 +218,5 @@ def search(cfg: SearchConfig, seed: int, train: DeviceImages, valid: DeviceImage
         history.append({**entry, "seconds": time.perf_counter() - started})
         write_atomic(path, lambda tmp: torch.save(_state_dict(state, epoch + 1, seed, history, cfg), tmp))
         write_atomic(log_path(out_dir, seed), lambda tmp: tmp.write_text(json.dumps(history, indent=1)))
+        report("epoch", 1)
     return state

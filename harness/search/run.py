@@ -11,6 +11,7 @@ from harness.atomic import write_atomic
 from harness.errors import HarnessError
 from harness.experiments.executors import Executor, LocalExecutor, Progress, Report, Task, TaskResources
 from harness.search.config import TRAINING_ONLY, SearchConfig, changed_search_settings
+from harness.search.layout import log_path
 
 
 def run_search(cfg: SearchConfig, out: Path, seeds: Sequence[int] | None = None, executor: Executor | None = None,
@@ -31,7 +32,9 @@ def run_search(cfg: SearchConfig, out: Path, seeds: Sequence[int] | None = None,
     write_atomic(recorded, lambda tmp: tmp.write_text(json.dumps(cfg.to_dict(), indent=2, default=list) + "\n"))
     seeds = list(cfg.search.seeds if seeds is None else seeds)
     tasks = [Task(search_task, (cfg, seed, out), label=f"search {cfg.search.algorithm} seed {seed}") for seed in seeds]
-    bar = Progress(f"search {cfg.name} ({executor.name})", {"search": len(seeds)}, enabled=progress)
+    done = sum(len(json.loads(log_path(out, seed).read_text())) for seed in seeds if log_path(out, seed).is_file())
+    bar = Progress(f"search {cfg.name} ({executor.name})", {"epoch": len(seeds) * cfg.search.epochs, "search": len(seeds)},
+                   done={"epoch": done}, enabled=progress)
     try:
         return executor.run(tasks, task_resources(cfg), bar)
     finally:
@@ -49,12 +52,12 @@ def task_resources(cfg: SearchConfig) -> TaskResources:
 def search_task(report: Report, cfg: SearchConfig, seed: int, out: Path) -> Path:
     """Task: search (or resume) ``seed`` where the task runs (device, images and the space's embedded truth
     benchmark resolved there); reports ``("search", 1)`` and returns the seed's log path."""
-    from harness.search.loop import log_path, search
+    from harness.search.loop import search
     from harness.supernet.train import cpu_threads, load_images, resolve_device
 
     ws = cfg.ws_config()
     train, valid = load_images(ws, resolve_device(ws))
     with cpu_threads(ws):
-        search(cfg, seed, train, None if cfg.search.algorithm in TRAINING_ONLY else valid, out)
+        search(cfg, seed, train, None if cfg.search.algorithm in TRAINING_ONLY else valid, out, report=report)
     report("search", 1)
     return log_path(out, seed)
