@@ -199,3 +199,12 @@ def test_cli_runs_the_toy_config_and_the_config_layer_imports_without_torch(tmp_
     code = ("import sys; import harness.search.config, harness.search.derive, harness.commands.search; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("search-*.toml")), ids=lambda path: path.name)
+def test_every_shipped_search_config_loads_and_the_unrolled_algorithms_take_an_architecture_step_per_epoch(path: Path) -> None:
+    """Each config loads; under it SoTL-DARTS's T unrolled minibatches fit an epoch of the training half
+    (an epoch with no architecture step would be refused at run time, after the data load)."""
+    cfg = load_search_config(path).with_overrides(search={"algorithm": "sotl-darts"})
+    train_images = cfg.data.limit_train or 25_000  # cifar10-valid's training half
+    assert train_images // cfg.search.batch_size // cfg.block_steps >= 1, path.name
