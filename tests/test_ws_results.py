@@ -23,7 +23,8 @@ from harness.supernet.config import load_config
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 RUN_FILES = ("config.json", "archs.csv", "truth.json", "supernet-seed*.json", "logs-seed*.parquet")
-MINI = [f"ws-mini-cpu/{run}" for run in ("spos", "fairnas", "multipath", "reptile", "metaprox", "spos-lr0.001")]
+MINI = [f"ws-mini-cpu/{run}" for run in ("spos", "fairnas", "multipath", "reptile", "metaprox", "spos-lr0.001", "spos-batch128",
+                                          "spos-batch256")]
 
 
 def _results_copy(name: str, dest: Path) -> Path:
