@@ -24,20 +24,13 @@ from harness.spaces.darts import EDGE_START, PRIMITIVES, Genotype, encoding_to_g
 from harness.supernet.config import NetworkConfig
 from harness.supernet.darts_model import DartsNetwork, materialise
 from harness.supernet.spaces.darts import DartsShape, canonical
+from test_ws_darts import CONCAT
+from test_ws_darts import DARTS_V2 as DARTS_V2_CELLS
 
 torch.set_num_threads(1)
 
-CONCAT = (2, 3, 4, 5)
 SHAPE = DartsShape(channels=2, cells_per_stage=1)  # 5 cells, reductions at cells 1 and 3
-# DARTS's published second-order cells (quark0/darts cnn/genotypes.py, DARTS_V2)
-DARTS_V2 = canonical(Genotype(
-    normal=(("sep_conv_3x3", 0), ("sep_conv_3x3", 1), ("sep_conv_3x3", 0), ("sep_conv_3x3", 1),
-            ("sep_conv_3x3", 1), ("skip_connect", 0), ("skip_connect", 0), ("dil_conv_3x3", 2)),
-    normal_concat=CONCAT,
-    reduce=(("max_pool_3x3", 0), ("max_pool_3x3", 1), ("skip_connect", 2), ("max_pool_3x3", 1),
-            ("max_pool_3x3", 0), ("skip_connect", 2), ("skip_connect", 2), ("max_pool_3x3", 1)),
-    reduce_concat=CONCAT,
-))
+DARTS_V2 = canonical(DARTS_V2_CELLS)  # DARTS's published second-order cells
 # an S2 genotype: skips on the reduction cell's stride-2 edges (FactorizedReduce), every node read
 S2_GENOTYPE = canonical(Genotype(
     normal=(("sep_conv_3x3", 0), ("skip_connect", 1), ("skip_connect", 0), ("sep_conv_3x3", 2),

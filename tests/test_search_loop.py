@@ -24,6 +24,7 @@ from harness.search.loop import _minibatches, checkpoint_path, init_state, load_
 from harness.spaces.nb201 import OPS, ops_to_arch
 from harness.supernet.train import load_images
 from image_fixtures import write_cifar10
+from search_fixtures import assert_same_search_state
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,22 +53,6 @@ def _search(cfg: SearchConfig, out: Path, seed: int = 0, stop: int | None = None
            dtype=torch.float64, bench=BENCH)
 
 
-def _assert_same_state(a: Path, b: Path) -> None:
-    one, two = load_checkpoint(a), load_checkpoint(b)
-    assert one["epoch"] == two["epoch"]
-    assert torch.equal(one["alpha"], two["alpha"])
-    for name, tensor in one["model"].items():
-        assert torch.equal(tensor, two["model"][name]), name
-    for key in ("w_optimizer", "a_optimizer"):
-        states = one[key]["state"], two[key]["state"]
-        assert states[0].keys() == states[1].keys() and states[0]
-        for index, entry in states[0].items():
-            for field, value in entry.items():
-                assert torch.equal(torch.as_tensor(value), torch.as_tensor(states[1][index][field])), (key, field)
-    strip = lambda history: [{k: v for k, v in entry.items() if k != "seconds"} for entry in json.loads(history)]  # noqa: E731
-    assert strip(one["history"]) == strip(two["history"])
-
-
 @pytest.mark.parametrize("algorithm", ["sotl-darts", "darts-2"])
 def test_a_killed_search_resumes_to_the_uninterrupted_state(data_root: Path, tmp_path: Path, algorithm: str) -> None:
     cfg = _config(data_root, algorithm, epochs=3)
@@ -75,7 +60,7 @@ def test_a_killed_search_resumes_to_the_uninterrupted_state(data_root: Path, tmp
     _search(cfg, tmp_path / "killed", stop=1)
     assert load_checkpoint(checkpoint_path(tmp_path / "killed", 0))["epoch"] == 1
     _search(cfg, tmp_path / "killed")
-    _assert_same_state(checkpoint_path(tmp_path / "whole", 0), checkpoint_path(tmp_path / "killed", 0))
+    assert_same_search_state(checkpoint_path(tmp_path / "whole", 0), checkpoint_path(tmp_path / "killed", 0))
     assert len(json.loads(log_path(tmp_path / "killed", 0).read_text())) == 3
 
 
@@ -92,7 +77,7 @@ def test_a_seed_fixes_the_search_and_another_seed_changes_it(data_root: Path, tm
     _search(cfg, tmp_path / "a")
     _search(cfg, tmp_path / "b")
     _search(cfg, tmp_path / "c", seed=1)
-    _assert_same_state(checkpoint_path(tmp_path / "a", 0), checkpoint_path(tmp_path / "b", 0))
+    assert_same_search_state(checkpoint_path(tmp_path / "a", 0), checkpoint_path(tmp_path / "b", 0))
     a, c = load_checkpoint(checkpoint_path(tmp_path / "a", 0)), load_checkpoint(checkpoint_path(tmp_path / "c", 1))
     assert not torch.equal(a["alpha"], c["alpha"])
 
@@ -146,7 +131,7 @@ def test_a_search_on_the_darts_s2_space_logs_nb301_truth_depth_and_resumes(data_
     search(cfg, 0, train, valid, tmp_path / "a", dtype=torch.float64, bench=bench)
     search(cfg, 0, train, valid, tmp_path / "b", stop_after_epoch=1, dtype=torch.float64, bench=bench)
     search(cfg, 0, train, valid, tmp_path / "b", dtype=torch.float64, bench=bench)
-    _assert_same_state(checkpoint_path(tmp_path / "a", 0), checkpoint_path(tmp_path / "b", 0))
+    assert_same_search_state(checkpoint_path(tmp_path / "a", 0), checkpoint_path(tmp_path / "b", 0))
     history = json.loads(log_path(tmp_path / "a", 0).read_text())
     assert [entry["epoch"] for entry in history] == [1, 2]
     for entry in history:

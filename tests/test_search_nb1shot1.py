@@ -28,6 +28,7 @@ from harness.spaces.nb101 import CONV1X1, CONV3X3, MAXPOOL3X3, ModelSpec
 from harness.spaces.nb1shot1 import Config, search_space
 from harness.supernet.train import load_images
 from image_fixtures import write_cifar10
+from search_fixtures import assert_same_search_state
 
 torch.set_num_threads(1)
 C3, C1, MP = CONV3X3, CONV1X1, MAXPOOL3X3
@@ -393,21 +394,6 @@ def _search(cfg: SearchConfig, out: Path, stop: int | None = None) -> None:
            dtype=torch.float64)
 
 
-def _assert_same_state(a: Path, b: Path) -> None:
-    one, two = load_checkpoint(a), load_checkpoint(b)
-    assert one["epoch"] == two["epoch"] and torch.equal(one["alpha"], two["alpha"])
-    for name, tensor in one["model"].items():
-        assert torch.equal(tensor, two["model"][name]), name
-    for key in ("w_optimizer", "a_optimizer"):
-        states = one[key]["state"], two[key]["state"]
-        assert states[0].keys() == states[1].keys() and states[0]
-        for index, entry in states[0].items():
-            for field, value in entry.items():
-                assert torch.equal(torch.as_tensor(value), torch.as_tensor(states[1][index][field])), (key, field)
-    strip = lambda history: [{k: v for k, v in entry.items() if k != "seconds"} for entry in json.loads(history)]  # noqa: E731
-    assert strip(one["history"]) == strip(two["history"])
-
-
 @pytest.fixture(scope="module")
 def searched(data_root: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Per algorithm, the folder of a whole 2-epoch search on nb1shot1-1 (with its config.json, as a run folder)."""
@@ -428,7 +414,7 @@ def test_a_killed_nb1shot1_search_resumes_bit_for_bit_and_logs_the_derived_confi
     _search(cfg, tmp_path, stop=1)
     assert load_checkpoint(checkpoint_path(tmp_path, 0))["epoch"] == 1
     _search(cfg, tmp_path)
-    _assert_same_state(checkpoint_path(searched[algorithm], 0), checkpoint_path(tmp_path, 0))
+    assert_same_search_state(checkpoint_path(searched[algorithm], 0), checkpoint_path(tmp_path, 0))
     space = get_search_space("nb1shot1-1")
     bench = load_benchmark("nb1shot1-1")
     history = json.loads(log_path(tmp_path, 0).read_text())
