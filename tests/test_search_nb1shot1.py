@@ -476,8 +476,26 @@ def test_the_report_shows_a_missing_truth_as_a_dash_and_leaves_it_out_of_the_mea
     assert main(["search", "report", str(folder), "--out", str(out)]) == 0
     text = (out / "table.md").read_text()
     assert "Truth missing for 1 of 1 seeds" in text and "darts-1 seed 0" in text
+    gaps = sum(entry[NB1SHOT1_TRUTH_COLUMN] is None for entry in history)
+    assert f"no truth, per search: darts-1 seed 0: {gaps} of {len(history)}" in text
     history[-1][NB1SHOT1_TRUTH_COLUMN] = None
     history[-1]["truth_missing"] = False  # None without truth_missing is refused
     (folder / "search-seed0.json").write_text(json.dumps(history))
     with pytest.raises(HarnessError, match=NB1SHOT1_TRUTH_COLUMN):
         load_runs([folder])
+
+
+def test_sotl_darts_and_its_diff_hparams_folder_are_two_rows_named_by_folder_each_beside_its_own_table_4_7_row(
+        searched: dict[str, Path], tmp_path: Path) -> None:
+    import shutil
+
+    variant = shutil.copytree(searched["sotl-darts"], tmp_path / "sotl-darts.diff-hparams")
+    config = json.loads((variant / "config.json").read_text())
+    config["search"] |= {"unroll_steps": 10, "batch_size": 32}
+    (variant / "config.json").write_text(json.dumps(config))
+    runs = load_runs([searched["darts-1"], searched["sotl-darts"], variant])
+    assert [run.label for run in runs] == ["darts-1", f"sotl-darts ({searched['sotl-darts'].name})",
+                                           "sotl-darts (sotl-darts.diff-hparams)"]
+    frame = summary(runs, final_epochs(runs, trajectories(runs)))
+    assert frame["published_method"].tolist() == ["DARTS", "SoTL-DARTS", "SoTL-DARTS (diff. hparams)"]
+    assert frame.loc["sotl-darts (sotl-darts.diff-hparams)", "n_seeds"] == 1

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The thesis's differentiable-search tables on a lent GPU machine: Table 4.6 (NB201, configs/search-cifar10-gpu.toml)
-# and Table 4.8 with the S2 run (DARTS space, configs/search-darts-gpu.toml), as many searches as the device time
-# allows, in steps that fit the machine's limits (one command at most 10 minutes; the machine goes back 30 s after
+# The thesis's differentiable-search tables on a lent GPU machine: Table 4.6 (NB201, configs/search-cifar10-gpu.toml),
+# Table 4.8 with the S2 run (DARTS space, configs/search-darts-gpu.toml) and Table 4.7 (NAS-Bench-1Shot1 spaces 1-3,
+# configs/search-nb1shot1-gpu.toml and its -diff-hparams variant), as many searches as the device time allows, in steps that fit the machine's limits (one command at most 10 minutes; the machine goes back 30 s after
 # a command ends). The same start / wait pattern as benchmarks/gpu/table41.sh (read it).
 #
 # From the repo root, with the CIFAR-10 JPEG zip and cifar10_from_jpeg.py carried in .carry/ (as for
@@ -10,46 +10,58 @@
 #   bash benchmarks/gpu/search.sh wait 560                                          # each later call
 # `start` unpacks the data and starts the pipeline detached (setsid). The pipeline first times the search
 # steps against a plain PyTorch DARTS loop (benchmarks/search_speed.py --device cuda), then runs the UNITS,
-# PARALLEL at a time (several small searches share one GPU). A unit "SPACE:ALGORITHM:SEED" searches (or
-# resumes: every search checkpoints each epoch) into $RUN/SPACE.ALGORITHM; a finished one is marked
+# PARALLEL at a time (several small searches share one GPU). A unit "SPACE:ALGORITHM:SEED[:VARIANT]" searches (or
+# resumes: every search checkpoints each epoch) into $RUN/SPACE.ALGORITHM[.VARIANT], with the space's config or, given
+# VARIANT, the config of that name beside it (nb1shot1's diff-hparams: configs/search-nb1shot1-gpu-diff-hparams.toml,
+# Table 4.7's "diff. hparams" row); a finished one is marked
 # done-seed<s> and skipped by a restarted pipeline. `wait` prints progress and, every minute and when it
 # returns, writes into $OUT: summary.txt (the pipeline's log, the speed table, the last lines of each search),
 # run.tgz (every run folder: config.json and the per-epoch logs, and the checkpoint of each search not yet
 # done, so it can be resumed on another machine or on the CPU) and report/ (harness search report of each
 # space's folders so far).
 #
-# Variables: RUN (default .run/search), DATA (default /tmp/data), PARALLEL (default 3), NB201_CONFIG and
-# DARTS_CONFIG (the configs of the NB201 and the DARTS-space units; default the GPU configs), UNITS (default: Table
-# 4.6's DARTS 1st order and SoTL-DARTS seeds 0-2 on NB201, then S2's DARTS and SoTL-DARTS seed 0, then
-# NB201's DARTS 2nd order, SoVL-DARTS, DrNAS, SoTL-DrNAS and GAEA DARTS seeds 0-2, then the DARTS space's
-# DARTS 1st order and SoTL-DARTS seeds 0-2). Not yet timed on a GPU.
+# Variables: RUN (default .run/search), DATA (default /tmp/data), PARALLEL (default 3), NB201_CONFIG, DARTS_CONFIG
+# and NB1SHOT1_CONFIG (the configs of the NB201, DARTS-space and NAS-Bench-1Shot1 units; default the GPU configs),
+# UNITS (default: Table 4.6's DARTS 1st order and SoTL-DARTS seeds 0-2 on NB201, then S2's DARTS and SoTL-DARTS
+# seed 0, then NB201's DARTS 2nd order, SoVL-DARTS, DrNAS, SoTL-DrNAS and GAEA DARTS seeds 0-2, then the DARTS
+# space's DARTS 1st order and SoTL-DARTS seeds 0-2, then Table 4.7: per NAS-Bench-1Shot1 space DARTS, SoTL-DARTS and
+# SoTL-DARTS with the diff. hparams, seeds 0-2). Not yet timed on a GPU.
 set -u
 cd "$(dirname "$0")/../.."
 RUN=${RUN:-.run/search}
 DATA=${DATA:-/tmp/data}
 PARALLEL=${PARALLEL:-3}
 seeds() { local algo seed out=""; for seed in 0 1 2; do for algo in "${@:2}"; do out+=" $1:$algo:$seed"; done; done; echo "$out"; }
-UNITS=${UNITS:-"$(seeds nb201 darts-1 sotl-darts) darts-s2:darts-1:0 darts-s2:sotl-darts:0 $(seeds nb201 darts-2 sovl-darts drnas sotl-drnas gaea-darts) $(seeds darts darts-1 sotl-darts)"}
+table47() { local n seed out=""; for n in 1 2 3; do out+="$(seeds "nb1shot1-$n" darts-1 sotl-darts)"; for seed in 0 1 2; do out+=" nb1shot1-$n:sotl-darts:$seed:diff-hparams"; done; done; echo "$out"; }
+UNITS=${UNITS:-"$(seeds nb201 darts-1 sotl-darts) darts-s2:darts-1:0 darts-s2:sotl-darts:0 $(seeds nb201 darts-2 sovl-darts drnas sotl-drnas gaea-darts) $(seeds darts darts-1 sotl-darts) $(table47)"}
 export PYTHONUNBUFFERED=1 PYTHONPATH=.
 
-config() {  # config SPACE: the config file of a space ($RUN/SPACE.toml: the GPU config with its space set)
-  local space=$1 base=${NB201_CONFIG:-configs/search-cifar10-gpu.toml}
-  [ "$space" = nb201 ] || base=${DARTS_CONFIG:-configs/search-darts-gpu.toml}
-  [ -e "$RUN/$space.toml" ] || sed "s/^space = .*/space = \"$space\"/" "$base" > "$RUN/$space.toml"
-  echo "$RUN/$space.toml"
+config() {  # config SPACE [VARIANT]: the config file of a unit ($RUN/SPACE[-VARIANT].toml: the GPU config with its space set)
+  local space=$1 variant=${2:-} base
+  case "$space" in
+  nb201) base=${NB201_CONFIG:-configs/search-cifar10-gpu.toml} ;;
+  nb1shot1-*) base=${NB1SHOT1_CONFIG:-configs/search-nb1shot1-gpu.toml} ;;
+  *) base=${DARTS_CONFIG:-configs/search-darts-gpu.toml} ;;
+  esac
+  [ -z "$variant" ] || base=${base%.toml}-$variant.toml
+  local file="$RUN/$space${variant:+-$variant}.toml"
+  [ -e "$file" ] || sed "s/^space = .*/space = \"$space\"/" "$base" > "$file"
+  echo "$file"
 }
 
 stamp() { echo "[$(date +%T), +$(( $(date +%s) - T0 )) s] $*"; }
 
-unit() {  # unit SPACE ALGORITHM SEED
-  local space=$1 algo=$2 seed=$3 out="$RUN/$1.$2"
-  stamp "search $space $algo seed $seed: start"
-  if python3 -m harness.cli search run --config "$(config "$space")" --algorithm "$algo" --seed "$seed" --out "$out" \
-      --data-root "$DATA" --no-progress > "$RUN/search-$space-$algo-$seed.log" 2>&1; then
+unit() {  # unit SPACE ALGORITHM SEED [VARIANT]
+  local space=$1 algo=$2 seed=$3 variant=${4:-}
+  local name="$space.$algo${variant:+.$variant}" what="search $space $algo${variant:+ ($variant)} seed $seed"
+  local out="$RUN/$name" log="$RUN/search-$name-$seed.log" cfg
+  stamp "$what: start"
+  if cfg=$(config "$space" "$variant") && [ -s "$cfg" ] && python3 -m harness.cli search run --config "$cfg" --algorithm "$algo" \
+      --seed "$seed" --out "$out" --data-root "$DATA" --no-progress > "$log" 2>&1; then
     touch "$out/done-seed$seed"
-    stamp "search $space $algo seed $seed: done ($(python3 -c "import json; h = json.load(open('$out/search-seed$seed.json')); print(f'{len(h)} epochs, {sum(e[\"seconds\"] for e in h):.0f} s, final arch {h[-1][\"arch\"]}')"))"
+    stamp "$what: done ($(python3 -c "import json; h = json.load(open('$out/search-seed$seed.json')); print(f'{len(h)} epochs, {sum(e[\"seconds\"] for e in h):.0f} s, final arch {h[-1][\"arch\"]}')"))"
   else
-    stamp "search $space $algo seed $seed: FAILED ($(tail -n 2 "$RUN/search-$space-$algo-$seed.log" | tr '\n' ' '))"
+    stamp "$what: FAILED ($(tail -n 2 "$log" 2>/dev/null | tr '\n' ' '))"
   fi
 }
 
@@ -66,7 +78,7 @@ snapshot() {  # the outputs so far, into $OUT
   done
   tar czf "$OUT/run.tgz.tmp" --exclude='*.tmp' ${excludes[@]+"${excludes[@]}"} -C "$(dirname "$RUN")" "$(basename "$RUN")" \
     && mv "$OUT/run.tgz.tmp" "$OUT/run.tgz"
-  for space in nb201 darts-s2 darts; do
+  for space in nb201 darts-s2 darts nb1shot1-1 nb1shot1-2 nb1shot1-3; do
     ls -d "$RUN/$space".*/search-seed*.json > /dev/null 2>&1 || continue
     python3 -m harness.cli search report $(ls -d "$RUN/$space".*/ | while read -r f; do ls "$f"search-seed*.json > /dev/null 2>&1 && echo "$f"; done) \
       --out "$OUT/report/$space" --label "GPU, thesis protocol (runs so far)" > /dev/null 2>&1 || true
@@ -93,11 +105,10 @@ pipeline)
     stamp "speed: exit $?"
   fi
   for entry in $UNITS; do
-    space=${entry%%:*} rest=${entry#*:}
-    algo=${rest%:*} seed=${rest#*:}
-    [ -e "$RUN/$space.$algo/done-seed$seed" ] && continue
+    IFS=: read -r space algo seed variant <<< "$entry"
+    [ -e "$RUN/$space.$algo${variant:+.$variant}/done-seed$seed" ] && continue
     while [ "$(jobs -rp | wc -l)" -ge "$PARALLEL" ]; do sleep 5; done
-    unit "$space" "$algo" "$seed" &
+    unit "$space" "$algo" "$seed" "$variant" &
     sleep 2
   done
   wait

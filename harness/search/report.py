@@ -9,7 +9,9 @@ folders is reported together when
   (a seed still searching is reported at its last logged epoch; the tables show ``epoch/epochs``);
 * all search one space (``nb201``, ``darts``, ``darts-s2``, ``nb1shot1-1/2/3``): its truth columns and its
   published table are the report's;
-* each algorithm has one folder (which holds all its seeds).
+* one folder holds all the seeds of its search. Each folder is one row of the tables, named by its algorithm; where
+  two folders search the same algorithm (SoTL-DARTS and its Table 4.7 "diff. hparams" settings, say), each of them is
+  named ``<algorithm> (<folder name>)``.
 
 A search (one seed) is reported at its final logged epoch: the derived arch, its truth
 (:attr:`~harness.search.spaces.SearchSpace.truth_columns`), its skip count ``n_skip``, its cell depth
@@ -34,8 +36,8 @@ validation accuracy in the embedded table); the published number (:func:`publish
   search network of 20 cells the 20-layer searches' rows (:data:`TABLE_4_8_20_CELL_METHODS`);
 * S2 (``darts-s2``): none (the thesis shows S2 searches in figures only, 4.12 and 4.15);
 * NAS-Bench-1Shot1 (``nb1shot1-<n>``): thesis Table 4.7, search space ``NB101-<n>`` (:data:`TABLE_4_7_METHODS`;
-  ``SoTL-DARTS (diff. hparams)`` for a SoTL-DARTS search of T = 10 unrolled steps at batch 32, the settings this
-  project assigns to that row, which the embedded table does not state). The thesis reports NB101 *test*
+  ``SoTL-DARTS (diff. hparams)`` for a SoTL-DARTS search of T = 10 unrolled steps at batch 32, the settings
+  the thesis's Sec. 4.3.1 gives that row). The thesis reports NB101 *test*
   accuracy; ours, ``cifar10_valid_108``, is the embedded 20,001-cell table's *validation* accuracy of one
   training run (its only split), so the diff mixes the two splits. That table holds the cells of only 913 /
   1,584 / 100,712 of the 14,580 / 29,160 / 1,312,200 configurations of spaces 1/2/3, so many a derived
@@ -53,7 +55,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +110,7 @@ class SearchRun:
     path: Path
     cfg: SearchConfig
     histories: dict[int, list[dict[str, Any]]]
+    label: str = ""  # its row's name in a report (load_runs): the algorithm, or "<algorithm> (<folder>)"
 
     @property
     def algorithm(self) -> str:
@@ -156,7 +159,8 @@ def load_run(path: str | Path) -> SearchRun:
 
 
 def load_runs(paths: Sequence[str | Path]) -> list[SearchRun]:
-    """The run folders ``paths`` (:func:`load_run`): at least one, one space, one folder per algorithm."""
+    """The run folders ``paths`` (:func:`load_run`), each with its ``label`` (module docstring): at least one, one
+    space, no folder twice."""
     runs = [load_run(path) for path in paths]
     if not runs:
         raise HarnessError("no search run folders given")
@@ -168,11 +172,14 @@ def load_runs(paths: Sequence[str | Path]) -> list[SearchRun]:
     if len(spaces) > 1:
         raise HarnessError("the folders search different spaces (" + "; ".join(f"{space}: {', '.join(folders)}" for space, folders
                            in spaces.items()) + "); a report is of one space: give the folders of one")
-    for algorithm, folders in algorithms.items():
-        if len(folders) > 1:
-            raise HarnessError(f"two run folders of {algorithm} ({', '.join(folders)}): give one folder per algorithm "
-                               "(one folder holds all of an algorithm's seeds)")
-    return runs
+    resolved = [run.path.resolve() for run in runs]
+    if len(set(resolved)) < len(resolved):
+        raise HarnessError("a run folder is given twice (" + ", ".join(str(run.path) for run in runs) + ")")
+    labels = [run.algorithm if len(algorithms[run.algorithm]) == 1 else f"{run.algorithm} ({run.path.name})" for run in runs]
+    if len(set(labels)) < len(labels):
+        raise HarnessError("two run folders of one algorithm have one name (" + ", ".join(str(run.path) for run in runs)
+                           + "): rename one; a report names such folders' rows by their folder names")
+    return [replace(run, label=label) for run, label in zip(runs, labels)]
 
 
 def published(cfg: SearchConfig) -> Published | None:
@@ -208,11 +215,11 @@ def _published(frame: pd.DataFrame, source: str, conditions: str, **match: str) 
 
 
 def trajectories(runs: Sequence[SearchRun]) -> pd.DataFrame:
-    """One row per run, seed and logged epoch: ``run`` (the folder's name), ``algorithm``, ``seed``,
+    """One row per run, seed and logged epoch: ``run`` (the folder's name), ``algorithm`` (its label), ``seed``,
     ``epoch``, ``arch``, the space's truth columns, ``n_skip``, ``depth``, ``hessian_eigenvalue`` (NaN
     where not computed)."""
     columns = ["epoch", "arch", *get_search_space(runs[0].cfg.space).truth_columns, *DIAGNOSTICS]
-    rows = [{"run": run.path.name, "algorithm": run.algorithm, "seed": seed, **{key: entry.get(key) for key in columns}}
+    rows = [{"run": run.path.name, "algorithm": run.label, "seed": seed, **{key: entry.get(key) for key in columns}}
             for run in runs for seed, history in run.histories.items() for entry in history]
     frame = pd.DataFrame(rows, columns=["run", "algorithm", "seed", *columns])
     for column in (*get_search_space(runs[0].cfg.space).truth_columns, "hessian_eigenvalue"):  # None -> NaN
@@ -224,17 +231,17 @@ def final_epochs(runs: Sequence[SearchRun], steps: pd.DataFrame) -> pd.DataFrame
     """The row of ``steps`` (:func:`trajectories` of ``runs``) of each run's and seed's last logged
     epoch, with ``epochs``, the epochs its config searches."""
     last = steps.groupby(["run", "seed"], sort=False).tail(1).reset_index(drop=True)
-    last.insert(4, "epochs", last["algorithm"].map({run.algorithm: run.cfg.search.epochs for run in runs}))
+    last.insert(4, "epochs", last["algorithm"].map({run.label: run.cfg.search.epochs for run in runs}))
     return last
 
 
 def summary(runs: Sequence[SearchRun], final: pd.DataFrame) -> pd.DataFrame:
-    """Per algorithm (the index): its run folder, seeds, mean and std (ddof=0) over seeds of the
+    """Per run folder (the index, ``algorithm``: its label, :func:`load_runs`): its name, seeds, mean and std (ddof=0) over seeds of the
     truth columns and :data:`DIAGNOSTICS` at the final epoch (``final``, :func:`final_epochs`;
     ``<column>_mean``, ``<column>_std``), the published CIFAR-10 number (``published_source``,
     ``published_method``, ``published_mean``, ``published_std``, ``published_conditions``; empty and
     NaN where there is none) and ``diff`` = our :data:`COMPARED` mean - the published mean."""
-    out = pd.DataFrame(index=pd.Index([run.algorithm for run in runs], name="algorithm"))
+    out = pd.DataFrame(index=pd.Index([run.label for run in runs], name="algorithm"))
     out["run"] = [run.path.name for run in runs]
     out["seeds"] = [" ".join(str(seed) for seed in run.histories) for run in runs]
     out["n_seeds"] = [len(run.histories) for run in runs]
@@ -275,7 +282,7 @@ def markdown(runs: Sequence[SearchRun], table: pd.DataFrame, final: pd.DataFrame
                    for algorithm, row in table.iterrows()]),
            "", f"ours: {compared}, {TRUTH_NOTES[compared]}; diff = ours - published (means); `-`: no published number "
            f"of this algorithm in this space. Published: {'; '.join(conditions) or 'none'}. Only CIFAR-10 is compared: "
-           f"the searches run on CIFAR-10.{_missing_truth(final, truths)}", "",
+           f"the searches run on CIFAR-10.{_missing_truth(runs, final, truths)}", "",
            "## Per algorithm: mean (std) over seeds at the final epoch", "",
            _table(["algorithm", "seeds", *named, "n_skip", "depth", "eigenvalue"],
                   [[algorithm, row.seeds, *(_cell(row[f"{column}_mean"], row[f"{column}_std"], style) for column, style in styles.items())]
@@ -291,14 +298,20 @@ def markdown(runs: Sequence[SearchRun], table: pd.DataFrame, final: pd.DataFrame
     return "\n".join(out) + "\n"
 
 
-def _missing_truth(final: pd.DataFrame, truths: Sequence[str]) -> str:
-    """A sentence naming the final-epoch seeds whose truth the benchmark lacks (left out of the means), or ''."""
+def _missing_truth(runs: Sequence[SearchRun], final: pd.DataFrame, truths: Sequence[str]) -> str:
+    """Sentences naming the final-epoch seeds whose truth the benchmark lacks (left out of the means) and, per
+    search whose trajectory lacks some, for how many of its epochs; or ''."""
     lacking = final[final[list(truths)].isna().any(axis=1)]
-    if lacking.empty:
-        return ""
-    seeds = ", ".join(f"{row.algorithm} seed {row.seed}" for _, row in lacking.iterrows())
-    return (f" Truth missing for {len(lacking)} of {len(final)} seeds at their final epoch ({seeds}: the benchmark "
-            "lacks the derived arch); the means leave them out.")
+    out = ""
+    if not lacking.empty:
+        seeds = ", ".join(f"{row.algorithm} seed {row.seed}" for _, row in lacking.iterrows())
+        out = (f" Truth missing for {len(lacking)} of {len(final)} seeds at their final epoch ({seeds}: the benchmark "
+               "lacks the derived arch); the means leave them out.")
+    gaps = [f"{run.label} seed {seed}: {n} of {len(history)}" for run in runs for seed, history in run.histories.items()
+            if (n := sum(any(entry.get(column) is None for column in truths) for entry in history))]
+    if gaps:
+        out += f" Epochs whose derived arch has no truth, per search: {'; '.join(gaps)} (gaps in the figure)."
+    return out
 
 
 def _number(value: float, style: str = ".2f") -> str:
@@ -322,7 +335,7 @@ def write_report(run_dirs: Sequence[str | Path], out: str | Path, label: str = "
     """``table.md`` (:func:`markdown`), ``table.csv`` (:func:`summary`), ``trajectories.csv``
     (:func:`trajectories`) and the figure ``trajectories.png``/``.pdf``
     (:func:`harness.plots.plot_search_trajectories` of the :data:`COMPARED` truth, one line per
-    ``"<algorithm> seed <seed>"``) of the run folders ``run_dirs`` into ``out``, each written atomically;
+    ``"<label> seed <seed>"``) of the run folders ``run_dirs`` into ``out``, each written atomically;
     returns their paths. Nothing is written when a folder is refused."""
     runs = load_runs(run_dirs)
     steps = trajectories(runs)
@@ -336,7 +349,7 @@ def write_report(run_dirs: Sequence[str | Path], out: str | Path, label: str = "
     write_atomic(files["csv"], lambda tmp: table.to_csv(tmp))
     write_atomic(files["trajectories"], lambda tmp: steps.to_csv(tmp, index=False))
     # a missing truth (None) is NaN in the figure, a gap, as in the tables
-    histories = {f"{run.algorithm} seed {seed}": [{key: np.nan if value is None else value for key, value in entry.items()}
+    histories = {f"{run.label} seed {seed}": [{key: np.nan if value is None else value for key, value in entry.items()}
                                                   for entry in history]
                  for run in runs for seed, history in run.histories.items()}
     files["png"], files["pdf"] = plots.plot_search_trajectories(histories, out / "trajectories", COMPARED[runs[0].cfg.space])
