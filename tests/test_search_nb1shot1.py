@@ -9,17 +9,19 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from harness import thesis
 from harness.cli import main
+from harness.adapters import nb101
 from harness.errors import HarnessError
 from harness.registry import load_benchmark
 from harness.search.algorithms import (DERIVATION, ExponentiatedGradient, dirichlet_weights, search_block,
                                        simplex_weights, softmax_weights)
 from harness.search.config import ALGORITHMS, SearchConfig
-from harness.search.derive import NB1SHOT1_TRUTH_COLUMN, derived_config
+from harness.search.derive import NB1SHOT1_TEST_COLUMN, NB1SHOT1_TRUTH_COLUMN, derived_config
 from harness.search.diagnostics import cell_depth_nb101
 from harness.search.loop import checkpoint_path, init_state, load_checkpoint, log_path, search
 from harness.search.report import load_runs, published, summary, final_epochs, trajectories
@@ -28,6 +30,7 @@ from harness.spaces.nb101 import CONV1X1, CONV3X3, MAXPOOL3X3, ModelSpec
 from harness.spaces.nb1shot1 import Config, search_space
 from harness.supernet.train import load_images
 from image_fixtures import write_cifar10
+from nb101_fixtures import write_fixture
 from search_fixtures import assert_same_search_state
 
 torch.set_num_threads(1)
@@ -356,6 +359,64 @@ def test_the_truth_is_the_embedded_validation_accuracy_or_missing_never_imputed(
     assert missing["n_skip"] == 0
     kept = search_space(1).pruned_graph(without.parents)[1]
     assert missing["n_parameter_free"] == sum(without.ops[b - 1] == MP for b in kept)
+
+
+@pytest.fixture(scope="module")
+def nb101_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]:
+    """A converted NB101 store of the official tfrecord format (tests/nb101_fixtures.py: 1,000 real cells, their test
+    accuracies synthetic, 3 runs each) and the records it holds."""
+    root = tmp_path_factory.mktemp("nb101-store")
+    records = write_fixture(root / "f.tfrecord", budgets=(108,))
+    return nb101.convert(root / "f.tfrecord", root / "store"), records
+
+
+def test_over_a_converted_store_the_truth_is_the_cells_test_accuracy_over_its_runs(
+        nb101_store: tuple[Path, pd.DataFrame]) -> None:
+    store, records = nb101_store
+    space = get_search_space("nb1shot1-1")
+    bench = space.truth_benchmark(str(store))
+    config = search_space(1).config(int(bench.archs_with_data()[0]))
+    entry = space.describe(_one_hot(space, config), bench)
+    cell = search_space(1).to_spec(config).hash()
+    assert entry[NB1SHOT1_TEST_COLUMN] == pytest.approx(100 * records[records.hash == cell].final_test.mean(), rel=1e-6)
+    assert NB1SHOT1_TRUTH_COLUMN not in entry and entry["truth_missing"] is False
+    cfg = SearchConfig().with_overrides(space="nb1shot1-1", search={"truth_root": str(store)})
+    assert space.truth_columns_of(cfg) == (NB1SHOT1_TEST_COLUMN,) and space.truth_columns_of(SearchConfig().with_overrides(
+        space="nb1shot1-1")) == (NB1SHOT1_TRUTH_COLUMN,)
+    with pytest.raises(HarnessError, match="truth_root is for the nb1shot1 spaces"):
+        SearchConfig().with_overrides(search={"truth_root": str(store)})
+    with pytest.raises(HarnessError, match="takes no search.truth_root"):
+        get_search_space("nb201").truth_benchmark(str(store))
+
+
+def test_a_search_over_a_store_logs_the_test_truth_the_report_compares_it_and_refuses_a_mix(
+        data_root: Path, nb101_store: tuple[Path, pd.DataFrame], searched: dict[str, Path], tmp_path: Path) -> None:
+    store, _ = nb101_store
+    folder = tmp_path / "darts-1-store"
+    assert main(["search", "run", "--config", str(_toml(data_root, tmp_path / "toy.toml")), "--algorithm", "darts-1",
+                 "--truth-root", str(store), "--out", str(folder), "--no-progress"]) == 0
+    history = json.loads(log_path(folder, 0).read_text())
+    bench = get_search_space("nb1shot1-1").truth_benchmark(str(store))
+    for entry in history:
+        assert NB1SHOT1_TRUTH_COLUMN not in entry and (entry[NB1SHOT1_TEST_COLUMN] is None) == entry["truth_missing"]
+        if not entry["truth_missing"]:
+            assert entry[NB1SHOT1_TEST_COLUMN] == float(bench.final([entry["arch_index"]], "cifar10", "accuracy", "test", "108")[0])
+    out = tmp_path / "report"
+    assert main(["search", "report", str(folder), "--out", str(out)]) == 0
+    text = (out / "table.md").read_text()
+    assert "ours: cifar10_test_108" in text and "the same, from an NB101 store" in text
+    with pytest.raises(HarnessError, match="log different truths"):
+        load_runs([folder, searched["sotl-darts"]])
+    assert main(["search", "run", "--config", str(tmp_path / "toy.toml"), "--algorithm", "darts-1", "--out", str(folder),
+                 "--no-progress"]) == 2  # resuming over the embedded table is refused: search.truth_root changed
+
+
+def _toml(data_root: Path, path: Path) -> Path:
+    """A 1-epoch nb1shot1-1 search config file of the toy size (:func:`_loop_config`)."""
+    path.write_text(f"""name = "toy"\nspace = "nb1shot1-1"\n[data]\nroot = "{data_root}"\nimage_size = 8\n
+[network]\nchannels = 2\ncells_per_stage = 1\n[search]\nseeds = [0]\nepochs = 1\nbatch_size = 8\n
+eigenvalue_iterations = 2\n[device]\ndevice = "cpu"\nthreads = 1\n""")
+    return path
 
 
 def test_nb101_depth_is_the_longest_input_to_output_path() -> None:

@@ -25,7 +25,9 @@
 # UNITS (default: Table 4.6's DARTS 1st order and SoTL-DARTS seeds 0-2 on NB201, then S2's DARTS and SoTL-DARTS
 # seed 0, then NB201's DARTS 2nd order, SoVL-DARTS, DrNAS, SoTL-DrNAS and GAEA DARTS seeds 0-2, then the DARTS
 # space's DARTS 1st order and SoTL-DARTS seeds 0-2, then Table 4.7: per NAS-Bench-1Shot1 space DARTS, SoTL-DARTS and
-# SoTL-DARTS with the diff. hparams, seeds 0-2). Not yet timed on a GPU.
+# SoTL-DARTS with the diff. hparams, seeds 0-2), TRUTH_ROOT (a converted official NB101 store, carried: the NB1Shot1
+# units' --truth-root, the test accuracy of every cell as Table 4.7 reports it; default the embedded table, whose
+# validation accuracy covers few cells). Not yet timed on a GPU.
 set -u
 cd "$(dirname "$0")/../.."
 RUN=${RUN:-.run/search}
@@ -54,10 +56,11 @@ stamp() { echo "[$(date +%T), +$(( $(date +%s) - T0 )) s] $*"; }
 unit() {  # unit SPACE ALGORITHM SEED [VARIANT]
   local space=$1 algo=$2 seed=$3 variant=${4:-}
   local name="$space.$algo${variant:+.$variant}" what="search $space $algo${variant:+ ($variant)} seed $seed"
-  local out="$RUN/$name" log="$RUN/search-$name-$seed.log" cfg
+  local out="$RUN/$name" log="$RUN/search-$name-$seed.log" cfg truth=()
+  [[ "$space" == nb1shot1-* && -n "${TRUTH_ROOT:-}" ]] && truth=(--truth-root "$TRUTH_ROOT")
   stamp "$what: start"
   if cfg=$(config "$space" "$variant") && [ -s "$cfg" ] && python3 -m harness.cli search run --config "$cfg" --algorithm "$algo" \
-      --seed "$seed" --out "$out" --data-root "$DATA" --no-progress > "$log" 2>&1; then
+      --seed "$seed" --out "$out" --data-root "$DATA" --no-progress ${truth[@]+"${truth[@]}"} > "$log" 2>&1; then
     touch "$out/done-seed$seed"
     stamp "$what: done ($(python3 -c "import json; h = json.load(open('$out/search-seed$seed.json')); print(f'{len(h)} epochs, {sum(e[\"seconds\"] for e in h):.0f} s, final arch {h[-1][\"arch\"]}')"))"
   else

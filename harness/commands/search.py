@@ -26,6 +26,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--data-root", type=Path, default=None, help="overrides [data] root")
     p.add_argument("--device", default=None, help="overrides [device] device (cpu, cuda, auto)")
     p.add_argument("--algorithm", default=None, choices=ALGORITHMS, help="overrides [search] algorithm")
+    p.add_argument("--truth-root", type=Path, default=None,
+                   help="overrides [search] truth_root: on the nb1shot1 spaces a converted official NB101 store ('harness data "
+                        "convert nb101'), whose test accuracy of every cell is then the truth (default: the embedded table)")
     p.add_argument("--seed", type=int, action="append", default=None, help="search this seed only (repeatable; default: [search] seeds)")
     p.add_argument("--executor", choices=EXECUTORS, default="local",
                    help="where the seeds run: this process, one after the other (default), or a Ray cluster, one task per seed")
@@ -55,7 +58,9 @@ def run(args: argparse.Namespace) -> int:
     if args.device is not None:
         overrides["device"] = {"device": args.device}
     if args.algorithm is not None:
-        overrides["search"] = {"algorithm": args.algorithm}
+        overrides.setdefault("search", {})["algorithm"] = args.algorithm
+    if args.truth_root is not None:
+        overrides.setdefault("search", {})["truth_root"] = str(args.truth_root.expanduser().resolve())
     if overrides:
         cfg = cfg.with_overrides(**overrides)
     out = args.out if args.out is not None else Path("runs") / f"{cfg.name}-{cfg.search.algorithm}"

@@ -106,6 +106,9 @@ class SearchSettings:
     eigenvalue_every: int = 1  # epochs between logs of the dominant Hessian eigenvalue (0: never)
     eigenvalue_iterations: int = 50  # its power iterations at most (the thesis code's power_iter_steps)
     eigenvalue_tol: float = 1e-3  # its relative tolerance (harness.search.diagnostics)
+    # the benchmark data of the derived arch's truth: None, the embedded data; on NAS-Bench-1Shot1 a converted official
+    # NB101 store ('harness data convert nb101'): the truth becomes the test accuracy, every cell (harness.search.derive)
+    truth_root: str | None = None
 
 
 @dataclass(frozen=True)
@@ -186,6 +189,9 @@ def _validate(cfg: SearchConfig) -> None:
     cfg.ws_config().with_overrides()  # [data], [network] and [device] as a weight-sharing run checks them
     if s.algorithm not in ALGORITHMS:
         raise choices("search algorithm", s.algorithm, ALGORITHMS)
+    if s.truth_root is not None and not cfg.space.startswith("nb1shot1-"):
+        raise HarnessError(f"search.truth_root is for the nb1shot1 spaces (a converted NB101 store); a {cfg.space} search "
+                           f"reads its truth from the embedded data, got truth_root {s.truth_root!r}")
     if cfg.network.bn_track_running_stats:
         raise HarnessError("the mixed-op network runs every op of every cell: network.bn_track_running_stats must be false")
     if not s.seeds or len(set(s.seeds)) != len(s.seeds) or min(s.seeds) < 0:

@@ -166,7 +166,7 @@ def search(cfg: SearchConfig, seed: int, train: DeviceImages, valid: DeviceImage
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     state = init_state(cfg, seed, train.device, dtype)
-    bench = state.space.truth_benchmark() if bench is None else bench
+    bench = state.space.truth_benchmark(s.truth_root) if bench is None else bench
     path, start, history = checkpoint_path(out_dir, seed), 0, []
     if path.is_file():
         saved = load_checkpoint(path, train.device)

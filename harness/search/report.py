@@ -24,7 +24,7 @@ mean and std over its seeds; the std is the population one, ``sqrt(mean((x - mea
 search seeds without saying which).
 
 Only CIFAR-10 is set beside published numbers, as our searches run on CIFAR-10 (the training half of
-the ``cifar10-valid`` split). Ours is the derived arch's :data:`COMPARED` truth (NB201:
+the ``cifar10-valid`` split). Ours is the derived arch's :func:`compared_column` truth (NB201:
 ``cifar10_test_200``, its 200-epoch CIFAR-10 test accuracy in the embedded NB201 table; DARTS spaces:
 ``cifar10_valid_98``, NB301's surrogate prediction; NAS-Bench-1Shot1: ``cifar10_valid_108``, NB101's 108-epoch
 validation accuracy in the embedded table); the published number (:func:`published`) is
@@ -41,7 +41,9 @@ validation accuracy in the embedded table); the published number (:func:`publish
   accuracy; ours, ``cifar10_valid_108``, is the embedded 20,001-cell table's *validation* accuracy of one
   training run (its only split), so the diff mixes the two splits. That table holds the cells of only 913 /
   1,584 / 100,712 of the 14,580 / 29,160 / 1,312,200 configurations of spaces 1/2/3, so many a derived
-  configuration has no truth.
+  configuration has no truth. A search over a converted official NB101 store (``search.truth_root``) logs
+  ``cifar10_test_108``, the test accuracy as the thesis reports it, for every cell; the folders of one report
+  log one truth (a mix is refused).
 
 NB201's other truth columns are not comparable with the thesis's: ``cifar10_test_12`` is the 12-epoch
 schedule's CIFAR-10 accuracy, and ``cifar100_test_12`` and ``imagenet16_test_12`` are the
@@ -66,14 +68,14 @@ from harness import plots, tables, thesis
 from harness.atomic import write_atomic
 from harness.errors import HarnessError
 from harness.search.config import SearchConfig, load_search_config
-from harness.search.derive import DARTS_TRUTH_COLUMN, NB1SHOT1_TRUTH_COLUMN
+from harness.search.derive import DARTS_TRUTH_COLUMN, NB1SHOT1_TEST_COLUMN, NB1SHOT1_TRUTH_COLUMN
 from harness.search.spaces import get_search_space
 from harness.supernet.spaces.darts import DartsSpace
 
 SEED_LOG = re.compile(r"search-seed(\d+)\.json")
 # space -> the truth column set beside the published CIFAR-10 numbers
 COMPARED = {"nb201": "cifar10_test_200", "darts": DARTS_TRUTH_COLUMN, "darts-s2": DARTS_TRUTH_COLUMN,
-            **{f"nb1shot1-{n}": NB1SHOT1_TRUTH_COLUMN for n in (1, 2, 3)}}
+            **{f"nb1shot1-{n}": NB1SHOT1_TRUTH_COLUMN for n in (1, 2, 3)}}  # over the embedded data (compared_column)
 # truth column -> what it is, under the tables
 TRUTH_NOTES = {
     "cifar10_test_200": "the derived arch's CIFAR-10 test accuracy (%) after NB201's 200-epoch schedule",
@@ -86,6 +88,8 @@ TRUTH_NOTES = {
     NB1SHOT1_TRUTH_COLUMN: "the derived cell's NB101 CIFAR-10 validation accuracy (%) after 108 epochs, one training run, "
                            "from the embedded 20,001-cell table (the thesis reports test accuracy); `-` where the table "
                            "lacks the cell",
+    NB1SHOT1_TEST_COLUMN: "the derived cell's NB101 CIFAR-10 test accuracy (%) after 108 epochs, the mean of its training "
+                          "runs, from a converted official NB101 store (search.truth_root), as the thesis reports it",
 }
 TRANSFER = ("cifar100_test_12", "imagenet16_test_12")
 DIAGNOSTICS = ("n_skip", "depth", "hessian_eigenvalue")  # reported beside the truth
@@ -139,7 +143,7 @@ def load_run(path: str | Path) -> SearchRun:
     logs = sorted((int(match.group(1)), file) for file in path.iterdir() if (match := SEED_LOG.fullmatch(file.name)))
     if not logs:
         raise HarnessError(f"{path} holds no search-seed<seed>.json: no seed of its search has finished an epoch")
-    truths = get_search_space(cfg.space).truth_columns
+    truths = get_search_space(cfg.space).truth_columns_of(cfg)
     required = ("epoch", "arch", *truths, "n_skip", "depth")  # a truth may be None where truth_missing is true
     histories = {}
     for seed, log in logs:
@@ -172,6 +176,11 @@ def load_runs(paths: Sequence[str | Path]) -> list[SearchRun]:
     if len(spaces) > 1:
         raise HarnessError("the folders search different spaces (" + "; ".join(f"{space}: {', '.join(folders)}" for space, folders
                            in spaces.items()) + "); a report is of one space: give the folders of one")
+    sources = {get_search_space(run.cfg.space).truth_columns_of(run.cfg) for run in runs}
+    if len(sources) > 1:
+        raise HarnessError("the folders log different truths (" + "; ".join(
+            f"{run.path}: {', '.join(get_search_space(run.cfg.space).truth_columns_of(run.cfg))}" for run in runs)
+            + "): a report compares one; give the folders searched over the same benchmark data (search.truth_root)")
     resolved = [run.path.resolve() for run in runs]
     if len(set(resolved)) < len(resolved):
         raise HarnessError("a run folder is given twice (" + ", ".join(str(run.path) for run in runs) + ")")
@@ -180,6 +189,19 @@ def load_runs(paths: Sequence[str | Path]) -> list[SearchRun]:
         raise HarnessError("two run folders of one algorithm have one name (" + ", ".join(str(run.path) for run in runs)
                            + "): rename one; a report names such folders' rows by their folder names")
     return [replace(run, label=label) for run, label in zip(runs, labels)]
+
+
+def truth_columns(runs: Sequence[SearchRun]) -> tuple[str, ...]:
+    """The truth columns the runs log (one set: :func:`load_runs` refuses a mix)."""
+    return get_search_space(runs[0].cfg.space).truth_columns_of(runs[0].cfg)
+
+
+def compared_column(cfg: SearchConfig) -> str:
+    """The truth column of a search of ``cfg`` set beside the published numbers: :data:`COMPARED` of its space over
+    the embedded data; on NAS-Bench-1Shot1 over a converted NB101 store (``search.truth_root``) its test accuracy."""
+    if cfg.space.startswith("nb1shot1-"):
+        return get_search_space(cfg.space).truth_columns_of(cfg)[0]
+    return COMPARED[cfg.space]
 
 
 def published(cfg: SearchConfig) -> Published | None:
@@ -202,7 +224,8 @@ def published(cfg: SearchConfig) -> Published | None:
         diff = algorithm == "sotl-darts" and cfg.search.unroll_steps == 10 and cfg.search.batch_size == 32
         method = "SoTL-DARTS (diff. hparams)" if diff else TABLE_4_7_METHODS.get(algorithm)
         return None if method is None else _published(
-            thesis.table("4.7"), "thesis Table 4.7", "NB101 test accuracy (ours: the embedded table's validation accuracy)",
+            thesis.table("4.7"), "thesis Table 4.7", "NB101 test accuracy (ours: " + (
+                "the embedded table's validation accuracy)" if cfg.search.truth_root is None else "the same, from an NB101 store)"),
             method=method, search_space=f"NB101-{cfg.space.removeprefix('nb1shot1-')}")
     return None
 
@@ -218,11 +241,11 @@ def trajectories(runs: Sequence[SearchRun]) -> pd.DataFrame:
     """One row per run, seed and logged epoch: ``run`` (the folder's name), ``algorithm`` (its label), ``seed``,
     ``epoch``, ``arch``, the space's truth columns, ``n_skip``, ``depth``, ``hessian_eigenvalue`` (NaN
     where not computed)."""
-    columns = ["epoch", "arch", *get_search_space(runs[0].cfg.space).truth_columns, *DIAGNOSTICS]
+    columns = ["epoch", "arch", *truth_columns(runs), *DIAGNOSTICS]
     rows = [{"run": run.path.name, "algorithm": run.label, "seed": seed, **{key: entry.get(key) for key in columns}}
             for run in runs for seed, history in run.histories.items() for entry in history]
     frame = pd.DataFrame(rows, columns=["run", "algorithm", "seed", *columns])
-    for column in (*get_search_space(runs[0].cfg.space).truth_columns, "hessian_eigenvalue"):  # None -> NaN
+    for column in (*truth_columns(runs), "hessian_eigenvalue"):  # None -> NaN
         frame[column] = frame[column].astype(np.float64)
     return frame
 
@@ -240,12 +263,12 @@ def summary(runs: Sequence[SearchRun], final: pd.DataFrame) -> pd.DataFrame:
     truth columns and :data:`DIAGNOSTICS` at the final epoch (``final``, :func:`final_epochs`;
     ``<column>_mean``, ``<column>_std``), the published CIFAR-10 number (``published_source``,
     ``published_method``, ``published_mean``, ``published_std``, ``published_conditions``; empty and
-    NaN where there is none) and ``diff`` = our :data:`COMPARED` mean - the published mean."""
+    NaN where there is none) and ``diff`` = our :func:`compared_column` mean - the published mean."""
     out = pd.DataFrame(index=pd.Index([run.label for run in runs], name="algorithm"))
     out["run"] = [run.path.name for run in runs]
     out["seeds"] = [" ".join(str(seed) for seed in run.histories) for run in runs]
     out["n_seeds"] = [len(run.histories) for run in runs]
-    for column in (*get_search_space(runs[0].cfg.space).truth_columns, *DIAGNOSTICS):
+    for column in (*truth_columns(runs), *DIAGNOSTICS):
         out[f"{column}_mean"], out[f"{column}_std"] = tables.mean_std(final, "algorithm", column)
     references = [published(run.cfg) for run in runs]
     out["published_source"] = [ref.source if ref else "" for ref in references]
@@ -253,7 +276,7 @@ def summary(runs: Sequence[SearchRun], final: pd.DataFrame) -> pd.DataFrame:
     out["published_mean"] = [ref.mean if ref else np.nan for ref in references]
     out["published_std"] = [ref.std if ref else np.nan for ref in references]
     out["published_conditions"] = [ref.conditions if ref else "" for ref in references]
-    out["diff"] = out[f"{COMPARED[runs[0].cfg.space]}_mean"] - out["published_mean"]
+    out["diff"] = out[f"{compared_column(runs[0].cfg)}_mean"] - out["published_mean"]
     return out
 
 
@@ -262,8 +285,8 @@ def markdown(runs: Sequence[SearchRun], table: pd.DataFrame, final: pd.DataFrame
     (``table``, :func:`summary`), the per-algorithm means and the per-seed rows (``final``,
     :func:`final_epochs`)."""
     space = runs[0].cfg.space
-    truths = get_search_space(space).truth_columns
-    compared = COMPARED[space]
+    truths = truth_columns(runs)
+    compared = compared_column(runs[0].cfg)
     named = [f"{column} (transfer)" if column in TRANSFER else column for column in truths]
     seeds = sorted({seed for run in runs for seed in run.histories})
     conditions = sorted({f"{row.published_source}: {row.published_conditions}" for _, row in table.iterrows() if row.published_source})
@@ -334,7 +357,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def write_report(run_dirs: Sequence[str | Path], out: str | Path, label: str = "") -> dict[str, Path]:
     """``table.md`` (:func:`markdown`), ``table.csv`` (:func:`summary`), ``trajectories.csv``
     (:func:`trajectories`) and the figure ``trajectories.png``/``.pdf``
-    (:func:`harness.plots.plot_search_trajectories` of the :data:`COMPARED` truth, one line per
+    (:func:`harness.plots.plot_search_trajectories` of the :func:`compared_column` truth, one line per
     ``"<label> seed <seed>"``) of the run folders ``run_dirs`` into ``out``, each written atomically;
     returns their paths. Nothing is written when a folder is refused."""
     runs = load_runs(run_dirs)
@@ -352,5 +375,5 @@ def write_report(run_dirs: Sequence[str | Path], out: str | Path, label: str = "
     histories = {f"{run.label} seed {seed}": [{key: np.nan if value is None else value for key, value in entry.items()}
                                                   for entry in history]
                  for run in runs for seed, history in run.histories.items()}
-    files["png"], files["pdf"] = plots.plot_search_trajectories(histories, out / "trajectories", COMPARED[runs[0].cfg.space])
+    files["png"], files["pdf"] = plots.plot_search_trajectories(histories, out / "trajectories", compared_column(runs[0].cfg))
     return files

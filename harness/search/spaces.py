@@ -14,7 +14,8 @@ A search space (:class:`SearchSpace`) says what the algorithms need to know of i
   parameters or at ``params`` (``torch.func.functional_call``, for DARTS second order's virtual step);
 * :meth:`~SearchSpace.describe`: the arch that op weights (``alpha`` as the algorithm normalises it
   for derivation, :mod:`harness.search.derive`) derive, its skip and parameter-free op counts, its
-  cell depth and its truth (:attr:`~SearchSpace.truth_columns`) from :meth:`~SearchSpace.truth_benchmark`.
+  cell depth and its truth (:meth:`~SearchSpace.truth_columns_of` the config) from :meth:`~SearchSpace.truth_benchmark`
+  (the embedded data; NAS-Bench-1Shot1 also a converted official NB101 store, the config's ``search.truth_root``).
 
 The spaces (:data:`SEARCH_SPACES`, the config's ``space``):
 
@@ -44,7 +45,8 @@ The spaces (:data:`SEARCH_SPACES`, the config's ``space``):
   k the output row, then the input rows in block order, each row's entries first and the rest padding
   (:meth:`~NB1Shot1SearchSpace.alpha_mask`; padding stays 0). Derivation and truth
   :func:`harness.search.derive.describe_config` (the official parser, NB101's 108-epoch validation accuracy from
-  the embedded table, None where it lacks the cell). The config defaults are Table B.1's NASBench-1shot1 column
+  the embedded table, None where it lacks the cell; with ``search.truth_root``, a converted official NB101 store, the
+  108-epoch test accuracy, the mean of the cell's training runs). The config defaults are Table B.1's NASBench-1shot1 column
   where it differs from NB201's (weight decay 3e-4) and the official one-shot model's (``train_search.py``:
   ``init_channels`` 16, ``layers`` 9, i.e. 3 cells per stack; ``operations.py``: the cells' BN affine). The official
   model's BNs keep running statistics, which only its ``infer`` (eval mode, a report of one-shot validation accuracy)
@@ -68,8 +70,8 @@ import numpy as np
 from harness.benchmark import Benchmark
 from harness.errors import HarnessError, choices
 from harness.registry import load_benchmark
-from harness.search.derive import (DARTS_TRUTH_COLUMN, NB1SHOT1_OPS, NB1SHOT1_TRUTH_COLUMN, TRUTH_COLUMNS, describe,
-                                   describe_config, describe_genotype)
+from harness.search.derive import (DARTS_TRUTH_COLUMN, NB1SHOT1_OPS, NB1SHOT1_TEST_COLUMN, NB1SHOT1_TRUTH_COLUMN,
+                                   TRUTH_COLUMNS, describe, describe_config, describe_genotype)
 from harness.spaces import darts, nb201
 from harness.spaces.nb1shot1 import search_space
 from harness.supernet.spaces.darts import DartsSpace
@@ -91,7 +93,7 @@ class SearchSpace(ABC):
     ops: tuple[str, ...]  # the candidate ops of every edge, the last axis of alpha
     ws_space: str  # the weight-sharing space (harness.supernet.spaces.SPACES) whose network shape it builds
     benchmark: str  # the embedded benchmark of its truth (harness.registry)
-    truth_columns: tuple[str, ...]  # the truth keys of describe()
+    truth_columns: tuple[str, ...]  # the truth keys of describe() over the embedded data
     # section -> key -> value: the space's defaults, between SearchConfig's and a config file's
     config_defaults: dict[str, dict[str, Any]] = {}
 
@@ -129,9 +131,17 @@ class SearchSpace(ABC):
 
         return functional_call(net, params, (x, path))
 
-    def truth_benchmark(self) -> Benchmark:
-        """The embedded benchmark :meth:`describe` reads."""
+    def truth_benchmark(self, truth_root: str | None = None) -> Benchmark:
+        """The benchmark :meth:`describe` reads: the embedded one (``truth_root`` None), or the data at ``truth_root``
+        where the space takes one (:meth:`truth_columns_of`)."""
+        if truth_root is not None:
+            raise HarnessError(f"a {self.name} search reads its truth from the embedded data and takes no search.truth_root "
+                               f"(got {truth_root!r}); only the nb1shot1 spaces take one (a converted NB101 store)")
         return load_benchmark(self.benchmark)
+
+    def truth_columns_of(self, cfg: SearchConfig) -> tuple[str, ...]:
+        """The truth keys that :meth:`describe` logs in a search of ``cfg``: :attr:`truth_columns`."""
+        return self.truth_columns
 
     @abstractmethod
     def describe(self, weights: np.ndarray, bench: Benchmark) -> dict[str, Any]:
@@ -201,7 +211,7 @@ class NB1Shot1SearchSpace(SearchSpace):
     """NAS-Bench-1Shot1 space ``number`` (module docstring)."""
 
     ops = NB1SHOT1_OPS
-    truth_columns = (NB1SHOT1_TRUTH_COLUMN,)
+    truth_columns = (NB1SHOT1_TRUTH_COLUMN,)  # the embedded table's validation accuracy; NB1SHOT1_TEST_COLUMN over a store
     config_defaults = {
         "network": {"channels": 16, "cells_per_stage": 3, "bn_affine": True, "bn_track_running_stats": False,
                     "outer_bn_running_stats": True},
@@ -258,6 +268,14 @@ class NB1Shot1SearchSpace(SearchSpace):
         from harness.supernet.nb1shot1_model import MixedPath
 
         return MixedPath(self.ops, *self.groups(weights))
+
+    def truth_benchmark(self, truth_root: str | None = None) -> Benchmark:
+        """The embedded NB101 table (None) or the converted official NB101 store at ``truth_root``, as this space."""
+        return load_benchmark(self.benchmark, truth_root)
+
+    def truth_columns_of(self, cfg: SearchConfig) -> tuple[str, ...]:
+        """The embedded table's validation accuracy, or over a store (``search.truth_root``) the test accuracy."""
+        return (NB1SHOT1_TRUTH_COLUMN,) if cfg.search.truth_root is None else (NB1SHOT1_TEST_COLUMN,)
 
     def describe(self, weights: np.ndarray, bench: Benchmark) -> dict[str, Any]:
         """:func:`harness.search.derive.describe_config` of the groups of ``weights`` (also ``"arch_index"``, the
