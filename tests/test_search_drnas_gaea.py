@@ -31,7 +31,7 @@ from test_search_loop import _search
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
-NEW = ["drnas", "sotl-drnas", "gaea-darts"]
+NEW = ["drnas", "sotl-drnas", "gaea-darts", "gaea-erm"]
 
 
 def _seeds(draws: np.random.Generator, n: int) -> list[int]:
@@ -259,6 +259,23 @@ def test_a_killed_search_resumes_to_the_uninterrupted_state(data_root: Path, tmp
     _assert_equal(whole, killed)
     assert len(json.loads(log_path(tmp_path / "killed", 0).read_text())) == 3
     assert not torch.equal(whole["alpha"], init_state(cfg, 0, torch.device("cpu"), torch.float64).alpha.detach())
+
+
+def test_gaea_erm_is_gaea_darts_whose_validation_split_is_the_training_split(data_root: Path, tmp_path: Path) -> None:
+    cfg = _run_config(data_root, "gaea-erm", epochs=2)
+    train, valid = load_images(cfg.ws_config(), torch.device("cpu"))
+    bench = load_benchmark("nb201")
+    erm = search(cfg, 0, train, None, tmp_path / "erm", dtype=torch.float64, bench=bench)
+    bilevel = search(cfg.with_overrides(search={"algorithm": "gaea-darts"}), 0, train, train, tmp_path / "bilevel",
+                     dtype=torch.float64, bench=bench)
+    assert torch.equal(erm.alpha, bilevel.alpha) and not torch.equal(erm.alpha, init_state(cfg, 0, torch.device("cpu"),
+                                                                                              torch.float64).alpha)
+    for ours, theirs in zip(erm.net.state_dict().values(), bilevel.net.state_dict().values()):
+        assert torch.equal(ours, theirs)
+    on_valid = search(cfg.with_overrides(search={"algorithm": "gaea-darts"}), 0, train, valid, tmp_path / "valid",
+                      dtype=torch.float64, bench=bench)
+    assert not torch.equal(on_valid.alpha, erm.alpha)  # the architecture minibatches differ: not the validation data
+    assert (erm.alpha.sum(dim=-1) - 1).abs().max() < 1e-12 and (erm.alpha[:, 0] == 0).all()  # on the simplex, none at 0
 
 
 def test_drnas_needs_the_validation_split_and_sotl_drnas_does_not(data_root: Path, tmp_path: Path) -> None:

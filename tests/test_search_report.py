@@ -110,6 +110,8 @@ def test_gaea_darts_and_the_darts_space_are_set_beside_their_tables() -> None:
     gaea = published(SearchConfig().with_overrides(search={"algorithm": "gaea-darts"}))
     assert gaea is not None
     assert (gaea.source, gaea.mean, gaea.std) == ("Li Table 6.4", float(li["test_acc_mean"]), float(li["test_acc_std"]))
+    erm = published(SearchConfig().with_overrides(search={"algorithm": "gaea-erm"}))
+    assert erm is not None and (erm.method, erm.mean, erm.std) == ("GAEA DARTS (ERM)", 94.10, 0.29)  # as Li's table prints it
     cases = [  # (space, algorithm, cells_per_stage, epochs) -> (method, NB301 average) as printed in thesis Table 4.8 / 4.6
         (("darts", "sotl-darts", 2, 50), ("SoTL-DARTS", 94.11, 0.24)),
         (("darts", "sotl-darts", 6, 50), ("SoTL-DARTS-20", 94.21, 0.18)),

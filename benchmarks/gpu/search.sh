@@ -23,7 +23,7 @@
 # Variables: RUN (default .run/search), DATA (default /tmp/data), PARALLEL (default 3), NB201_CONFIG, DARTS_CONFIG
 # and NB1SHOT1_CONFIG (the configs of the NB201, DARTS-space and NAS-Bench-1Shot1 units; default the GPU configs),
 # UNITS (default: Table 4.6's DARTS 1st order and SoTL-DARTS seeds 0-2 on NB201, then S2's DARTS and SoTL-DARTS
-# seed 0, then NB201's DARTS 2nd order, SoVL-DARTS, DrNAS, SoTL-DrNAS and GAEA DARTS seeds 0-2, then the DARTS
+# seed 0, then NB201's DARTS 2nd order, SoVL-DARTS, DrNAS, SoTL-DrNAS, GAEA DARTS and GAEA ERM seeds 0-2, then the DARTS
 # space's DARTS 1st order and SoTL-DARTS seeds 0-2, then Table 4.7: per NAS-Bench-1Shot1 space DARTS, SoTL-DARTS and
 # SoTL-DARTS with the diff. hparams, seeds 0-2), TRUTH_ROOT (a converted official NB101 store, carried: the NB1Shot1
 # units' --truth-root, the test accuracy of every cell as Table 4.7 reports it; default the embedded table, whose
@@ -35,7 +35,7 @@ DATA=${DATA:-/tmp/data}
 PARALLEL=${PARALLEL:-3}
 seeds() { local algo seed out=""; for seed in 0 1 2; do for algo in "${@:2}"; do out+=" $1:$algo:$seed"; done; done; echo "$out"; }
 table47() { local n seed out=""; for n in 1 2 3; do out+="$(seeds "nb1shot1-$n" darts-1 sotl-darts)"; for seed in 0 1 2; do out+=" nb1shot1-$n:sotl-darts:$seed:diff-hparams"; done; done; echo "$out"; }
-UNITS=${UNITS:-"$(seeds nb201 darts-1 sotl-darts) darts-s2:darts-1:0 darts-s2:sotl-darts:0 $(seeds nb201 darts-2 sovl-darts drnas sotl-drnas gaea-darts) $(seeds darts darts-1 sotl-darts) $(table47)"}
+UNITS=${UNITS:-"$(seeds nb201 darts-1 sotl-darts) darts-s2:darts-1:0 darts-s2:sotl-darts:0 $(seeds nb201 darts-2 sovl-darts drnas sotl-drnas gaea-darts gaea-erm) $(seeds darts darts-1 sotl-darts) $(table47)"}
 export PYTHONUNBUFFERED=1 PYTHONPATH=.
 
 config() {  # config SPACE [VARIANT]: the config file of a unit ($RUN/SPACE[-VARIANT].toml: the GPU config with its space set)

@@ -1,5 +1,5 @@
 """``harness search``: differentiable architecture search on NB201 and the DARTS space (DARTS, SoTL-DARTS, SoVL-DARTS, DrNAS,
-SoTL-DrNAS, GAEA DARTS).
+SoTL-DrNAS, GAEA DARTS bilevel and ERM).
 
     harness search run --config configs/search-toy-cpu.toml --data-root DATA [--algorithm sotl-darts] [--seed 0]
     harness search run --config ... --executor ray [--ray-address HEAD:6379]      # one Ray task per seed
@@ -18,7 +18,7 @@ from harness.search.config import ALGORITHMS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("search", help="differentiable NAS on NB201 and the DARTS space: DARTS (1st/2nd order), SoTL-DARTS, SoVL-DARTS, DrNAS, SoTL-DrNAS, GAEA DARTS")
+    parser = subparsers.add_parser("search", help="differentiable NAS on NB201, NAS-Bench-1Shot1 and the DARTS space: DARTS (1st/2nd order), SoTL-DARTS, SoVL-DARTS, DrNAS, SoTL-DrNAS, GAEA DARTS (bilevel, ERM)")
     verbs = parser.add_subparsers(dest="search_command", required=True, metavar="STEP")
     p = verbs.add_parser("run", help="search (or resume) every seed; per-epoch derived arch, its benchmark truth and diagnostics")
     p.add_argument("--config", type=Path, required=True, help="TOML config (see configs/search-*.toml)")

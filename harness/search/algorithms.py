@@ -86,6 +86,11 @@ The architecture gradients (weight optimizer: SGD with momentum mu and weight de
   ``g = d/d alpha L(w, alpha; V_1)`` first order (``ArchitectEDARTS.step`` backpropagates the
   validation loss at the current weights and never unrolls; ``search.single_level=false`` is the
   bilevel variant), then the exponentiated-gradient step of :class:`ExponentiatedGradient`.
+* ``gaea-erm`` (GAEA DARTS single-level, the ERM row of Li's Table 6.4; ``search.single_level=true``): the same
+  gradient and step on an architecture minibatch ``V_1`` that is a *training* minibatch, the training images drawn
+  in an order of their own (the search's validation-order stream; their code's ``create_nasbench_201_data_queues``
+  makes its architecture queue a second, independently shuffled loader over the training data). So it is
+  ``gaea-darts`` whose validation split is the training split.
 
 The T-th unrolled weight step is not taken: no gradient is read at ``w_{T+1}``.
 
@@ -102,8 +107,9 @@ The T-th unrolled weight step is not taken: no gradient is read at ``w_{T+1}``.
   architecture loss) is not implemented: their default, and the thesis fork's, is ``reg_type='l2'``.
 * GAEA's entropic regulariser ``arch_weight_decay * sum alpha log(n alpha)`` is not implemented: their
   NB201 config (``configs/cnn/search_method/edarts/method_edarts_space_nasbench201.yaml``) sets
-  ``arch_weight_decay: 0.0``. GAEA's single-level (ERM) variant, the other row of Li's Table 6.4, is
-  not implemented either.
+  ``arch_weight_decay: 0.0``. GAEA's single-level variant reads CIFAR-10's whole training set (50,000 images); ``gaea-erm``
+  reads the training half of the split (25,000) as every algorithm here that reads no validation data, so that none
+  gets more data than DARTS.
 * The weight-training settings are the search's shared ones (the thesis's Table B.1, config
   docstring) for every algorithm. DrNAS's ``train_search.py`` has 100 epochs, weight decay 3e-4, no
   Nesterov momentum, weight gradients clipped to norm 5 and BN running statistics; GAEA's NB201 mode
@@ -337,13 +343,15 @@ ARCH_GRADIENTS: dict[str, ArchGradient] = {
     "drnas": darts_first_order,
     "sotl-drnas": _sotl,
     "gaea-darts": darts_first_order,
+    "gaea-erm": darts_first_order,  # on a training minibatch (the loop's architecture minibatches)
 }
 
 
 def search_block(state: SearchState, algorithm: str, train: Sequence[Batch], valid: Sequence[Batch],
                  lrs: Sequence[float]) -> tuple[torch.Tensor, torch.Tensor]:
     """One block (module docstring): the architecture gradient of ``algorithm`` on the training
-    minibatches ``train`` (and validation minibatches ``valid``; SoTL-DARTS and SoTL-DrNAS take none),
+    minibatches ``train`` (and architecture minibatches ``valid``: validation ones, training ones of GAEA ERM's own order;
+    SoTL-DARTS and SoTL-DrNAS take none),
     one step of the architecture optimizer, then one SGD step per training minibatch at ``lrs``. Returns the mean of the losses the
     architecture gradient differentiated and the mean training loss of the weight steps (detached)."""
     state.a_optimizer.zero_grad(set_to_none=True)

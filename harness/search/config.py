@@ -41,7 +41,9 @@ Mirofil/AutoDL-Projects at 77776cb settling what the table leaves open):
 A TOML file has the tables ``[data]``, ``[network]``, ``[search]``, ``[device]``; unknown keys are
 refused. Of ``[device]`` a search uses ``device`` and ``threads``. Every algorithm trains on the
 training half of NB201's ``cifar10-valid`` split (the issue's "50% of CIFAR-10"); SoTL-DARTS and
-SoTL-DrNAS never read the validation half, so they get no more data than DARTS.
+SoTL-DrNAS never read the validation half, so they get no more data than DARTS; nor does GAEA's single-level
+variant ``gaea-erm`` (its code's ``search.single_level=true`` reads the whole training set twice, in two independent
+orders, for the weight and the architecture steps; here the training half, in two orders, for the same reason).
 
 The shared settings stay the thesis's for every algorithm; DrNAS's and GAEA's own codes train the
 weights otherwise (epochs, weight decay, gradient clipping: :mod:`harness.search.algorithms` lists
@@ -70,14 +72,16 @@ ALGORITHMS: dict[str, str] = {
     "drnas": "DrNAS: path weights sampled from Dir(elu(alpha) + 1), first order (Chen et al. 2021)",
     "sotl-drnas": "SoTL-DrNAS: DrNAS's Dirichlet path weights, SoTL-DARTS's unrolled training-loss gradient (thesis Sec. 4.3)",
     "gaea-darts": "GAEA DARTS: path weights on the simplex, exponentiated-gradient steps, first order (Li et al. 2021)",
+    "gaea-erm": "GAEA DARTS single-level (ERM): GAEA DARTS with its architecture steps on training minibatches (Li et al. 2021)",
 }
 UNROLLED = ("sotl-darts", "sovl-darts", "sotl-drnas")  # the algorithms whose architecture step spans search.unroll_steps minibatches
-TRAINING_ONLY = ("sotl-darts", "sotl-drnas")  # the algorithms that read no validation data
+TRAINING_ONLY = ("sotl-darts", "sotl-drnas", "gaea-erm")  # the algorithms that read no validation data
+SINGLE_LEVEL = ("gaea-erm",)  # the algorithms whose architecture minibatches are training minibatches of their own order
 # algorithm -> how its alpha becomes the path weights (harness.search.algorithms.MIXINGS): softmax(alpha),
 # a Dirichlet sample of concentrations elu(alpha) + 1, or alpha itself on the simplex
 MIXING: dict[str, str] = {
     "darts-1": "softmax", "darts-2": "softmax", "sotl-darts": "softmax", "sovl-darts": "softmax",
-    "drnas": "dirichlet", "sotl-drnas": "dirichlet", "gaea-darts": "simplex",
+    "drnas": "dirichlet", "sotl-drnas": "dirichlet", "gaea-darts": "simplex", "gaea-erm": "simplex",
 }
 
 

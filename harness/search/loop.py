@@ -21,8 +21,9 @@ truth, skip and parameter-free op counts and cell depth (the search space's
 :data:`~harness.search.algorithms.DERIVATION`), the mean architecture-objective and training losses,
 every ``eigenvalue_every`` epochs the dominant eigenvalue of the architecture Hessian
 (``hessian_eigenvalue``, ``eigenvalue_iterations``: power iteration at the epoch's final weights on the
-epoch's first validation minibatch, or its first training minibatch for the algorithms that read no
-validation data, as the thesis tracks SoTL-DARTS's training loss; start vector from sub-stream 5) and
+epoch's first architecture minibatch (validation; GAEA ERM's, training), or its first training minibatch for the
+unrolled algorithms that read no validation data, as the thesis tracks SoTL-DARTS's training loss; start vector from
+sub-stream 5) and
 the seconds taken (the eigenvalue's included). Resuming loads the checkpoint and replays the same streams, so
 a killed search ends with the state an uninterrupted one reaches (bit for bit on a deterministic device
 with the same thread count). The weights and alpha are drawn from torch seeded by the seed inside
@@ -51,7 +52,7 @@ from harness.data.loader import DeviceImages
 from harness.errors import HarnessError
 from harness.experiments.executors import Report, no_report
 from harness.search.algorithms import DERIVATION, MIXINGS, Batch, ExponentiatedGradient, SearchState, mixed_loss, search_block
-from harness.search.config import MIXING, TRAINING_ONLY, SearchConfig, SearchSettings, changed_search_settings
+from harness.search.config import MIXING, SINGLE_LEVEL, TRAINING_ONLY, SearchConfig, SearchSettings, changed_search_settings
 from harness.search.diagnostics import dominant_hessian_eigenvalue
 from harness.search.layout import checkpoint_path, log_path
 from harness.search.spaces import SearchSpace, get_search_space
@@ -195,8 +196,11 @@ def search(cfg: SearchConfig, seed: int, train: DeviceImages, valid: DeviceImage
         streams = [rng.stream(rng.SEARCH, seed, epoch, sub) for sub in range(6)]
         state.draws = streams[STREAM_MIXING]
         train_batches = _minibatches(train, streams[STREAM_TRAIN_ORDER], streams[STREAM_TRAIN_AUGMENT], blocks * n, s.batch_size, dtype)
-        valid_batches = ([] if valid is None or s.algorithm in TRAINING_ONLY else _minibatches(
-            valid, streams[STREAM_VALID_ORDER], streams[STREAM_VALID_AUGMENT], blocks * n, s.batch_size, dtype))
+        # the architecture minibatches: validation ones; the training images in the validation streams' order for
+        # the single-level algorithms; none for the others that read no validation data
+        arch_images = train if s.algorithm in SINGLE_LEVEL else None if s.algorithm in TRAINING_ONLY else valid
+        valid_batches = ([] if arch_images is None else _minibatches(
+            arch_images, streams[STREAM_VALID_ORDER], streams[STREAM_VALID_AUGMENT], blocks * n, s.batch_size, dtype))
         arch_losses, train_losses = [], []
         for b in range(blocks):
             part = slice(b * n, (b + 1) * n)
@@ -213,7 +217,7 @@ def search(cfg: SearchConfig, seed: int, train: DeviceImages, valid: DeviceImage
             "op_weights": weights.tolist(),
         }
         if s.eigenvalue_every and (epoch + 1) % s.eigenvalue_every == 0:
-            batch = train_batches[0] if s.algorithm in TRAINING_ONLY else valid_batches[0]
+            batch = valid_batches[0] if valid_batches else train_batches[0]  # the first architecture minibatch, or training
             entry.update(_eigenvalue(state, s, batch, streams[STREAM_EIGENVECTOR]))
         history.append({**entry, "seconds": time.perf_counter() - started})
         write_atomic(path, lambda tmp: torch.save(_state_dict(state, epoch + 1, seed, history, cfg), tmp))

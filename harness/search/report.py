@@ -31,7 +31,8 @@ validation accuracy in the embedded table); the published number (:func:`publish
 
 * NB201: thesis Table 4.6's CIFAR10 column (:data:`TABLE_4_6_METHODS`; ``SoTL-DARTS (150 epochs)``
   for a SoTL-DARTS search of 150 epochs); GAEA DARTS: Li's Table 6.4, CIFAR-10, ``GAEA DARTS
-  (bilevel)`` (ours takes its architecture steps on validation data: bilevel, not ERM);
+  (bilevel)`` for ``gaea-darts`` (architecture steps on validation data) and ``GAEA DARTS (ERM)`` for ``gaea-erm``
+  (on training data; ours reads the training half, Li's the whole training set);
 * DARTS space: thesis Table 4.8, its NB301 average over 3 searches (:data:`TABLE_4_8_METHODS`); for a
   search network of 20 cells the 20-layer searches' rows (:data:`TABLE_4_8_20_CELL_METHODS`);
 * S2 (``darts-s2``): none (the thesis shows S2 searches in figures only, 4.12 and 4.15);
@@ -98,7 +99,7 @@ TABLE_4_6_METHODS = {
     "darts-1": "DARTS (first-order)", "darts-2": "DARTS (second-order)", "sotl-darts": "SoTL-DARTS",
     "sovl-darts": "SoVL-DARTS", "drnas": "DrNAS", "sotl-drnas": "SoTL-DrNAS",
 }
-LI_TABLE_6_4_METHODS = {"gaea-darts": "GAEA DARTS (bilevel)"}  # NB201
+LI_TABLE_6_4_METHODS = {"gaea-darts": "GAEA DARTS (bilevel)", "gaea-erm": "GAEA DARTS (ERM)"}  # NB201
 # algorithm -> the thesis's method of Table 4.8 (DARTS space): searches of 8 cells, and of 20
 TABLE_4_8_METHODS = {"darts-1": "DARTS (1st)", "darts-2": "DARTS (2nd)", "drnas": "DrNAS", "sotl-darts": "SoTL-DARTS",
                      "sotl-drnas": "SoTL-DrNAS"}
