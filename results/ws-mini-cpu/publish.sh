@@ -3,10 +3,13 @@
 # needs to check and recompute the tables (settings, arch set and truth, supernet histories, the
 # merged per-step logs of the reported seeds, tables, correlations, quality gate, figures), not the
 # checkpoints or the per-arch log files. From the repo root: OUT=runs/ws-mini-cpu bash results/ws-mini-cpu/publish.sh
+# DEST (default results/ws-mini-cpu) and TABLES (default $OUT/tables, copied to $DEST/tables) serve other mini runs,
+# e.g. OUT=runs/ws-mini-cpu-table42/nb1shot1-1 DEST=results/ws-mini-cpu-table42/nb1shot1-1 TABLES=none.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-runs/ws-mini-cpu}
-DEST=results/ws-mini-cpu
+DEST=${DEST:-results/ws-mini-cpu}
+TABLES=${TABLES:-$OUT/tables}
 for run in "$OUT"/*/; do
   name=$(basename "$run")
   [ -e "$run/table.md" ] || continue  # not reported (tables/ and unreported folders)
@@ -18,5 +21,5 @@ for run in "$OUT"/*/; do
   done
   rm -rf "$DEST/$name" && mv "$DEST/$name.tmp" "$DEST/$name"
 done
-if [ -d "$OUT/tables" ]; then rm -rf "$DEST/tables" && cp -r "$OUT/tables" "$DEST/tables"; fi
+if [ -d "$TABLES" ]; then rm -rf "$DEST/tables" && cp -r "$TABLES" "$DEST/tables"; fi
 echo "published: $(ls "$DEST")"
