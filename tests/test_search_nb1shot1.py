@@ -409,6 +409,9 @@ def test_a_search_over_a_store_logs_the_test_truth_the_report_compares_it_and_re
         load_runs([folder, searched["sotl-darts"]])
     assert main(["search", "run", "--config", str(tmp_path / "toy.toml"), "--algorithm", "darts-1", "--out", str(folder),
                  "--no-progress"]) == 2  # resuming over the embedded table is refused: search.truth_root changed
+    never = tmp_path / "never"
+    assert main(["search", "run", "--config", str(tmp_path / "toy.toml"), "--truth-root", str(tmp_path / "no-store"),
+                 "--out", str(never), "--no-progress"]) == 2 and not never.exists()  # refused before the folder is made
 
 
 def _toml(data_root: Path, path: Path) -> Path:

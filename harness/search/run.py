@@ -12,6 +12,7 @@ from harness.errors import HarnessError
 from harness.experiments.executors import Executor, LocalExecutor, Progress, Report, Task, TaskResources
 from harness.search.config import TRAINING_ONLY, SearchConfig, changed_search_settings
 from harness.search.layout import log_path
+from harness.search.spaces import get_search_space
 
 
 def run_search(cfg: SearchConfig, out: Path, seeds: Sequence[int] | None = None, executor: Executor | None = None,
@@ -20,8 +21,10 @@ def run_search(cfg: SearchConfig, out: Path, seeds: Sequence[int] | None = None,
     per seed (:func:`search_task`) on ``executor`` (default: this process, one seed after the
     other; a Ray executor runs them side by side); returns their log paths. Each seed's streams
     depend on the seed and epoch only, so where and in which order the tasks run changes nothing.
-    A folder holding another config's search is refused."""
+    A folder holding another config's search is refused, and so is a ``search.truth_root`` that does not open."""
     executor = LocalExecutor() if executor is None else executor
+    if cfg.search.truth_root is not None:  # a store that does not open is refused before the folder records it
+        get_search_space(cfg.space).truth_benchmark(cfg.search.truth_root)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     recorded = out / "config.json"
