@@ -45,7 +45,8 @@ ws() {  # ws ALGORITHM VERB ARGS...: one harness ws step in the algorithm's run 
   python3 -m harness.cli ws "$verb" --config "$CFG" --algorithm "$algo" --out "$RUN/$algo" --data-root "$DATA" --no-progress "$@"
 }
 
-stamp() { echo "[$(date +%T), +$(( $(date +%s) - T0 )) s] $*"; }
+# shellcheck source=benchmarks/gpu/common.sh
+. benchmarks/gpu/common.sh  # stamp, start_pipeline, wait_pipeline
 
 finish() {  # finish ALGORITHM SEED: finetune the trained supernet, mark the unit done, report the algorithm's done seeds
   local algo=$1 seed=$2 seeds
@@ -86,13 +87,7 @@ snapshot() {  # the outputs so far, into $OUT
 
 case "${1:-}" in
 start)
-  mkdir -p "$RUN"
-  if [ ! -d "$DATA/cifar-10-batches-py" ]; then
-    python3 .carry/cifar10_from_jpeg.py "$DATA" --train-only --zips .carry > /dev/null || exit 1
-  fi
-  date +%s > "$RUN/started"
-  setsid nohup bash "$0" pipeline >> "$RUN/pipeline.log" 2>&1 < /dev/null &
-  echo "pipeline started (pid $!); log $RUN/pipeline.log"
+  start_pipeline "$0"
   ;;
 pipeline)
   T0=$(cat "$RUN/started")
@@ -144,18 +139,7 @@ pipeline)
   touch "$RUN/DONE"
   ;;
 wait)
-  deadline=$(( $(date +%s) + ${2:-560} ))
-  next=$(( $(date +%s) + 60 ))
-  while [ ! -e "$RUN/DONE" ] && [ "$(date +%s)" -lt "$deadline" ]; do
-    sleep 15
-    for log in "$RUN"/train-*.log "$RUN"/finetune-*.log; do
-      [ -e "$log" ] && echo "$(basename "$log"): $(tail -c 300 "$log" | tr '\r' '\n' | grep -v '^$' | tail -n 1)"
-    done
-    if [ "$(date +%s)" -ge "$next" ]; then snapshot; next=$(( $(date +%s) + 60 )); fi
-  done
-  tail -n 8 "$RUN/pipeline.log"
-  snapshot
-  if [ -e "$RUN/DONE" ]; then echo "pipeline done: outputs in $OUT"; else echo "still running: call wait again"; fi
+  wait_pipeline "${2:-560}" "$RUN/train-*.log" "$RUN/finetune-*.log"
   ;;
 *)
   echo "usage: $0 start | wait [SECONDS]" >&2

@@ -1,4 +1,4 @@
-"""``harness search``: differentiable architecture search on NB201 and the DARTS space (DARTS, SoTL-DARTS, SoVL-DARTS, DrNAS,
+"""``harness search``: differentiable architecture search on NB201, NAS-Bench-1Shot1 and the DARTS space (DARTS, SoTL-DARTS, SoVL-DARTS, DrNAS,
 SoTL-DrNAS, GAEA DARTS bilevel and ERM).
 
     harness search run --config configs/search-toy-cpu.toml --data-root DATA [--algorithm sotl-darts] [--seed 0]
