@@ -25,6 +25,8 @@ RESULTS = Path(__file__).resolve().parents[1] / "results"
 RUN_FILES = ("config.json", "archs.csv", "truth.json", "supernet-seed*.json", "logs-seed*.parquet")
 MINI = [f"ws-mini-cpu/{run}" for run in ("spos", "fairnas", "multipath", "reptile", "metaprox", "spos-lr0.001", "spos-batch128",
                                           "spos-batch256")]
+# Table 4.2's mini runs, results/ws-mini-cpu-table42/<space>/<algorithm>/, as results/ws-mini-cpu-table42/run.sh globs them
+TABLE42 = sorted(str(path.parent.relative_to(RESULTS)) for path in (RESULTS / "ws-mini-cpu-table42").glob("*/*/table.md"))
 
 
 def _results_copy(name: str, dest: Path) -> Path:
@@ -35,7 +37,7 @@ def _results_copy(name: str, dest: Path) -> Path:
     return dest
 
 
-@pytest.mark.parametrize("name", ["ws-cifar10-gpu", "ws-toy-cpu", "ws-toy-cpu-fairnas", *MINI])
+@pytest.mark.parametrize("name", ["ws-cifar10-gpu", "ws-toy-cpu", "ws-toy-cpu-fairnas", *MINI, *TABLE42])
 def test_committed_ws_results_recompute_from_their_merged_logs(tmp_path: Path, name: str) -> None:
     """On the seeds the committed table reports (the mini runs publish the seeds finished so far)."""
     out = _results_copy(name, tmp_path / name)
@@ -171,15 +173,17 @@ def test_the_truths_split_comes_from_truth_json_and_from_its_source_in_folders_w
         ArchSet.read(out)
 
 
-def test_the_committed_mini_protocol_tables_recompute_from_the_committed_runs(tmp_path: Path) -> None:
-    """results/ws-mini-cpu/tables/tables.md is `harness ws tables` of the committed run folders."""
+@pytest.mark.parametrize("folder, names", [("ws-mini-cpu", MINI), ("ws-mini-cpu-table42", TABLE42)])
+def test_the_committed_mini_protocol_tables_recompute_from_the_committed_runs(tmp_path: Path, folder: str, names: list[str]) -> None:
+    """results/<folder>/tables/tables.md is `harness ws tables` of the committed run folders."""
     from harness.experiments.ws_tables import write_tables
 
+    assert names, f"results/{folder} holds no reported run"
     runs = []
-    for name in MINI:
-        runs.append(tmp_path / Path(name).name)
+    for name in names:
+        runs.append(tmp_path / name)
         shutil.copytree(RESULTS / name, runs[-1], ignore=shutil.ignore_patterns("*.png", "*.pdf"))
-    committed = (RESULTS / "ws-mini-cpu" / "tables" / "tables.md").read_text()
+    committed = (RESULTS / folder / "tables" / "tables.md").read_text()
     label = committed.splitlines()[0].removeprefix("# Weight-sharing tables: ")
     files = write_tables(runs, tmp_path / "tables", label)
     assert files["tables"].read_text() == committed
