@@ -74,9 +74,6 @@ from harness.search.spaces import get_search_space
 from harness.supernet.spaces.darts import DartsSpace
 
 SEED_LOG = re.compile(r"search-seed(\d+)\.json")
-# space -> the truth column set beside the published CIFAR-10 numbers
-COMPARED = {"nb201": "cifar10_test_200", "darts": DARTS_TRUTH_COLUMN, "darts-s2": DARTS_TRUTH_COLUMN,
-            **{f"nb1shot1-{n}": NB1SHOT1_TRUTH_COLUMN for n in (1, 2, 3)}}  # over the embedded data (compared_column)
 # truth column -> what it is, under the tables
 TRUTH_NOTES = {
     "cifar10_test_200": "the derived arch's CIFAR-10 test accuracy (%) after NB201's 200-epoch schedule",
@@ -198,11 +195,9 @@ def truth_columns(runs: Sequence[SearchRun]) -> tuple[str, ...]:
 
 
 def compared_column(cfg: SearchConfig) -> str:
-    """The truth column of a search of ``cfg`` set beside the published numbers: :data:`COMPARED` of its space over
-    the embedded data; on NAS-Bench-1Shot1 over a converted NB101 store (``search.truth_root``) its test accuracy."""
-    if cfg.space.startswith("nb1shot1-"):
-        return get_search_space(cfg.space).truth_columns_of(cfg)[0]
-    return COMPARED[cfg.space]
+    """The truth column of a search of ``cfg`` set beside the published numbers: the first it logs (NB201's
+    ``cifar10_test_200``; the DARTS spaces' and NAS-Bench-1Shot1's only one, over the data ``cfg`` names)."""
+    return get_search_space(cfg.space).truth_columns_of(cfg)[0]
 
 
 def published(cfg: SearchConfig) -> Published | None:

@@ -158,7 +158,7 @@ class NB201SearchSpace(SearchSpace):
     ops = nb201.OPS
     ws_space = "nb201"
     benchmark = "nb201"
-    truth_columns = tuple(TRUTH_COLUMNS)
+    truth_columns = tuple(TRUTH_COLUMNS)  # cifar10_test_200 first: the column a report sets beside Table 4.6
 
     def build_network(self, cfg: SearchConfig) -> torch.nn.Module:
         from harness.supernet.model import NB201Network
