@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
 # Reproduces results/ws-mini-cpu-table42/: the CPU mini protocol of the thesis's Table 4.2 (one thread per run, two
-# queues on the 2 cores): SPOS, MultiPath and Metaprox (the issue's three) on the spaces SPACES, seed-major (supernet
-# seed s of every algorithm of a space before seed s+1, so a run cut short still compares the algorithms at the same
-# seeds), then `harness ws report` of each folder and `harness ws tables` of all of them (Table 4.2's layout, beside
-# the thesis). Configs: configs/ws-mini-cpu-nb1shot1.toml with its `space` set (about 17 minutes per SPOS seed, 30 per
-# MultiPath or Metaprox seed on one core), configs/ws-mini-cpu-darts.toml (about 40 and 75). A killed run resumes where
-# it stopped (rerun this script). NB1SHOT1_CONFIG and DARTS_CONFIG replace the two configs. From the repo root:
+# runs at a time on the 2 cores): SPOS, MultiPath and Metaprox (the issue's three) on the spaces SPACES and supernet
+# seeds SEEDS, then `harness ws report` of each folder over its finished seeds and `harness ws tables` of all of them
+# (Table 4.2's layout, beside the thesis). The runs are queued seed-major, then by algorithm, then by space (every
+# space's SPOS seed s before its MultiPath seed s), and the two workers take them in that order, so a run cut short
+# still has the cheapest algorithm on every space. Configs: configs/ws-mini-cpu-nb1shot1.toml with its `space` set
+# (about 25 minutes per SPOS seed, 35 per MultiPath or Metaprox seed on one core beside another run),
+# configs/ws-mini-cpu-darts.toml (about 20 and 30). A killed run resumes where it stopped (rerun this script; a
+# finished seed is marked in $OUT/done/). NB1SHOT1_CONFIG and DARTS_CONFIG replace the two configs. From the repo root:
 #   DATA=/path/to/cifar-root SPACES="nb1shot1-1 nb1shot1-2 nb1shot1-3 darts" SEEDS="0 1 2" bash results/ws-mini-cpu-table42/run.sh
 set -euo pipefail
+SELF="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 cd "$(dirname "$0")/../.."
-DATA=${DATA:-data}
-OUT=${OUT:-runs/ws-mini-cpu-table42}
+export DATA=${DATA:-data}
+export OUT=${OUT:-runs/ws-mini-cpu-table42}
 SPACES=${SPACES:-"nb1shot1-1 nb1shot1-2 nb1shot1-3 darts"}
 SEEDS=${SEEDS:-"0 1 2"}
-HARNESS=${HARNESS:-harness}
-mkdir -p "$OUT"
+export HARNESS=${HARNESS:-harness}
+ALGORITHMS="spos multipath metaprox"
+mkdir -p "$OUT/done"
 
 config() {  # config SPACE: the space's mini config ($OUT/SPACE.toml: the shipped one with its space set)
   local base=${NB1SHOT1_CONFIG:-configs/ws-mini-cpu-nb1shot1.toml}
@@ -27,24 +31,29 @@ ws() {  # ws VERB SPACE ALGORITHM [options]: into $OUT/SPACE/ALGORITHM
   $HARNESS ws "$verb" --config "$(config "$space")" --data-root "$DATA" --no-progress --algorithm "$algorithm" \
     --out "$OUT/$space/$algorithm" "$@"
 }
-one_seed() {  # one_seed SPACE ALGORITHM SEED: train (skipped when finished) and finetune
-  ws prepare "$1" "$2" > /dev/null
-  ws train "$1" "$2" --seed "$3"
-  ws finetune "$1" "$2" --seed "$3"
-}
-for space in $SPACES; do
-  done_seeds=""
-  for seed in $SEEDS; do
-    ( one_seed "$space" spos "$seed" && one_seed "$space" metaprox "$seed" ) >> "$OUT/$space.queue-a.log" 2>&1 &
-    a=$!
-    one_seed "$space" multipath "$seed" >> "$OUT/$space.queue-b.log" 2>&1 &
-    b=$!
-    wait $a && wait $b
-    done_seeds="${done_seeds:+$done_seeds,}$seed"
-    for algorithm in spos multipath metaprox; do ws report "$space" "$algorithm" --seeds "$done_seeds" > /dev/null; done
-    reported=$(for folder in "$OUT"/*/*/; do [ -e "$folder/table.md" ] && echo "${folder%/}"; done)
-    # shellcheck disable=SC2086  # one folder per line, no spaces in the names
-    $HARNESS ws tables $reported --out "$OUT/tables" --label "CPU mini protocol, configs/ws-mini-cpu-nb1shot1.toml and -darts.toml"
-    echo "$space seeds $done_seeds reported: $OUT/tables/tables.md"
-  done
-done
+if [ "${1:-}" = unit ]; then  # unit SPACE ALGORITHM SEED (a worker's job): train (skipped when finished), finetune
+  space=$2 algorithm=$3 seed=$4
+  if [ -e "$OUT/done/$space-$algorithm-$seed" ]; then exit 0; fi
+  {
+    ws prepare "$space" "$algorithm" > /dev/null
+    ws train "$space" "$algorithm" --seed "$seed"
+    ws finetune "$space" "$algorithm" --seed "$seed"
+  } >> "$OUT/$space.$algorithm.log" 2>&1
+  touch "$OUT/done/$space-$algorithm-$seed"
+  echo "$(date -u +%FT%TZ) done: $space $algorithm seed $seed"
+  exit 0
+fi
+
+for space in $SPACES; do config "$space" > /dev/null; done  # written once, before the workers start
+for seed in $SEEDS; do for algorithm in $ALGORITHMS; do for space in $SPACES; do
+  echo "$space $algorithm $seed"
+done; done; done | xargs -P 2 -L 1 bash "$SELF" unit
+
+for space in $SPACES; do for algorithm in $ALGORITHMS; do
+  seeds=$(for seed in $SEEDS; do [ -e "$OUT/done/$space-$algorithm-$seed" ] && echo "$seed"; done | paste -sd, -)
+  if [ -n "$seeds" ]; then ws report "$space" "$algorithm" --seeds "$seeds" > /dev/null; fi
+done; done
+reported=$(for folder in "$OUT"/*/*/; do [ -e "$folder/table.md" ] && echo "${folder%/}"; done)
+# shellcheck disable=SC2086  # one folder per line, no spaces in the names
+$HARNESS ws tables $reported --out "$OUT/tables" --label "CPU mini protocol, configs/ws-mini-cpu-nb1shot1.toml and -darts.toml"
+echo "reported: $OUT/tables/tables.md"
