@@ -78,6 +78,8 @@ def test_pipeline_writes_table_curves_and_logs(run) -> None:
     inherited = logs[logs.step == 0].val_acc
     assert quality.loc[0, "inherited_val_acc_mean"] == pytest.approx(inherited.mean())
     assert quality.loc[0, "inherited_val_acc_max"] == pytest.approx(inherited.max())
+    # the inherited weights' first-minibatch loss (train mode) is the first update's loss, read at step 1
+    assert quality.loc[0, "inherited_train_loss_mean"] == pytest.approx(logs[logs.step == 1].train_loss.mean())
     history = json.loads((out / "supernet-seed0.json").read_text())["history"]
     assert quality.loc[0, "final_train_loss"] == pytest.approx(history[-1]["train_loss"])
 

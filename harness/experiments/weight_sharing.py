@@ -360,25 +360,31 @@ def _reference_source(cfg: WSConfig) -> str:
 
 def supernet_quality(out: Path, seeds: Sequence[int], logs_of: dict[int, pd.DataFrame]) -> pd.DataFrame:
     """The supernet-quality gate, per supernet seed: its final training loss (the mean over the last
-    epoch's updates) and the mean and max whole-validation accuracy (%) the archs inherit (ValAcc at
-    step 0). Low inherited accuracy or a high loss says the supernet was not trained enough to trust
-    the correlations."""
+    epoch's updates), the mean and max whole-validation accuracy (%) the archs inherit (ValAcc at
+    step 0, in eval mode), and the mean loss of the inherited weights on the first finetuning
+    minibatch (TLMini at step 0, in train mode). Low inherited accuracy with a high loss says the
+    supernet was not trained enough to trust the correlations; low accuracy with a low loss says the
+    eval-mode BatchNorm statistics, not the weights, are off (running statistics that another path
+    left, as in NAS-Bench-1Shot1's one-shot model)."""
     rows = []
     for seed in seeds:
         summary = Path(out) / f"supernet-seed{seed}.json"
         history = json.loads(summary.read_text())["history"] if summary.is_file() else []
-        inherited = logs_of[seed].loc[logs_of[seed].step == 0, "val_acc"].to_numpy(dtype=np.float64)
+        at_step_0 = logs_of[seed].loc[logs_of[seed].step == 0]
+        inherited = at_step_0["val_acc"].to_numpy(dtype=np.float64)
         rows.append({
             "seed": seed, "epochs": history[-1]["epoch"] if history else 0,
             "final_train_loss": history[-1]["train_loss"] if history else np.nan,
             "inherited_val_acc_mean": float(np.nanmean(inherited)), "inherited_val_acc_max": float(np.nanmax(inherited)),
+            "inherited_train_loss_mean": float(np.nanmean(at_step_0["tl_mini"].to_numpy(dtype=np.float64))),
         })
     return pd.DataFrame(rows)
 
 
 def _quality_line(quality: pd.DataFrame) -> str:
     parts = [f"seed {int(r.seed)}: {int(r.epochs)} epochs, final training loss {r.final_train_loss:.3f}, inherited ValAcc "
-             f"mean {r.inherited_val_acc_mean:.2f} % / max {r.inherited_val_acc_max:.2f} %" for r in quality.itertuples()]
+             f"mean {r.inherited_val_acc_mean:.2f} % / max {r.inherited_val_acc_max:.2f} % (eval mode), inherited "
+             f"first-minibatch training loss mean {r.inherited_train_loss_mean:.3f} (train mode)" for r in quality.itertuples()]
     return "Supernet quality: " + "; ".join(parts) + "."
 
 
