@@ -6,27 +6,34 @@ Features. NB1Shot1 (the blocks that reach the output, as the supernet runs them)
 conv1x1 and maxpool blocks, the number of blocks run, and whether the cell input feeds the output directly
 (the input -> output projection, the cell's shortcut). DARTS (the normal cell of the genotype): the number of
 skip connections, of convolutions (sep and dil) and of pools, and how many of the 4 nodes take the cell's
-inputs only (a shallow cell has many). From the repo root:
-    python3 results/ws-mini-cpu-table42/features.py
+inputs only (a shallow cell has many). From the repo root (ROOT: a run.sh output folder, after its reports;
+default: this folder):
+    python3 results/ws-mini-cpu-table42/features.py [ROOT]
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pandas as pd
 from scipy.stats import spearmanr
 
+from harness.spaces.nb1shot1 import Config, search_space
+from harness.supernet.nb1shot1_model import cell_plan
 from harness.supernet.spaces import get_space
 
 RESULTS = Path(__file__).resolve().parent
 SUM_STEP = 100
+UNIFORM = 2000  # configurations drawn uniformly from a whole NB1Shot1 space (seed 0), for the features' means there
 
 
 def nb1shot1_features(space: str, arch: str) -> dict[str, float]:
-    from harness.supernet.nb1shot1_model import cell_plan
+    return config_features(get_space(space).decode(arch))
 
-    plan = cell_plan(get_space(space).decode(arch))
+
+def config_features(config: Config) -> dict[str, float]:
+    plan = cell_plan(config)
     ops = [op for op in plan.ops if op is not None]
     return {"conv3x3 blocks": ops.count("conv3x3-bn-relu"), "conv1x1 blocks": ops.count("conv1x1-bn-relu"),
             "maxpool blocks": ops.count("maxpool3x3"), "blocks run": len(ops),
@@ -52,10 +59,10 @@ def correlations(folder: Path, features: pd.DataFrame, archs: pd.DataFrame) -> d
     return pd.DataFrame(per_seed).mean().to_dict()
 
 
-def main() -> None:
-    for space_dir in sorted(p for p in RESULTS.iterdir() if p.is_dir() and p.name != "tables"):
+def main(root: Path) -> None:
+    for space_dir in sorted(p for p in root.iterdir() if p.is_dir() and p.name not in ("tables", "done")):
         space = space_dir.name
-        folders = sorted(p for p in space_dir.iterdir() if (p / "archs.csv").is_file())
+        folders = sorted(p for p in space_dir.iterdir() if any(p.glob("logs-seed*.parquet")))
         if not folders:
             continue
         archs = pd.read_csv(folders[0] / "archs.csv", dtype={"arch": str})
@@ -66,7 +73,11 @@ def main() -> None:
             columns[f"-SoTL@{SUM_STEP} {folder.name}"] = correlations(folder, features, archs)
         table = pd.DataFrame(columns)
         table.insert(0, "mean", features.mean())
-        print(f"\n{space} ({len(archs)} archs): Spearman with the feature; 'mean' is the feature's mean over the archs")
+        if space != "darts":  # the DARTS archs are a uniform draw already; NB1Shot1's are drawn among those with data
+            uniform = search_space(get_space(space).number).sample(UNIFORM, seed=0)
+            table.insert(1, "uniform mean", pd.DataFrame([config_features(c) for c in uniform]).mean())
+        print(f"\n{space} ({len(archs)} archs): Spearman with the feature; 'mean': the feature's mean over the archs"
+              + ("" if space == "darts" else f"; 'uniform mean': over {UNIFORM:,} configurations drawn uniformly from the space"))
         print("| feature | " + " | ".join(table.columns) + " |")
         print("|---|" + "---:|" * len(table.columns))
         for name, row in table.iterrows():
@@ -74,4 +85,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else RESULTS)
