@@ -5,9 +5,10 @@
 # (Table 4.2's layout, beside the thesis). The runs are queued seed-major, then by algorithm, then by space (every
 # space's SPOS seed s before its MultiPath seed s), and the two workers take them in that order, so a run cut short
 # still has the cheapest algorithm on every space. Configs: configs/ws-mini-cpu-nb1shot1.toml with its `space` set
-# (about 25 minutes per SPOS seed, 35 per MultiPath or Metaprox seed on one core beside another run),
-# configs/ws-mini-cpu-darts.toml (about 20 and 30). A killed run resumes where it stopped (rerun this script; a
-# finished seed is marked in $OUT/done/). NB1SHOT1_CONFIG and DARTS_CONFIG replace the two configs. From the repo root:
+# (about 17 minutes per SPOS seed, 25-40 per MultiPath or Metaprox seed on one core beside another run),
+# configs/ws-mini-cpu-darts.toml (about 11 and 18-24). A killed run resumes where it stopped (rerun this script; a
+# finished seed is marked in $OUT/done/; `run.sh report` reports what has finished). NB1SHOT1_CONFIG and DARTS_CONFIG
+# replace the two configs. From the repo root:
 #   DATA=/path/to/cifar-root SPACES="nb1shot1-1 nb1shot1-2 nb1shot1-3 darts" SEEDS="0 1 2" bash results/ws-mini-cpu-table42/run.sh
 set -euo pipefail
 SELF="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
@@ -45,15 +46,17 @@ if [ "${1:-}" = unit ]; then  # unit SPACE ALGORITHM SEED (a worker's job): trai
 fi
 
 for space in $SPACES; do config "$space" > /dev/null; done  # written once, before the workers start
-for seed in $SEEDS; do for algorithm in $ALGORITHMS; do for space in $SPACES; do
-  echo "$space $algorithm $seed"
-done; done; done | xargs -P 2 -L 1 bash "$SELF" unit
+if [ "${1:-}" != report ]; then  # `run.sh report`: only the reports and tables of what has finished
+  for seed in $SEEDS; do for algorithm in $ALGORITHMS; do for space in $SPACES; do
+    echo "$space $algorithm $seed"
+  done; done; done | xargs -P 2 -L 1 bash "$SELF" unit
+fi
 
 for space in $SPACES; do for algorithm in $ALGORITHMS; do
-  seeds=$(for seed in $SEEDS; do [ -e "$OUT/done/$space-$algorithm-$seed" ] && echo "$seed"; done | paste -sd, -)
+  seeds=$(for seed in $SEEDS; do if [ -e "$OUT/done/$space-$algorithm-$seed" ]; then echo "$seed"; fi; done | paste -sd, -)
   if [ -n "$seeds" ]; then ws report "$space" "$algorithm" --seeds "$seeds" > /dev/null; fi
 done; done
-reported=$(for folder in "$OUT"/*/*/; do [ -e "$folder/table.md" ] && echo "${folder%/}"; done)
+reported=$(for folder in "$OUT"/*/*/; do if [ -e "$folder/table.md" ]; then echo "${folder%/}"; fi; done)
 # shellcheck disable=SC2086  # one folder per line, no spaces in the names
 $HARNESS ws tables $reported --out "$OUT/tables" --label "CPU mini protocol, configs/ws-mini-cpu-nb1shot1.toml and -darts.toml"
 echo "reported: $OUT/tables/tables.md"
