@@ -118,6 +118,11 @@ class Space(ABC):
         """One arch drawn uniformly from the space, run by every cell (RandomNAS, and one path of
         MultiPath, Reptile and Metaprox)."""
 
+    def arch_path(self, arch: Arch, n_cells: int) -> PathDraw:
+        """The path that runs ``arch`` alone (every cell the same), for a fixed-arch supernet update; a
+        space whose path is one arch (NAS-Bench-1Shot1, DARTS) runs the arch itself."""
+        return arch
+
     def spos_path(self, rng: np.random.Generator, n_cells: int) -> PathDraw:
         """SPOS's path; a whole-network uniform arch unless the space draws per cell."""
         return self.uniform_path(rng, n_cells)

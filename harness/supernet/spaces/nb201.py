@@ -121,6 +121,9 @@ class NB201Space(Space):
     def uniform_path(self, rng: np.random.Generator, n_cells: int) -> Path201:
         return per_network_paths(rng, n_cells)[0]
 
+    def arch_path(self, arch: CellOps, n_cells: int) -> Path201:
+        return (arch,) * n_cells
+
     def spos_path(self, rng: np.random.Generator, n_cells: int) -> Path201:
         return per_cell_paths(rng, n_cells)[0]
 
