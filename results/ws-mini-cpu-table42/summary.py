@@ -2,12 +2,14 @@
 and algorithm, the Spearman of SoTL@100, TLMini@0, ValAcc@0 and ValAccMini@1 with the truth, mean over the
 reported supernet seeds [95% bootstrap CI], the thesis's Table 4.2 number beside each, the seeds, and the
 supernet-quality gate (inherited ValAcc in eval mode, the inherited first-minibatch training loss in train mode).
-From the repo root:
-    python3 results/ws-mini-cpu-table42/summary.py
+From the repo root (ROOT: another folder of the same layout, e.g. the run folder runs/ws-mini-cpu-table42 before
+it is published):
+    python3 results/ws-mini-cpu-table42/summary.py [ROOT]
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -23,13 +25,13 @@ def _cell(row: pd.Series) -> str:
             f"({row.reference_spearman:.2f})")
 
 
-def main() -> None:
+def main(root: Path) -> None:
     header = [f"{name} @ {step}" for name, step in (("SoTL", 100), ("TLMini", 0), ("ValAcc", 0), ("ValAccMini", 1))]
     print("| space | algorithm | seeds | " + " | ".join(header) + " | inherited ValAcc %; first-minibatch loss |")
     print("|---|---|---|" + "---:|" * (len(header) + 1))
     for space, space_label in SPACES.items():
         for algorithm, label in ALGORITHMS.items():
-            folder = RESULTS / space / algorithm
+            folder = root / space / algorithm
             if not (folder / "table.csv").is_file():
                 print(f"| {space_label} | {label} | not run |" + " |" * (len(header) + 1))
                 continue
@@ -42,4 +44,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else RESULTS)
