@@ -18,9 +18,10 @@ DARTS, NB201):
   ``device.dense_supernet = "off"`` (the CPU default);
 * ``dense fixed`` and ``dense <algorithm>``: :class:`harness.supernet.dense.DenseUpdate`, every op of
   every edge run and weighted 0/1 by the path, the update ``harness ws train`` runs on CUDA by
-  default (NB201 only; skipped on the other spaces). On a GPU (with ``device.cuda_graphs``) each algorithm's update is captured once as a CUDA
-  graph after its warm-up and replayed; on a CPU it runs eagerly and is slower than the sparse update:
-  it computes all 4 ops on all 6 edges of every cell (4x the convolutions of an average path).
+  default (NB201 only; skipped on the other spaces). On a GPU (with ``device.cuda_graphs``) each
+  algorithm's update is captured once as a CUDA graph after its warm-up and replayed; on a CPU it runs
+  eagerly and is slower than the sparse update: it computes all 4 ops on all 6 edges of every cell (4x
+  the convolutions of an average path).
 
 Each network is set up as ``train_supernet`` sets it up (channels-last on CUDA, bf16 autocast per
 ``device.amp``). Prints one row per loop as soon as it is timed (updates per second, milliseconds per
