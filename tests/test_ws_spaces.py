@@ -53,11 +53,13 @@ def test_a_fixed_arch_update_trains_exactly_the_materialised_network(space_name:
     with torch.no_grad():
         assert torch.equal(supernet(x, space.arch_path(arch, cfg.n_cells)), standalone(x)[:, 0])
 
-    supernet_update(supernet, x, y, [[space.arch_path(arch, cfg.n_cells)]], cfg, make_optimizer(supernet, cfg))
+    loss, _ = supernet_update(supernet, x, y, [[space.arch_path(arch, cfg.n_cells)]], cfg, make_optimizer(supernet, cfg))
     optimizer = make_optimizer(standalone, cfg)
     optimizer.zero_grad()
-    torch.nn.functional.cross_entropy(standalone(x)[:, 0], y).backward()
+    standalone_loss = torch.nn.functional.cross_entropy(standalone(x)[:, 0], y)
+    standalone_loss.backward()
     optimizer.step()
+    torch.testing.assert_close(loss, standalone_loss.detach(), rtol=1e-12, atol=1e-12)
     after = space.materialise_group(supernet, [arch]).state_dict()
     for name, tensor in standalone.state_dict().items():
         torch.testing.assert_close(after[name], tensor, rtol=1e-12, atol=1e-12, msg=name)
