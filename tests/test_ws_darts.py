@@ -81,7 +81,7 @@ bootstrap = 20
 def _tiny(root: Path | str = "data", **sections: dict[str, object]) -> WSConfig:
     base = {"space": "darts", "data": {"root": str(root), "image_size": 8}, "network": {"channels": 2, "cells_per_stage": 1},
             "supernet": {"epochs": 2, "batch_size": 16}, "finetune": {"steps": 2, "eval_every": 1},
-            "device": {"device": "cpu"}, "report": {"sum_step": 1}}
+            "device": {"device": "cpu"}, "report": {"sum_step": 1, "top_k": 3}}
     for section, values in sections.items():
         base[section] = {**base.get(section, {}), **values}
     return config_from_dict(base)

@@ -82,7 +82,7 @@ def _config(root: Path | str = "data", space: int = 1, **sections: dict) -> WSCo
         "supernet": {"epochs": 2, "batch_size": 16},
         "finetune": {"steps": 2, "eval_every": 1},
         "device": {"device": "cpu"},
-        "report": {"sum_step": 1},
+        "report": {"sum_step": 1, "top_k": 3},
     } | sections)
 
 

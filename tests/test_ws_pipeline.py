@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -428,6 +429,8 @@ def test_windowed_sotl_and_validation_loss_are_ranked_from_the_logs(tmp_path: Pa
         ({"estimators": ["SoTL-E(E=0)"]}, r"window E must be a positive integer"),
         ({"estimators": ["SoTL", "SoTL"]}, r"report.estimators must be distinct"),
         ({"estimators": ["ValAcc"], "other_step": 3}, r"ValAcc is measured at step 0 and every 2 steps .* not at step 3"),
+        ({"top_k": 7}, r"report.top_k must be 1..6 \(finetune.n_archs: .*\), got 7"),
+        ({"top_k": 0}, r"report.top_k must be 1..6"),
     ],
 )
 def test_report_settings_that_cannot_be_reported_are_refused_when_the_config_loads(tmp_path: Path, run, capsys,
@@ -438,11 +441,13 @@ def test_report_settings_that_cannot_be_reported_are_refused_when_the_config_loa
     with pytest.raises(HarnessError, match=message):
         cfg.with_overrides(report=report)
     bad = tmp_path / "bad.toml"
+    kept = [line for line in config.read_text().splitlines() if line.split(" = ")[0] not in report]
     lines = "".join(f"\n{key} = {json.dumps(value)}" for key, value in report.items())
-    bad.write_text(config.read_text().replace("[report]", "[report]" + lines))
+    bad.write_text("\n".join(kept).replace("[report]", "[report]" + lines))
     assert main(["ws", "run", "--config", str(bad), "--out", str(tmp_path / "out"), "--no-progress"]) == 2
     assert not (tmp_path / "out").exists()
-    assert "Traceback" not in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert re.search(message, err) and "Traceback" not in err
 
 
 # --------------------------------------------------------------------------- finetuning logs, replayed

@@ -72,8 +72,9 @@ unit() {  # unit SPACE ALGORITHM SEED [VARIANT]
 snapshot() {  # the outputs so far, into $OUT
   local excludes=() folder space summary="$OUT/summary.txt"
   {
-    for file in "$RUN"/pipeline.log "$RUN"/speed.txt; do [ -e "$file" ] && { echo "===== ${file#"$RUN"/}"; cat "$file"; echo; }; done
-    for file in "$RUN"/search-*.log; do [ -e "$file" ] && echo "$(basename "$file"): $(tail -c 300 "$file" | tr '\r' '\n' | grep -v '^$' | tail -n 1)"; done
+    # `if`, not `[ -e ] && ...`: a missing last file would fail the group and leave summary.txt.tmp unrenamed
+    for file in "$RUN"/pipeline.log "$RUN"/speed.txt; do if [ -e "$file" ]; then echo "===== ${file#"$RUN"/}"; cat "$file"; echo; fi; done
+    for file in "$RUN"/search-*.log; do if [ -e "$file" ]; then echo "$(basename "$file"): $(tail -c 300 "$file" | tr '\r' '\n' | grep -v '^$' | tail -n 1)"; fi; done
   } > "$summary.tmp" && mv "$summary.tmp" "$summary"
   for folder in "$RUN"/*/; do
     for done_marker in "$folder"done-seed*; do

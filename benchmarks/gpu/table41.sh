@@ -66,7 +66,8 @@ snapshot() {  # the outputs so far, into $OUT
   {
     for file in pipeline.log check-dense.txt speed-supernet.txt speed-finetune.txt "$RUN"/report-*.txt; do
       file=$RUN/${file#"$RUN"/}
-      [ -e "$file" ] && { echo "===== ${file#"$RUN"/}"; cat "$file"; echo; }
+      if [ -e "$file" ]; then echo "===== ${file#"$RUN"/}"; cat "$file"; echo; fi  # (not `[ -e ] && ...`: a missing last
+      # file would make the group fail and leave summary.txt.tmp unrenamed)
     done
   } > "$summary.tmp" && mv "$summary.tmp" "$summary"
   for marker in "$RUN"/*/done-seed*; do  # reported units: their logs are merged into logs-seed<s>.parquet

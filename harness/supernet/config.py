@@ -344,6 +344,9 @@ def _validate(cfg: WSConfig) -> None:
             raise HarnessError(f"report step {step} out of range 0..{cfg.finetune.steps} (finetune.steps)")
     if cfg.report.sum_step < 1:
         raise HarnessError("report.sum_step must be >= 1 (SoTL sums the losses of steps 1..t)")
+    if not 1 <= cfg.report.top_k <= cfg.finetune.n_archs:
+        raise HarnessError(f"report.top_k must be 1..{cfg.finetune.n_archs} (finetune.n_archs: the top-k accuracy "
+                           f"averages the truth of the k best-ranked archs), got {cfg.report.top_k}")
     check_estimators(cfg)  # now, not at the report after hours of training
 
 
