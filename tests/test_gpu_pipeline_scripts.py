@@ -1,4 +1,4 @@
-"""The GPU pipeline of Table 4.2 (benchmarks/gpu/table42.sh, which runs benchmarks/gpu/table41.sh) end to end on
+"""The GPU pipelines (benchmarks/gpu/table42.sh, which runs benchmarks/gpu/table41.sh, and search.sh) end to end on
 the CPU: each shipped GPU config with its device settings turned to the CPU and its sizes to a toy, on the fake
 CIFAR-10 fixture. What is checked is the script's own logic (the space set in the run's config, the units in order,
 prepare, train, finetune, report, the snapshot that comes back from the device); the CUDA paths themselves are
@@ -71,3 +71,28 @@ def test_table42_sh_runs_its_units_and_snapshots_them_on_a_toy_cpu_config(tmp_pa
         names = archive.getnames()
     assert f"run/{other}/config.json" in names and not any(name.endswith(".pt") for name in names)
     assert not list(out.glob("*.pt"))  # every trained supernet was finetuned: no checkpoint to bring back
+
+
+def test_search_sh_runs_its_units_and_snapshots_them_on_the_toy_cpu_config(tmp_path: Path) -> None:
+    """benchmarks/gpu/search.sh with NB201's unit config set to configs/search-toy-cpu.toml: two searches side by side,
+    each marked done, the snapshot's summary (renamed even before any search log exists) and its report."""
+    write_cifar10(tmp_path / "data", n_train=512)
+    run, out = tmp_path / "run", tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "RUN": str(run), "OUT": str(out), "DATA": str(tmp_path / "data"), "PARALLEL": "2",
+           "NB201_CONFIG": "configs/search-toy-cpu.toml", "UNITS": "nb201:darts-1:0 nb201:sotl-darts:0",
+           "OMP_NUM_THREADS": "1"}
+    script = ["bash", "benchmarks/gpu/search.sh"]
+    subprocess.run([*script, "start"], cwd=REPO, env=env, check=True, capture_output=True, timeout=60)
+    subprocess.run([*script, "wait", "0"], cwd=REPO, env=env, check=True, capture_output=True, timeout=60)
+    assert (out / "summary.txt").exists() and not (out / "summary.txt.tmp").exists()
+    waited = subprocess.run([*script, "wait", "240"], cwd=REPO, env=env, check=True, capture_output=True, text=True,
+                            timeout=300)
+    assert "pipeline done" in waited.stdout, waited.stdout
+    log = (run / "pipeline.log").read_text()
+    assert "FAILED" not in log and "search nb201 darts-1 seed 0: done" in log and "search nb201 sotl-darts seed 0: done" in log, log
+    assert (run / "nb201.darts-1" / "done-seed0").exists() and (run / "nb201.sotl-darts" / "done-seed0").exists()
+    assert "search-nb201.sotl-darts-0.log" in (out / "summary.txt").read_text()
+    assert any((out / "report" / "nb201").iterdir())
+    with tarfile.open(out / "run.tgz") as archive:
+        assert "run/nb201.darts-1/config.json" in archive.getnames()
