@@ -1,6 +1,6 @@
-"""The GPU pipelines (benchmarks/gpu/table42.sh, which runs benchmarks/gpu/table41.sh, and search.sh) end to end on
-the CPU: each shipped GPU config with its device settings turned to the CPU and its sizes to a toy, on the fake
-CIFAR-10 fixture. What is checked is the script's own logic (the space set in the run's config, the units in order,
+"""The GPU pipelines (benchmarks/gpu/table42.sh, which runs benchmarks/gpu/table41.sh, and search.sh) end to end
+on the CPU: each shipped GPU config with its device settings turned to the CPU and its sizes to a toy (search.sh:
+configs/search-toy-cpu.toml), on the fake CIFAR-10 fixture. What is checked is the script's own logic (the space set in the run's config, the units in order,
 prepare, train, finetune, report, the snapshot that comes back from the device); the CUDA paths themselves are
 tested on a GPU by tests/test_supernet_dense.py."""
 
@@ -90,7 +90,8 @@ def test_search_sh_runs_its_units_and_snapshots_them_on_the_toy_cpu_config(tmp_p
                             timeout=300)
     assert "pipeline done" in waited.stdout, waited.stdout
     log = (run / "pipeline.log").read_text()
-    assert "FAILED" not in log and "search nb201 darts-1 seed 0: done" in log and "search nb201 sotl-darts seed 0: done" in log, log
+    assert "FAILED" not in log, log
+    assert "search nb201 darts-1 seed 0: done" in log and "search nb201 sotl-darts seed 0: done" in log, log
     assert (run / "nb201.darts-1" / "done-seed0").exists() and (run / "nb201.sotl-darts" / "done-seed0").exists()
     assert "search-nb201.sotl-darts-0.log" in (out / "summary.txt").read_text()
     assert any((out / "report" / "nb201").iterdir())
