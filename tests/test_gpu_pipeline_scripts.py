@@ -1,8 +1,8 @@
 """The GPU pipelines (benchmarks/gpu/table42.sh, which runs benchmarks/gpu/table41.sh, and search.sh) end to end
 on the CPU: each shipped GPU config with its device settings turned to the CPU and its sizes to a toy (search.sh:
-configs/search-toy-cpu.toml), on the fake CIFAR-10 fixture. What is checked is the script's own logic (the space set in the run's config, the units in order,
-prepare, train, finetune, report, the snapshot that comes back from the device); the CUDA paths themselves are
-tested on a GPU by tests/test_supernet_dense.py."""
+configs/search-toy-cpu.toml), on the fake CIFAR-10 fixture. What is checked is the scripts' own logic (the space set
+in the run's config, the units in order, prepare, train, finetune, report, the snapshot that comes back from the
+device); the CUDA paths themselves are tested on a GPU by tests/test_supernet_dense.py."""
 
 from __future__ import annotations
 
