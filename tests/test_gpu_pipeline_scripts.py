@@ -38,29 +38,38 @@ def _toy_config(shipped: str, path: Path) -> Path:
     return path
 
 
+def _run_pipeline(script: str, tmp_path: Path, n_train: int, **variables: str) -> str:
+    """`start`, then `wait 0` (a snapshot before any unit has finished), then `wait` until done, with the fixture
+    data and RUN and OUT under tmp_path; returns the pipeline log."""
+    write_cifar10(tmp_path / "data", n_train=n_train)
+    run, out = tmp_path / "run", tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "RUN": str(run), "OUT": str(out), "DATA": str(tmp_path / "data"), "OMP_NUM_THREADS": "1",
+           **variables}
+    command = ["bash", f"benchmarks/gpu/{script}"]
+    subprocess.run([*command, "start"], cwd=REPO, env=env, check=True, capture_output=True, timeout=60)
+    # Pitfall pinned: before any report or search log existed, the snapshot's summary stayed summary.txt.tmp (a
+    # failed `[ -e ] && ...` ended its command group, so the rename never ran).
+    subprocess.run([*command, "wait", "0"], cwd=REPO, env=env, check=True, capture_output=True, timeout=60)
+    assert (out / "summary.txt").exists() and not (out / "summary.txt.tmp").exists()
+    waited = subprocess.run([*command, "wait", "240"], cwd=REPO, env=env, check=True, capture_output=True, text=True,
+                            timeout=300)
+    assert "pipeline done" in waited.stdout, waited.stdout
+    log = (run / "pipeline.log").read_text()
+    assert "FAILED" not in log, log
+    return log
+
+
 @pytest.mark.parametrize(("space", "shipped", "other"), [("nb1shot1-2", "ws-nb1shot1-gpu.toml", "multipath"),
                                                          ("darts", "ws-darts-gpu.toml", "fairnas")])
 def test_table42_sh_runs_its_units_and_snapshots_them_on_a_toy_cpu_config(tmp_path: Path, space: str, shipped: str,
                                                                           other: str) -> None:
-    write_cifar10(tmp_path / "data", n_train=96)
     run, out = tmp_path / "run", tmp_path / "out"
-    out.mkdir()
-    env = {**os.environ, "SPACE": space, "CFG": str(_toy_config(shipped, tmp_path / "toy.toml")), "RUN": str(run),
-           "OUT": str(out), "DATA": str(tmp_path / "data"), "UNITS": f"spos:0 {other}:0", "OMP_NUM_THREADS": "1"}
-    script = ["bash", "benchmarks/gpu/table42.sh"]
-    subprocess.run([*script, "start"], cwd=REPO, env=env, check=True, capture_output=True, timeout=60)
-    # Pitfall pinned: before any report existed, the snapshot's summary stayed summary.txt.tmp (a failed `[ -e ] &&`
-    # ended its command group, so the rename never ran).
-    subprocess.run([*script, "wait", "0"], cwd=REPO, env=env, check=True, capture_output=True, timeout=60)
-    assert (out / "summary.txt").exists() and not (out / "summary.txt.tmp").exists()
-    waited = subprocess.run([*script, "wait", "240"], cwd=REPO, env=env, check=True, capture_output=True, text=True,
-                            timeout=300)
-    assert "pipeline done" in waited.stdout, waited.stdout
+    log = _run_pipeline("table42.sh", tmp_path, 96, SPACE=space, CFG=str(_toy_config(shipped, tmp_path / "toy.toml")),
+                        UNITS=f"spos:0 {other}:0")
     assert re.search(rf'^space = "{space}"$', (run / "config.toml").read_text(), flags=re.M)
-    log = (run / "pipeline.log").read_text()
     assert [line.split(": ")[0].split("] ")[1] for line in log.splitlines() if "start" in line.split(": ")[-1]] == [
         "train spos seed 0", "finetune spos seed 0", f"train {other} seed 0", f"finetune {other} seed 0"], log
-    assert "FAILED" not in log, log
     for algorithm in ("spos", other):
         assert (run / algorithm / "done-seed0").exists()
         report = (run / f"report-{algorithm}.txt").read_text()
@@ -76,21 +85,9 @@ def test_table42_sh_runs_its_units_and_snapshots_them_on_a_toy_cpu_config(tmp_pa
 def test_search_sh_runs_its_units_and_snapshots_them_on_the_toy_cpu_config(tmp_path: Path) -> None:
     """benchmarks/gpu/search.sh with NB201's unit config set to configs/search-toy-cpu.toml: two searches side by side,
     each marked done, the snapshot's summary (renamed even before any search log exists) and its report."""
-    write_cifar10(tmp_path / "data", n_train=512)
     run, out = tmp_path / "run", tmp_path / "out"
-    out.mkdir()
-    env = {**os.environ, "RUN": str(run), "OUT": str(out), "DATA": str(tmp_path / "data"), "PARALLEL": "2",
-           "NB201_CONFIG": "configs/search-toy-cpu.toml", "UNITS": "nb201:darts-1:0 nb201:sotl-darts:0",
-           "OMP_NUM_THREADS": "1"}
-    script = ["bash", "benchmarks/gpu/search.sh"]
-    subprocess.run([*script, "start"], cwd=REPO, env=env, check=True, capture_output=True, timeout=60)
-    subprocess.run([*script, "wait", "0"], cwd=REPO, env=env, check=True, capture_output=True, timeout=60)
-    assert (out / "summary.txt").exists() and not (out / "summary.txt.tmp").exists()
-    waited = subprocess.run([*script, "wait", "240"], cwd=REPO, env=env, check=True, capture_output=True, text=True,
-                            timeout=300)
-    assert "pipeline done" in waited.stdout, waited.stdout
-    log = (run / "pipeline.log").read_text()
-    assert "FAILED" not in log, log
+    log = _run_pipeline("search.sh", tmp_path, 512, PARALLEL="2", NB201_CONFIG="configs/search-toy-cpu.toml",
+                        UNITS="nb201:darts-1:0 nb201:sotl-darts:0")
     assert "search nb201 darts-1 seed 0: done" in log and "search nb201 sotl-darts seed 0: done" in log, log
     assert (run / "nb201.darts-1" / "done-seed0").exists() and (run / "nb201.sotl-darts" / "done-seed0").exists()
     assert "search-nb201.sotl-darts-0.log" in (out / "summary.txt").read_text()
