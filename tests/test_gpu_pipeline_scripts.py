@@ -68,7 +68,7 @@ def test_table42_sh_runs_its_units_and_snapshots_them_on_a_toy_cpu_config(tmp_pa
     log = _run_pipeline("table42.sh", tmp_path, 96, SPACE=space, CFG=str(_toy_config(shipped, tmp_path / "toy.toml")),
                         UNITS=f"spos:0 {other}:0")
     assert re.search(rf'^space = "{space}"$', (run / "config.toml").read_text(), flags=re.M)
-    assert [line.split(": ")[0].split("] ")[1] for line in log.splitlines() if "start" in line.split(": ")[-1]] == [
+    assert re.findall(r"\] (.+): start$", log, flags=re.M) == [
         "train spos seed 0", "finetune spos seed 0", f"train {other} seed 0", f"finetune {other} seed 0"], log
     for algorithm in ("spos", other):
         assert (run / algorithm / "done-seed0").exists()

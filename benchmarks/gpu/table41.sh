@@ -64,10 +64,10 @@ finish() {  # finish ALGORITHM SEED: finetune the trained supernet, mark the uni
 snapshot() {  # the outputs so far, into $OUT
   local excludes=() marker trained algo seed summary="$OUT/summary.txt"
   {
+    # `if`, not `[ -e ] && ...`: a missing last file would fail the group and leave summary.txt.tmp unrenamed
     for file in pipeline.log check-dense.txt speed-supernet.txt speed-finetune.txt "$RUN"/report-*.txt; do
       file=$RUN/${file#"$RUN"/}
-      if [ -e "$file" ]; then echo "===== ${file#"$RUN"/}"; cat "$file"; echo; fi  # (not `[ -e ] && ...`: a missing last
-      # file would make the group fail and leave summary.txt.tmp unrenamed)
+      if [ -e "$file" ]; then echo "===== ${file#"$RUN"/}"; cat "$file"; echo; fi
     done
   } > "$summary.tmp" && mv "$summary.tmp" "$summary"
   for marker in "$RUN"/*/done-seed*; do  # reported units: their logs are merged into logs-seed<s>.parquet
